@@ -1,0 +1,1 @@
+"""Input/output: the raw-layout reader, atomic writes, raster and vector helpers."""

@@ -1,0 +1,88 @@
+"""Raster helpers: band lookup by name, a model-grid view of a scene, valid footprints."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import rasterio
+import shapely
+from affine import Affine
+from rasterio.enums import Resampling
+from rasterio.features import shapes
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from ..errors import GeofoundryError
+
+GSD_TOLERANCE = 0.01
+
+
+def band_indexes(path: str, band_names: list[str], wanted: list[str]) -> list[int]:
+    """1-based band indexes of ``wanted`` names in a scene whose bands are ``band_names``."""
+    missing = [b for b in wanted if b not in band_names]
+    if missing:
+        raise GeofoundryError(f"{path}: has bands {band_names}, missing {missing} (preprocess.bands)")
+    return [band_names.index(b) + 1 for b in wanted]
+
+
+@dataclass(frozen=True)
+class ModelGrid:
+    """A scene seen on the model's grid: same CRS and bounds, pixel size scaled to the target GSD."""
+
+    ds: rasterio.io.DatasetReaderBase
+    indexes: list[int]
+
+    @property
+    def transform(self) -> Affine:
+        return self.ds.transform
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.ds.height, self.ds.width
+
+    def read(self, window) -> tuple[np.ndarray, np.ndarray]:
+        """Return (bands (C,h,w) in the source dtype, valid (h,w) bool) for a window; outside the raster is invalid."""
+        h, w = int(window.height), int(window.width)
+        data = np.zeros((len(self.indexes), h, w), dtype=self.ds.dtypes[0])
+        valid = np.zeros((h, w), dtype=bool)
+        c0, r0 = max(0, int(window.col_off)), max(0, int(window.row_off))
+        c1 = min(self.ds.width, int(window.col_off) + w)
+        r1 = min(self.ds.height, int(window.row_off) + h)
+        if c1 > c0 and r1 > r0:
+            inner = Window(c0, r0, c1 - c0, r1 - r0)
+            rows = slice(r0 - int(window.row_off), r1 - int(window.row_off))
+            cols = slice(c0 - int(window.col_off), c1 - int(window.col_off))
+            data[:, rows, cols] = self.ds.read(self.indexes, window=inner)
+            valid[rows, cols] = self.ds.dataset_mask(window=inner) > 0
+        return data, valid
+
+
+@contextlib.contextmanager
+def open_model_grid(path: str, scene_gsd_m: float, target_gsd_m: float, indexes: list[int],
+                    resampling: str = "bilinear") -> Iterator[ModelGrid]:
+    """Open a scene resampled (GDAL warp, streamed by windows) so that one pixel is ``target_gsd_m`` on the ground."""
+    with rasterio.open(path) as src:
+        scale = target_gsd_m / scene_gsd_m
+        if abs(scale - 1) <= GSD_TOLERANCE:
+            yield ModelGrid(src, indexes)
+            return
+        width, height = max(1, math.ceil(src.width / scale)), max(1, math.ceil(src.height / scale))
+        transform = src.transform * Affine.scale(src.width / width, src.height / height)
+        # Without a nodata value the source's internal mask only survives the warp as an alpha band.
+        with WarpedVRT(src, crs=src.crs, transform=transform, width=width, height=height,
+                       resampling=Resampling[resampling], add_alpha=src.nodata is None) as vrt:
+            yield ModelGrid(vrt, indexes)
+
+
+def valid_footprint(ds, max_side: int = 2048) -> shapely.Geometry:
+    """Valid area of a dataset as a (multi)polygon in its CRS, traced on a decimated mask (uses overviews)."""
+    factor = max(1, math.ceil(max(ds.width, ds.height) / max_side))
+    h, w = math.ceil(ds.height / factor), math.ceil(ds.width / factor)
+    mask = ds.dataset_mask(out_shape=(h, w), resampling=Resampling.nearest) > 0
+    transform = ds.transform * Affine.scale(ds.width / w, ds.height / h)
+    polys = [shapely.geometry.shape(g) for g, v in shapes(mask.astype(np.uint8), mask=mask, transform=transform) if v]
+    return shapely.union_all(polys) if polys else shapely.Polygon()

@@ -1,0 +1,107 @@
+"""Read a raw dataset laid out as in RAW_LAYOUT.md: ``scenes.csv``, ``images/``, ``labels/``."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import rasterio
+import shapely
+
+from ..config import check_class_path
+from ..errors import GeofoundryError
+
+REQUIRED_COLUMNS = (
+    "scene_id", "image", "labels", "site", "country", "sensor", "gsd_m", "acquired", "crs",
+    "width", "height", "bands", "dtype", "band_names", "nodata", "group",
+)
+
+
+def load_scenes(root: str | Path) -> pd.DataFrame:
+    """Return ``scenes.csv`` with absolute ``image_path``/``labels_path`` columns, checked against the disk."""
+    root = Path(root)
+    csv = root / "scenes.csv"
+    if not root.is_dir():
+        raise GeofoundryError(f"{root}: raw dataset folder not found (run `dvc pull` to fetch the default data)")
+    if not csv.is_file():
+        raise GeofoundryError(f"{csv}: missing; a raw dataset needs scenes.csv (see RAW_LAYOUT.md)")
+    df = pd.read_csv(csv, dtype={"scene_id": str, "group": str, "site": str, "acquired": str, "nodata": str})
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise GeofoundryError(f"{csv}: missing columns {missing}")
+    if df["scene_id"].duplicated().any():
+        dup = df.loc[df["scene_id"].duplicated(), "scene_id"].tolist()
+        raise GeofoundryError(f"{csv}: duplicate scene_id {dup}")
+    df["image_path"] = [str((root / p).resolve()) for p in df["image"]]
+    df["labels_path"] = [str((root / p).resolve()) for p in df["labels"]]
+    for row in df.itertuples():
+        for col, what in (("image_path", "image"), ("labels_path", "label file")):
+            if not Path(getattr(row, col)).is_file():
+                raise GeofoundryError(f"{csv}: scene {row.scene_id!r} lists {what} {getattr(row, col)} which does not exist")
+    df["band_names"] = df["band_names"].astype(str)
+    df["acquired"] = df["acquired"].fillna("")
+    return df
+
+
+def check_image(row: pd.Series) -> None:
+    """Fail clearly when an image cannot be read or disagrees with its ``scenes.csv`` row."""
+    path = row["image_path"]
+    try:
+        with rasterio.open(path) as ds:
+            found = {"width": ds.width, "height": ds.height, "bands": ds.count, "dtype": ds.dtypes[0]}
+            if ds.crs is None:
+                raise GeofoundryError(f"{path}: image has no CRS; georeference it (e.g. gdal_edit.py -a_srs)")
+    except rasterio.errors.RasterioIOError as e:
+        raise GeofoundryError(f"{path}: cannot read the image ({e}); is the file corrupt or truncated?") from None
+    for key, value in found.items():
+        if str(row[key]) != str(value):
+            raise GeofoundryError(f"{path}: scenes.csv says {key}={row[key]} but the file has {key}={value}")
+
+
+def read_labels(path: str | Path) -> gpd.GeoDataFrame:
+    """Read a label GeoJSON (EPSG:4326); repair invalid polygons with a warning; check ``class_path``."""
+    path = Path(path)
+    try:
+        fc = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise GeofoundryError(f"{path}: cannot read labels ({e})") from None
+    features = fc.get("features", [])
+    if not features:
+        return gpd.GeoDataFrame({"class": [], "class_path": []}, geometry=[], crs="EPSG:4326")
+    gdf = gpd.GeoDataFrame.from_features(features, crs="EPSG:4326")
+    for col in ("class", "class_path"):
+        if col not in gdf.columns:
+            raise GeofoundryError(f"{path}: features lack the required property {col!r}")
+    try:
+        gdf["class_path"] = [check_class_path(str(p)) for p in gdf["class_path"]]
+    except ValueError as e:
+        raise GeofoundryError(f"{path}: {e}") from None
+    invalid = ~gdf.geometry.is_valid
+    if invalid.any():
+        warnings.warn(f"{path}: repaired {int(invalid.sum())} invalid polygon(s) with make_valid", stacklevel=2)
+        fixed = shapely.make_valid(gdf.geometry.values[invalid.values])
+        gdf.loc[invalid, "geometry"] = [_polygonal(g) for g in fixed]
+    return gdf[~gdf.geometry.is_empty].reset_index(drop=True)
+
+
+def _polygonal(geom):
+    """Keep the polygonal part of a ``make_valid`` result."""
+    if geom.geom_type in ("Polygon", "MultiPolygon"):
+        return geom
+    parts = [g for g in getattr(geom, "geoms", []) if g.geom_type in ("Polygon", "MultiPolygon")]
+    return shapely.union_all(parts) if parts else shapely.Polygon()
+
+
+def select_classes(labels: gpd.GeoDataFrame, prefixes: list[str]) -> gpd.GeoDataFrame:
+    """Keep labels under one of the class path prefixes and add ``class_id`` (1-based, order of ``prefixes``)."""
+    class_id = [0] * len(labels)
+    for i, path in enumerate(labels["class_path"]):
+        for k, prefix in enumerate(prefixes, start=1):
+            if path == prefix or path.startswith(prefix + "/"):
+                class_id[i] = k
+                break
+    out = labels.assign(class_id=class_id)
+    return out[out["class_id"] > 0].reset_index(drop=True)

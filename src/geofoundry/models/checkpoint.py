@@ -1,0 +1,46 @@
+"""Checkpoints as plain tensors and primitives, so ``torch.load(weights_only=True)`` reads them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import GeofoundryError
+from ..io.atomic import atomic_path
+from .registry import PRESETS, build_model
+
+FORMAT = "geofoundry-checkpoint/1"
+
+
+def save_checkpoint(path: Path, model: torch.nn.Module, *, preset: str, bands: list[str], classes: list[str],
+                    extra: dict[str, Any] | None = None) -> None:
+    state = {"format": FORMAT, "preset": preset, "bands": list(bands), "classes": list(classes),
+             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **(extra or {})}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: Path, bands: list[str] | None = None) -> dict[str, Any]:
+    """Load and check a checkpoint: known preset and, when given, the same band names."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise GeofoundryError(f"{path}: checkpoint not found (run the train stage)") from None
+    except Exception as e:  # noqa: BLE001 - torch raises many types for a bad or unsafe file
+        raise GeofoundryError(f"{path}: not a readable weights-only checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise GeofoundryError(f"{path}: not a geofoundry checkpoint (expected format {FORMAT})")
+    if ckpt["preset"] not in PRESETS:
+        raise GeofoundryError(f"{path}: made with unknown preset {ckpt['preset']!r}; this version knows {list(PRESETS)}")
+    if bands is not None and list(bands) != ckpt["bands"]:
+        raise GeofoundryError(f"{path}: trained on bands {ckpt['bands']} ({len(ckpt['bands'])}), "
+                              f"but the input has {list(bands)} ({len(bands)})")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict[str, Any]) -> torch.nn.Module:
+    model = build_model(ckpt["preset"], len(ckpt["bands"]), len(ckpt["classes"]))
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval()
