@@ -133,8 +133,8 @@ class PredictConfig(Section):
 
     @model_validator(mode="after")
     def _overlap_fits(self) -> PredictConfig:
-        if self.overlap * 2 >= self.tile:
-            raise ValueError(f"overlap ({self.overlap}) must be less than half the tile ({self.tile})")
+        if self.overlap * 2 > self.tile:
+            raise ValueError(f"overlap ({self.overlap}) must be at most half the tile ({self.tile})")
         return self
 
 

@@ -1,0 +1,118 @@
+"""Evaluate one scene: read its prediction raster, predicted vectors and truth labels; count objects and pixels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio.errors
+import rasterio
+
+from ..config import EvaluateConfig
+from ..errors import GeofoundryError
+from ..io.raw import read_labels, select_classes
+from .objects import area_m2, match
+from .pixels import burn, confusion, histograms, in_mask
+
+VECTOR_LAYER = "objects"
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The prediction grid; ``mask`` is the evaluation area (valid pixels ∩ test blocks)."""
+
+    crs: rasterio.crs.CRS
+    transform: rasterio.Affine
+    mask: np.ndarray
+
+
+@dataclass
+class ClassObjects:
+    """Object counts of one class in one scene, and the ranked predictions for AP."""
+
+    tp: int
+    fp: int
+    fn: int
+    scores: np.ndarray
+    is_tp: np.ndarray
+
+
+@dataclass
+class SceneResult:
+    scene_id: str
+    site: str
+    objects: list[ClassObjects]  # index k - 1 for class k
+    confusion: np.ndarray  # (n_classes, n_classes) pixels, background included
+    hist: np.ndarray  # (n_classes - 1, 2, 256) probability histograms, see pixels.histograms
+    outlines: dict[str, list]  # "tp", "fp" predicted and "fn" truth geometries, for the overlay
+
+
+def read_vectors(path: Path, crs) -> gpd.GeoDataFrame:
+    """Predicted polygons (layer ``objects``) with ``class_id`` and ``score``, in ``crs``."""
+    try:
+        gdf = gpd.read_file(path, layer=VECTOR_LAYER)
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as e:
+        raise GeofoundryError(f"{path}: cannot read layer {VECTOR_LAYER!r} ({e})") from None
+    missing = [c for c in ("class_id", "score") if c not in gdf.columns]
+    if missing:
+        raise GeofoundryError(f"{path}: layer {VECTOR_LAYER!r} lacks the column(s) {missing}")
+    if gdf.crs is None:
+        raise GeofoundryError(f"{path}: layer {VECTOR_LAYER!r} has no CRS; postprocess writes the scene CRS")
+    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+    return gdf.to_crs(crs).reset_index(drop=True)
+
+
+def counted(gdf: gpd.GeoDataFrame, grid: Grid, min_area_m2: float) -> gpd.GeoDataFrame:
+    """Objects whose representative point lies in the evaluation area and whose area is >= ``min_area_m2``."""
+    keep = in_mask(gdf.geometry.values, grid.mask, grid.transform)
+    if min_area_m2 > 0:
+        keep &= area_m2(gdf.geometry.values, gdf.crs) >= min_area_m2
+    return gdf[keep]
+
+
+def evaluate_scene(
+    row: pd.Series, pred_path: Path, vectors_path: Path, class_paths: list[str], cfg: EvaluateConfig
+) -> tuple[SceneResult, Grid]:
+    """Count object matches, pixel confusion and probability histograms of one scene."""
+    n_classes = len(class_paths) + 1
+    with rasterio.open(pred_path) as ds:
+        if ds.count != n_classes - 1:
+            raise GeofoundryError(
+                f"{pred_path}: has {ds.count} band(s) but classes.json lists {n_classes - 1} non-background class(es)"
+            )
+        prob = ds.read()
+        grid = Grid(ds.crs, ds.transform, ds.dataset_mask() > 0)
+    truth = select_classes(read_labels(row["labels_path"]), class_paths).to_crs(grid.crs)
+    pred = read_vectors(vectors_path, grid.crs)
+    bad = ~pred["class_id"].isin(range(1, n_classes))
+    if bad.any():
+        ids = sorted(set(pred["class_id"][bad]))
+        raise GeofoundryError(f"{vectors_path}: class_id {ids} not in 1..{n_classes - 1} (see classes.json)")
+
+    objects, outlines = [], {"tp": [], "fp": [], "fn": []}
+    truth_n, pred_n = counted(truth, grid, cfg.min_area_m2), counted(pred, grid, cfg.min_area_m2)
+    for k in range(1, n_classes):
+        t_geoms = truth_n.geometry.values[truth_n["class_id"].to_numpy() == k]
+        p_sel = pred_n[pred_n["class_id"] == k]
+        p_geoms = p_sel.geometry.values
+        p_idx, t_idx, _ = match(t_geoms, p_geoms, cfg.iou_threshold)
+        is_tp = np.zeros(len(p_geoms), dtype=bool)
+        is_tp[p_idx] = True
+        found = np.zeros(len(t_geoms), dtype=bool)
+        found[t_idx] = True
+        objects.append(
+            ClassObjects(len(p_idx), int((~is_tp).sum()), int((~found).sum()), p_sel["score"].to_numpy(float), is_tp)
+        )
+        outlines["tp"] += list(p_geoms[is_tp])
+        outlines["fp"] += list(p_geoms[~is_tp])
+        outlines["fn"] += list(t_geoms[~found])
+
+    shape = grid.mask.shape
+    truth_r = burn(truth.geometry.values, truth["class_id"], shape, grid.transform)
+    pred_r = burn(pred.geometry.values, pred["class_id"], shape, grid.transform)
+    hist = np.stack([histograms(prob[k - 1], truth_r == k, grid.mask) for k in range(1, n_classes)])
+    cm = confusion(truth_r, pred_r, grid.mask, n_classes)
+    return SceneResult(row["scene_id"], row["site"], objects, cm, hist, outlines), grid

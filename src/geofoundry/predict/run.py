@@ -1,0 +1,103 @@
+"""The predict stage: each scene's test area through the delivered model, into a probability COG."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+import torch
+from rasterio.features import geometry_mask
+from rasterio.windows import Window
+
+from ..config import PredictConfig
+from ..errors import GeofoundryError
+from ..io.geometry import reproject
+from ..io.raster import band_indexes, open_model_grid
+from ..models.checkpoint import load_checkpoint, model_from_checkpoint
+from ..models.deployed import DeployedModel
+from ..preprocess.chips import block_window
+from ..preprocess.stats import InputSpec
+from ..progress import track
+from .sliding import ModelFn, predict_region
+from .writer import ProbabilityWriter
+
+log = logging.getLogger(__name__)
+
+
+def torch_model_fn(model: DeployedModel, device: str) -> ModelFn:
+    """Wrap the deployed torch model as a numpy function (bf16 autocast on CUDA)."""
+    dev = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
+    model = model.to(dev).eval()
+
+    @torch.inference_mode()
+    def fn(batch: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(batch).to(dev)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            return model(x).float().cpu().numpy()
+
+    return fn
+
+
+def predict_scene(row: pd.Series, area_3857: shapely.Geometry, spec: InputSpec, model_fn: ModelFn,
+                  cfg: PredictConfig, out_path: Path) -> bool:
+    """Predict the part of one scene inside ``area_3857``; False when it holds no valid pixel."""
+    indexes = band_indexes(row["image_path"], row["band_names"].split("|"), spec.bands)
+    with open_model_grid(row["image_path"], float(row["gsd_m"]), spec.gsd_m, indexes, spec.resampling) as grid:
+        area = reproject(area_3857, "EPSG:3857", grid.ds.crs, densify_parts=64)
+        region = block_window(area.buffer(cfg.overlap * abs(grid.transform.a)), grid.transform, grid.shape)
+        if region is None:
+            warnings.warn(f"{row['image_path']}: the prediction area lies outside the scene; skipped", stacklevel=2)
+            return False
+        transform = grid.ds.window_transform(region)
+
+        def area_mask(win: Window) -> np.ndarray:
+            return geometry_mask([area], out_shape=(int(win.height), int(win.width)),
+                                 transform=grid.ds.window_transform(win), invert=True)
+
+        n_valid = 0
+        with ProbabilityWriter(out_path, grid.ds.crs, transform, int(region.width), int(region.height),
+                               spec.classes[1:]) as writer:
+            strips = predict_region(grid, region, model_fn, len(spec.classes), np.asarray(spec.low), cfg.tile,
+                                    cfg.overlap, cfg.batch_size, area_mask)
+            for win, probs, mask in strips:
+                local = Window(win.col_off - region.col_off, win.row_off - region.row_off, win.width, win.height)
+                n_valid += int(mask.sum())
+                writer.write(local, probs[1:], mask)
+        if n_valid == 0:
+            out_path.unlink()
+            warnings.warn(f"{row['image_path']}: no valid pixel in the prediction area; skipped", stacklevel=2)
+            return False
+    return True
+
+
+def test_areas(scenes: pd.DataFrame, blocks: gpd.GeoDataFrame) -> dict[str, shapely.Geometry]:
+    """Union of the test blocks, per scene that has any."""
+    test = shapely.union_all(blocks.loc[blocks["split"] == "test"].geometry.values)
+    return {row["scene_id"]: test for _, row in scenes.iterrows() if "test" in str(row.get("splits", ""))}
+
+
+def run(cfg: PredictConfig, selection_dir: Path, chips_dir: Path, model_path: Path, out_dir: Path) -> dict:
+    """Write ``out_dir/<scene_id>.tif`` for every scene with test blocks."""
+    spec = InputSpec.load(chips_dir / "stats.json")
+    ckpt = load_checkpoint(model_path, spec.bands)
+    model = DeployedModel(model_from_checkpoint(ckpt), spec.low, spec.high)
+    model_fn = torch_model_fn(model, cfg.device)
+    scenes = pd.read_parquet(selection_dir / "scenes.parquet")
+    areas = test_areas(scenes, gpd.read_parquet(selection_dir / "blocks.parquet"))
+    if not areas:
+        raise GeofoundryError(f"{selection_dir}: no scene has test blocks")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob("*.tif"):
+        if stale.stem not in areas:
+            stale.unlink()
+    done = []
+    for _, row in track(scenes[scenes["scene_id"].isin(areas)].iterrows(), "predict", total=len(areas)):
+        if predict_scene(row, areas[row["scene_id"]], spec, model_fn, cfg, out_dir / f"{row['scene_id']}.tif"):
+            done.append(row["scene_id"])
+    log.info("predicted %d scenes: %s", len(done), done)
+    return {"scenes": done}
