@@ -43,15 +43,18 @@ def torch_model_fn(model: DeployedModel, device: str) -> ModelFn:
     return fn
 
 
-def predict_scene(row: pd.Series, area_3857: shapely.Geometry, spec: InputSpec, model_fn: ModelFn,
-                  cfg: PredictConfig, out_path: Path) -> bool:
-    """Predict the part of one scene inside ``area_3857``; False when it holds no valid pixel."""
-    indexes = band_indexes(row["image_path"], row["band_names"].split("|"), spec.bands)
-    with open_model_grid(row["image_path"], float(row["gsd_m"]), spec.gsd_m, indexes, spec.resampling) as grid:
-        area = reproject(area_3857, "EPSG:3857", grid.ds.crs, densify_parts=64)
+def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_3857: shapely.Geometry | None,
+                  spec: InputSpec, model_fn: ModelFn, cfg: PredictConfig, out_path: Path) -> bool:
+    """Predict the part of one scene inside ``area_3857`` (None = the whole scene); False when nothing is valid."""
+    indexes = band_indexes(image_path, band_names, spec.bands)
+    with open_model_grid(image_path, gsd_m, spec.gsd_m, indexes, spec.resampling) as grid:
+        if area_3857 is None:
+            area = shapely.box(*grid.ds.bounds)
+        else:
+            area = reproject(area_3857, "EPSG:3857", grid.ds.crs, densify_parts=64)
         region = block_window(area.buffer(cfg.overlap * abs(grid.transform.a)), grid.transform, grid.shape)
         if region is None:
-            warnings.warn(f"{row['image_path']}: the prediction area lies outside the scene; skipped", stacklevel=2)
+            warnings.warn(f"{image_path}: the prediction area lies outside the scene; skipped", stacklevel=2)
             return False
         transform = grid.ds.window_transform(region)
 
@@ -70,7 +73,7 @@ def predict_scene(row: pd.Series, area_3857: shapely.Geometry, spec: InputSpec, 
                 writer.write(local, probs[1:], mask)
         if n_valid == 0:
             out_path.unlink()
-            warnings.warn(f"{row['image_path']}: no valid pixel in the prediction area; skipped", stacklevel=2)
+            warnings.warn(f"{image_path}: no valid pixel in the prediction area; skipped", stacklevel=2)
             return False
     return True
 
@@ -97,7 +100,8 @@ def run(cfg: PredictConfig, selection_dir: Path, chips_dir: Path, model_path: Pa
             stale.unlink()
     done = []
     for _, row in track(scenes[scenes["scene_id"].isin(areas)].iterrows(), "predict", total=len(areas)):
-        if predict_scene(row, areas[row["scene_id"]], spec, model_fn, cfg, out_dir / f"{row['scene_id']}.tif"):
+        if predict_scene(row["image_path"], row["band_names"].split("|"), float(row["gsd_m"]), areas[row["scene_id"]],
+                         spec, model_fn, cfg, out_dir / f"{row['scene_id']}.tif"):
             done.append(row["scene_id"])
     log.info("predicted %d scenes: %s", len(done), done)
     return {"scenes": done}

@@ -29,7 +29,7 @@ def block_window(geom: shapely.Geometry, transform: Affine, shape: tuple[int, in
     """Pixel window (clipped to the raster) of a geometry's bounds in the raster CRS."""
     x0, y0, x1, y1 = geom.bounds
     inv = ~transform
-    cols, rows = zip(*(inv * (x, y) for x, y in ((x0, y0), (x0, y1), (x1, y0), (x1, y1))))
+    cols, rows = zip(*(inv @ (x, y) for x, y in ((x0, y0), (x0, y1), (x1, y0), (x1, y1))))
     c0, c1 = max(0, math.floor(min(cols))), min(shape[1], math.ceil(max(cols)))
     r0, r1 = max(0, math.floor(min(rows))), min(shape[0], math.ceil(max(rows)))
     if c1 <= c0 or r1 <= r0:

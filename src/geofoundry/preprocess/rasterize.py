@@ -20,8 +20,8 @@ class LabelBurner:
     def burn(self, transform: Affine, shape: tuple[int, int], valid: np.ndarray, ignore_index: int) -> np.ndarray:
         """Class mask (uint8): 0 background, k class k, ``ignore_index`` outside ``valid``."""
         h, w = shape
-        x0, y0 = transform * (0, 0)
-        x1, y1 = transform * (w, h)
+        x0, y0 = transform @ (0, 0)
+        x1, y1 = transform @ (w, h)
         hits = self.tree.query(shapely.box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
         mask = np.zeros(shape, dtype=np.uint8)
         if len(hits):

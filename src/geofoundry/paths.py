@@ -1,0 +1,54 @@
+"""Conventional locations of every stage's inputs and outputs (the ones ``dvc.yaml`` declares)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Paths:
+    root: Path = Path(".")
+
+    def __truediv__(self, rel: str) -> Path:
+        return self.root / rel
+
+    @property
+    def raw(self) -> Path:
+        return self / "data/raw"
+
+    @property
+    def selection(self) -> Path:
+        return self / "data/selection"
+
+    @property
+    def chips(self) -> Path:
+        return self / "data/chips"
+
+    @property
+    def models(self) -> Path:
+        return self / "models"
+
+    @property
+    def live(self) -> Path:
+        return self / "dvclive/train"
+
+    @property
+    def predictions(self) -> Path:
+        return self / "data/predictions"
+
+    @property
+    def vectors(self) -> Path:
+        return self / "data/vectors"
+
+    @property
+    def metrics(self) -> Path:
+        return self / "metrics"
+
+    @property
+    def plots(self) -> Path:
+        return self / "plots"
+
+    @property
+    def onnx(self) -> Path:
+        return self / "export/model.onnx"

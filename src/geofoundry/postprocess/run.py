@@ -1,0 +1,80 @@
+"""Post-processing stage: probability GeoTIFFs → one GeoPackage of objects per scene, plus ``all.gpkg``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import rasterio
+
+from ..config import PostprocessConfig
+from ..errors import GeofoundryError
+from ..io.atomic import atomic_path
+from ..progress import track
+from .registry import build_chain
+from .state import SceneState
+from .units import area_m2
+
+log = logging.getLogger(__name__)
+LAYER = "objects"
+ALL = "all"
+
+
+def read_scene(path: Path, class_names: list[str]) -> SceneState:
+    """A probability GeoTIFF (one uint8 band per class, round(255·p), internal mask = valid) as a SceneState."""
+    with rasterio.open(path) as ds:
+        if ds.count != len(class_names):
+            raise GeofoundryError(
+                f"{path}: {ds.count} bands but {len(class_names)} classes {class_names}; "
+                "expected one band per non-background class"
+            )
+        return SceneState(
+            transform=ds.transform,
+            crs=ds.crs,
+            valid=ds.dataset_mask() > 0,
+            class_names=tuple(class_names),
+            prob=ds.read().astype(np.float32) / 255,
+        )
+
+
+def write_objects(objects: gpd.GeoDataFrame, path: Path) -> None:
+    """Write layer ``objects`` atomically; always MultiPolygon so that empty and full files share one schema."""
+    with atomic_path(path) as tmp:
+        pyogrio.write_dataframe(
+            objects, tmp, layer=LAYER, driver="GPKG", geometry_type="MultiPolygon", promote_to_multi=True
+        )
+
+
+def run(cfg: PostprocessConfig, predictions_dir: Path, vectors_dir: Path, class_names: list[str]) -> dict:
+    """Run the ``cfg.steps`` chain on every ``<scene_id>.tif`` in ``predictions_dir``.
+
+    Writes ``vectors_dir/<scene_id>.gpkg`` (objects' CRS: the scene CRS unless the chain reprojects) with at least
+    ``class_id``, ``class_name``, ``score``, ``area_m2``; ``vectors_dir/all.gpkg`` holds every scene in EPSG:4326
+    with ``scene_id``. Other ``.gpkg`` files in ``vectors_dir`` are removed. ``class_names`` exclude background.
+    """
+    chain = build_chain(cfg.steps)
+    predictions_dir, vectors_dir = Path(predictions_dir), Path(vectors_dir)
+    tifs = sorted(predictions_dir.glob("*.tif"))
+    if not tifs:
+        raise GeofoundryError(f"{predictions_dir}: no <scene_id>.tif probability rasters (run the predict stage)")
+    if any(t.stem == ALL for t in tifs):
+        raise GeofoundryError(f"{predictions_dir}: scene id {ALL!r} is reserved for the merged {ALL}.gpkg")
+    counts: dict[str, int] = {}
+    merged = []
+    log.info("postprocess chain: %s", chain)
+    for tif in track(tifs, description="postprocess"):
+        objects = chain(read_scene(tif, class_names)).objects
+        if "area_m2" not in objects.columns:
+            objects = objects.assign(area_m2=area_m2(objects.geometry).to_numpy())
+        write_objects(objects, vectors_dir / f"{tif.stem}.gpkg")
+        merged.append(objects.to_crs("EPSG:4326").assign(scene_id=tif.stem))
+        counts[tif.stem] = len(objects)
+    write_objects(gpd.GeoDataFrame(pd.concat(merged, ignore_index=True), crs="EPSG:4326"), vectors_dir / f"{ALL}.gpkg")
+    for stale in vectors_dir.glob("*.gpkg"):
+        if stale.stem not in counts and stale.stem != ALL:
+            stale.unlink()
+    return {"scenes": len(counts), "objects": sum(counts.values()), "objects_per_scene": counts}

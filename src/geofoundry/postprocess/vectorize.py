@@ -1,0 +1,59 @@
+"""Raster → vector: polygons of the mask or instances, and the outline of the valid area."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import replace
+
+import geopandas as gpd
+import numpy as np
+import shapely
+from rasterio.features import shapes
+from scipy import ndimage as ndi
+from shapely.geometry import shape
+
+from .raster_ops import label_classes
+from .registry import register
+from .state import SceneState
+
+
+def _polygons(ids: np.ndarray, transform) -> dict[int, shapely.Geometry]:
+    """One (multi)polygon per non-zero id of ``ids`` (4-connected pixel outlines)."""
+    parts: dict[int, list] = defaultdict(list)
+    for geom, value in shapes(ids, mask=ids > 0, connectivity=4, transform=transform):
+        parts[int(value)].append(shape(geom))
+    return {k: v[0] if len(v) == 1 else shapely.union_all(v) for k, v in sorted(parts.items())}
+
+
+@register("polygonize", needs=("mask", "prob"), gives=("objects",), drops=("prob", "mask", "instances"))
+def polygonize(state: SceneState) -> SceneState:
+    """Polygons of the instances (after a watershed) or of each connected region of a class in the mask.
+
+    ``score`` is the mean probability of the object's class over its pixels. The rasters are dropped: only
+    vector ops can follow.
+    """
+    ids = state.instances if state.instances is not None else label_classes(state.mask, lambda b: ndi.label(b)[0])
+    n = int(ids.max()) + 1
+    class_of = np.zeros(n, np.int32)
+    class_of[ids.ravel()] = state.mask.ravel()
+    p = np.take_along_axis(state.prob, np.clip(state.mask - 1, 0, None)[None], 0)[0]
+    pixels = np.maximum(np.bincount(ids.ravel(), minlength=n), 1)
+    score = np.bincount(ids.ravel(), weights=p.ravel(), minlength=n) / pixels
+    polygons = _polygons(ids.astype(np.int32), state.transform)
+    keys = np.fromiter(polygons, np.int64, len(polygons))
+    objects = gpd.GeoDataFrame(
+        {
+            "class_id": class_of[keys],
+            "class_name": np.array([state.class_names[k - 1] for k in class_of[keys]], dtype=object),
+            "score": score[keys],
+        },
+        geometry=gpd.GeoSeries(list(polygons.values()), crs=state.crs),
+    )
+    return replace(state, objects=objects, prob=None, mask=None, instances=None)
+
+
+def valid_area(state: SceneState, inset_px: int = 0) -> gpd.GeoSeries:
+    """The valid pixels as one (multi)polygon in ``state.crs``, shrunk by ``inset_px`` (the raster edge is outside)."""
+    valid = ndi.binary_erosion(state.valid, iterations=inset_px, border_value=0) if inset_px else state.valid
+    outline = _polygons(valid.astype(np.int32), state.transform)
+    return gpd.GeoSeries([outline.get(1, shapely.Polygon())], crs=state.crs)

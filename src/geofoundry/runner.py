@@ -1,0 +1,97 @@
+"""The one code path of every stage: params.yaml → typed config → ``<stage>.run``. Used by stages/ and the CLI."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+from rich.logging import RichHandler
+
+from .config import Params
+from .errors import GeofoundryError
+from .params import load_params
+from .paths import Paths
+
+STAGES = ("select", "preprocess", "train", "predict", "postprocess", "evaluate", "export")
+console = Console(stderr=True)
+
+
+def _select(p: Params, d: Paths):
+    from . import select
+    return select.run(p.select, d.raw, d.selection, d.metrics / "select.json")
+
+
+def _preprocess(p: Params, d: Paths):
+    from . import preprocess
+    return preprocess.run(p.preprocess, d.selection, d.chips)
+
+
+def _train(p: Params, d: Paths):
+    from . import train
+    return train.run(p.train, p.arch, d.chips, d.models, d.live)
+
+
+def _predict(p: Params, d: Paths):
+    from . import predict
+    return predict.run(p.predict, d.selection, d.chips, d.models / "best.pt", d.predictions)
+
+
+def _postprocess(p: Params, d: Paths):
+    from . import postprocess
+    classes = json.loads((d.selection / "classes.json").read_text())["names"][1:]
+    return postprocess.run(p.postprocess, d.predictions, d.vectors, classes)
+
+
+def _evaluate(p: Params, d: Paths):
+    from . import evaluate
+    return evaluate.run(p.evaluate, d.selection, d.predictions, d.vectors, d.metrics / "evaluate.json",
+                        d.plots / "evaluate")
+
+
+def _export(p: Params, d: Paths):
+    from . import export
+    return export.run(p.export, d.chips, d.models / "best.pt", d.onnx, d.metrics / "export.json")
+
+
+RUNNERS: dict[str, Callable[[Params, Paths], object]] = {
+    "select": _select, "preprocess": _preprocess, "train": _train, "predict": _predict,
+    "postprocess": _postprocess, "evaluate": _evaluate, "export": _export,
+}
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Rich log lines in a terminal; plain, unwrapped, timestamped lines in CI logs and `dvc repro` output."""
+    if console.is_terminal:
+        handler: logging.Handler = RichHandler(console=console, show_path=False)
+        fmt = "%(message)s"
+    else:
+        handler, fmt = logging.StreamHandler(sys.stderr), "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=fmt, handlers=[handler], force=True)
+    logging.captureWarnings(True)
+    warnings.simplefilter("default", UserWarning)
+
+
+def run_stage(name: str, params_path: str | Path = "params.yaml", root: str | Path = ".") -> object:
+    """Run one stage with the parameters in ``params_path`` and outputs under ``root``."""
+    params = load_params(Path(root) / params_path)
+    return RUNNERS[name](params, Paths(Path(root)))
+
+
+def report_error(name: str, err: GeofoundryError) -> None:
+    """Print a bad-input error without a traceback (unwrapped, so it can be grepped and copied)."""
+    console.print(f"[bold red]error[/] ({name}): {err}", soft_wrap=True, highlight=False)
+
+
+def main(name: str) -> None:
+    """Entry point of ``stages/<name>.py``: clear message and exit status 1 on bad input."""
+    setup_logging()
+    try:
+        run_stage(name)
+    except GeofoundryError as e:
+        report_error(name, e)
+        sys.exit(1)

@@ -1,0 +1,61 @@
+"""The whole pipeline through real DVC in a temporary git repo, on a small real subset of the DEV data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from .project import make_project, sh
+
+pytestmark = pytest.mark.slow
+STAGES = ["select", "preprocess", "train", "predict", "postprocess", "evaluate", "export"]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, small_raw):
+    repo = make_project(tmp_path_factory.mktemp("pipeline") / "repo", small_raw)
+    out = sh("dvc", "repro", cwd=repo)
+    for stage in STAGES:
+        assert f"Running stage '{stage}'" in out.stdout, out.stdout
+    sh("git", "add", "-A", cwd=repo)
+    sh("git", "commit", "-qm", "baseline run", cwd=repo)
+    return repo
+
+
+def test_repro_writes_every_output_and_metrics(project):
+    metrics = json.loads((project / "metrics/evaluate.json").read_text())
+    for section, key in [("object", "f1"), ("object", "precision"), ("object", "recall"), ("pixel", "iou"),
+                         ("pixel", "f1")]:
+        assert 0.0 <= metrics[section][key] <= 1.0
+    export = json.loads((project / "metrics/export.json").read_text())
+    assert export["onnx"]["passed"] and export["onnx"]["max_abs_diff"] < 1e-3
+    assert (project / "export/model.onnx").stat().st_size > 0
+    assert sorted(p.stem for p in (project / "data/predictions").glob("*.tif"))
+    assert "is up to date" in sh("dvc", "status", cwd=project).stdout
+
+
+def test_postprocess_param_reruns_only_postprocess_and_evaluate(project):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["postprocess"]["steps"][-1] = {"min_area": {"area_m2": 6.0}}
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = sh("dvc", "repro", cwd=project).stdout
+    ran = [s for s in STAGES if f"Running stage '{s}'" in out]
+    assert ran == ["postprocess", "evaluate"], out
+    sh("git", "checkout", "params.yaml", "dvc.lock", "metrics", cwd=project)
+    sh("dvc", "checkout", "-q", cwd=project)
+
+
+def test_experiment_with_another_arch_is_compared(project):
+    sh("dvc", "exp", "run", "-n", "deeplab-exp", "-S", "arch=deeplab", cwd=project)
+    table = json.loads(sh("dvc", "exp", "show", "--json", cwd=project).stdout)
+    exps = [e for rev in table for e in (rev.get("experiments") or [])]
+    names = [(run.get("name"), run["data"]["params"]["params.yaml"]["data"]["arch"])
+             for e in exps for run in e["revs"]]
+    assert ("deeplab-exp", "deeplab") in names
+    baseline = table[0]["data"]
+    assert baseline["params"]["params.yaml"]["data"]["arch"] == "unet"
+    assert "object" in baseline["metrics"]["metrics/evaluate.json"]["data"]
+    diff = sh("dvc", "metrics", "diff", "HEAD", "deeplab-exp", cwd=project).stdout
+    assert "object.f1" in diff and "pixel.iou" in diff

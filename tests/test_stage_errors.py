@@ -1,0 +1,72 @@
+"""Bad input through the real stage scripts: a clear message and exit status 1, never a traceback."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+
+from .project import ROOT, env
+
+
+def run_stage(repo, name: str) -> subprocess.CompletedProcess:
+    script = next((ROOT / "stages").glob(f"0*_{name}.py"))
+    return subprocess.run([sys.executable, str(script)], cwd=repo, env=env(), capture_output=True, text=True)
+
+
+@pytest.fixture
+def repo(tmp_path):
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    return tmp_path
+
+
+def assert_clean_error(proc, *fragments):
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for fragment in fragments:
+        assert fragment in proc.stderr
+
+
+def test_missing_raw_data(repo):
+    assert_clean_error(run_stage(repo, "select"), "data/raw: raw dataset folder not found", "dvc pull")
+
+
+def test_scene_file_missing(repo, small_raw):
+    shutil.copytree(small_raw, repo / "data/raw")
+    (repo / "data/raw/images/nairobi_ke_z19.tif").unlink()
+    assert_clean_error(run_stage(repo, "select"), "nairobi_ke_z19", "does not exist")
+
+
+def test_scenes_csv_disagrees_with_file(repo, small_raw):
+    shutil.copytree(small_raw, repo / "data/raw")
+    scenes = pd.read_csv(repo / "data/raw/scenes.csv", dtype=str)
+    scenes.loc[0, "bands"] = "4"
+    scenes.to_csv(repo / "data/raw/scenes.csv", index=False)
+    assert_clean_error(run_stage(repo, "select"), "scenes.csv says bands=4 but the file has bands=3")
+
+
+def test_unknown_arch(repo, chips_dir):
+    shutil.copytree(chips_dir, repo / "data/chips")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["arch"] = "unett"
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    assert_clean_error(run_stage(repo, "train"), "unknown arch 'unett'", "Did you mean unet")
+
+
+def test_params_typo(repo):
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["predict"]["tiles"] = 256
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    assert_clean_error(run_stage(repo, "predict"), "predict.tiles: unknown key")
+
+
+def test_empty_selection_names_the_filter(repo, small_raw):
+    shutil.copytree(small_raw, repo / "data/raw")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["select"]["sites"] = ["atlantis"]
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    assert_clean_error(run_stage(repo, "select"), "select.sites removed all 2 remaining scenes")
