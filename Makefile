@@ -28,3 +28,11 @@ test: setup  ## run the test suite
 
 clean-venv:
 	rm -rf $(VENV)
+
+.PHONY: plots-template plots
+
+plots-template: setup  ## regenerate src/geofoundry/report/vega_template.html from npm (pinned, integrity-checked)
+	python -m geofoundry.report.build_template
+
+plots: setup  ## offline HTML of the training and evaluation plots: build/plots/index.html (REVS="main exp-x" to compare)
+	geofoundry report --out build/plots $(REVS)

@@ -33,16 +33,17 @@ def test_repro_writes_every_output_and_metrics(project):
     assert export["onnx"]["passed"] and export["onnx"]["max_abs_diff"] < 1e-3
     assert (project / "export/model.onnx").stat().st_size > 0
     assert sorted(p.stem for p in (project / "data/predictions").glob("*.tif"))
-    assert "is up to date" in sh("dvc", "status", cwd=project).stdout
+    assert "are up to date" in sh("dvc", "status", cwd=project).stdout
 
 
-def test_postprocess_param_reruns_only_postprocess_and_evaluate(project):
+def test_postprocess_param_reruns_no_training_or_prediction(project):
+    """postprocess and evaluate re-run; export re-packs the bundle (it carries the chain and the metrics)."""
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["postprocess"]["steps"][-1] = {"min_area": {"area_m2": 6.0}}
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = sh("dvc", "repro", cwd=project).stdout
     ran = [s for s in STAGES if f"Running stage '{s}'" in out]
-    assert ran == ["postprocess", "evaluate"], out
+    assert ran == ["postprocess", "evaluate", "export"], out
     sh("git", "checkout", "params.yaml", "dvc.lock", "metrics", cwd=project)
     sh("dvc", "checkout", "-q", cwd=project)
 

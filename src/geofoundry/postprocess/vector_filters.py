@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-from pathlib import Path
 from typing import Annotated
 
 import geopandas as gpd
@@ -12,6 +10,7 @@ import shapely
 from pydantic import AfterValidator, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat
 
 from ..errors import GeofoundryError
+from ..io.areas import area_in, load_area
 from .registry import Probability, register
 from .state import SceneState
 from .units import area_m2, to_metres
@@ -21,32 +20,12 @@ VECTOR_OP = {"needs": ("objects",)}
 Ratio = Annotated[float, Field(ge=1)]
 
 
-@lru_cache(maxsize=16)
-def load_area(spec: str) -> tuple[shapely.Geometry, str]:
-    """(geometry, CRS) of a WKT string in EPSG:4326 or of a vector file (all its features unioned)."""
-    try:
-        return shapely.from_wkt(spec), "EPSG:4326"
-    except shapely.errors.GEOSException:
-        pass
-    if not Path(spec).is_file():
-        raise ValueError(f"{spec!r} is neither WKT (EPSG:4326) nor an existing vector file")
-    frame = gpd.read_file(spec)
-    if frame.crs is None:
-        raise ValueError(f"{spec}: the file has no CRS")
-    return frame.geometry.union_all(), frame.crs.to_string()
-
-
 def _check_area(spec: str) -> str:
     load_area(spec)
     return spec
 
 
 Area = Annotated[str, AfterValidator(_check_area)]
-
-
-def _area_in(spec: str, crs) -> shapely.Geometry:
-    geom, source_crs = load_area(spec)
-    return gpd.GeoSeries([geom], crs=source_crs).to_crs(crs).iloc[0]
 
 
 def _area(state: SceneState) -> np.ndarray:
@@ -131,14 +110,14 @@ def geofence(
         inside = objects.geometry.representative_point()
         keep = np.ones(len(objects), bool)
         if include is not None:
-            keep &= inside.within(_area_in(include, crs)).to_numpy()
+            keep &= inside.within(area_in(include, crs)).to_numpy()
         if exclude is not None:
-            keep &= ~inside.within(_area_in(exclude, crs)).to_numpy()
+            keep &= ~inside.within(area_in(exclude, crs)).to_numpy()
         return state.keep(keep)
     if include is not None:
-        objects = gpd.clip(objects, _area_in(include, crs), keep_geom_type=True).sort_index()
+        objects = gpd.clip(objects, area_in(include, crs), keep_geom_type=True).sort_index()
     if exclude is not None:
-        objects = objects.set_geometry(objects.geometry.difference(_area_in(exclude, crs)))
+        objects = objects.set_geometry(objects.geometry.difference(area_in(exclude, crs)))
     return state.with_objects(objects)
 
 

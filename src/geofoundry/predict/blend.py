@@ -21,36 +21,42 @@ def ramp_weights(tile: int, overlap: int) -> np.ndarray:
 
 
 class StripBlender:
-    """Accumulates weighted tile predictions over a region of ``width`` columns, one tile row at a time.
+    """Accumulates weighted tile predictions over a region ``width`` columns wide, in raster order of tiles.
 
-    Rows above the next tile row's top can no longer receive tiles: :meth:`flush` yields them, final.
-    Memory holds ``tile`` rows of the region at most, whatever the region's height.
+    Rows above the top of the next tile can no longer change: :meth:`flush` yields them, final. Memory holds about
+    one tile height of the region, whatever the region's height.
     """
 
     def __init__(self, n_classes: int, width: int, tile: int):
         self.acc = np.zeros((n_classes, tile, width), dtype=np.float32)
         self.wsum = np.zeros((tile, width), dtype=np.float32)
+        self.wanted = np.zeros((tile, width), dtype=bool)
         self.top = 0  # region row of acc[:, 0]
 
-    def add(self, probs: np.ndarray, weights: np.ndarray, row: int, col: int) -> None:
-        """Add one tile's probabilities (K, h, w) whose top-left is at region (row, col)."""
-        k, h, w = probs.shape
+    def _ensure(self, rows: int) -> None:
+        grow = rows - self.wsum.shape[0]
+        if grow > 0:
+            k, _, w = self.acc.shape
+            self.acc = np.concatenate([self.acc, np.zeros((k, grow, w), np.float32)], axis=1)
+            self.wsum = np.concatenate([self.wsum, np.zeros((grow, w), np.float32)])
+            self.wanted = np.concatenate([self.wanted, np.zeros((grow, w), bool)])
+
+    def add(self, probs: np.ndarray, weights: np.ndarray, wanted: np.ndarray, row: int, col: int) -> None:
+        """Add one tile's probabilities (K, h, w) and wanted pixels (h, w) at region (row, col)."""
+        _, h, w = probs.shape
         r = row - self.top
-        need = r + h
-        if need > self.acc.shape[1]:
-            grow = need - self.acc.shape[1]
-            self.acc = np.concatenate([self.acc, np.zeros((k, grow, self.acc.shape[2]), np.float32)], axis=1)
-            self.wsum = np.concatenate([self.wsum, np.zeros((grow, self.wsum.shape[1]), np.float32)], axis=0)
+        self._ensure(r + h)
         self.acc[:, r:r + h, col:col + w] += probs * weights[:h, :w]
         self.wsum[r:r + h, col:col + w] += weights[:h, :w]
+        self.wanted[r:r + h, col:col + w] |= wanted
 
-    def flush(self, until: int) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield (first region row, blended probabilities) for the final rows above ``until``."""
-        n = until - self.top
+    def flush(self, until: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """Yield (first region row, blended probabilities, wanted mask) for the final rows above ``until``."""
+        n = min(until - self.top, self.wsum.shape[0])
         if n <= 0:
             return
-        out = self.acc[:, :n] / np.maximum(self.wsum[:n], EPS)
-        yield self.top, out
+        yield self.top, self.acc[:, :n] / np.maximum(self.wsum[:n], EPS), self.wanted[:n].copy()
         self.acc = np.concatenate([self.acc[:, n:], np.zeros_like(self.acc[:, :n])], axis=1)
-        self.wsum = np.concatenate([self.wsum[n:], np.zeros_like(self.wsum[:n])], axis=0)
-        self.top = until
+        self.wsum = np.concatenate([self.wsum[n:], np.zeros_like(self.wsum[:n])])
+        self.wanted = np.concatenate([self.wanted[n:], np.zeros_like(self.wanted[:n])])
+        self.top += n

@@ -16,6 +16,7 @@ from rasterio.windows import Window
 
 from ..config import PredictConfig
 from ..errors import GeofoundryError
+from ..io.areas import area_in
 from ..io.geometry import reproject
 from ..io.raster import band_indexes, open_model_grid
 from ..models.checkpoint import load_checkpoint, model_from_checkpoint
@@ -23,6 +24,7 @@ from ..models.deployed import DeployedModel
 from ..preprocess.chips import block_window
 from ..preprocess.stats import InputSpec
 from ..progress import track
+from .combine import ensemble, with_tta
 from .sliding import ModelFn, predict_region
 from .writer import ProbabilityWriter
 
@@ -84,14 +86,32 @@ def test_areas(scenes: pd.DataFrame, blocks: gpd.GeoDataFrame) -> dict[str, shap
     return {row["scene_id"]: test for _, row in scenes.iterrows() if "test" in str(row.get("splits", ""))}
 
 
+def build_model_fn(cfg: PredictConfig, spec: InputSpec, model_path: Path) -> ModelFn:
+    """The best model, averaged with the ensemble members, under test-time augmentation."""
+    members = [(model_path, 1.0)] + [(Path(m.path), m.weight) for m in cfg.ensemble]
+    fns = []
+    for path, _ in members:
+        ckpt = load_checkpoint(path, spec.bands)
+        if ckpt["classes"] != spec.classes:
+            raise GeofoundryError(f"{path}: predicts classes {ckpt['classes']}, expected {spec.classes}")
+        fns.append(torch_model_fn(DeployedModel(model_from_checkpoint(ckpt), spec.low, spec.high), cfg.device))
+    return with_tta(ensemble(fns, [w for _, w in members]), cfg.tta)
+
+
 def run(cfg: PredictConfig, selection_dir: Path, chips_dir: Path, model_path: Path, out_dir: Path) -> dict:
-    """Write ``out_dir/<scene_id>.tif`` for every scene with test blocks."""
+    """Write ``out_dir/<scene_id>.tif`` for every scene with test blocks (inside the geofence, if any)."""
     spec = InputSpec.load(chips_dir / "stats.json")
-    ckpt = load_checkpoint(model_path, spec.bands)
-    model = DeployedModel(model_from_checkpoint(ckpt), spec.low, spec.high)
-    model_fn = torch_model_fn(model, cfg.device)
+    model_fn = build_model_fn(cfg, spec, model_path)
     scenes = pd.read_parquet(selection_dir / "scenes.parquet")
     areas = test_areas(scenes, gpd.read_parquet(selection_dir / "blocks.parquet"))
+    if cfg.geofence:
+        try:
+            fence = area_in(cfg.geofence, "EPSG:3857")
+        except ValueError as e:
+            raise GeofoundryError(f"predict.geofence: {e}") from None
+        areas = {k: a.intersection(fence) for k, a in areas.items() if a.intersects(fence)}
+        if not areas:
+            raise GeofoundryError("predict.geofence does not overlap the test area of any scene")
     if not areas:
         raise GeofoundryError(f"{selection_dir}: no scene has test blocks")
     out_dir.mkdir(parents=True, exist_ok=True)

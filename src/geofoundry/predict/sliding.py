@@ -1,8 +1,12 @@
-"""Sliding-window prediction over a region of a scene, streamed as blended row strips."""
+"""Sliding-window prediction over a region of a scene, streamed as blended row strips.
+
+Tiles are read by a background thread (GDAL releases the GIL) while the model runs on the previous batch.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from rasterio.windows import Window
@@ -12,6 +16,7 @@ from .blend import StripBlender, ramp_weights
 
 ModelFn = Callable[[np.ndarray], np.ndarray]  # (B, C, h, w) raw float32 -> (B, K, h, w) probabilities
 AreaMask = Callable[[Window], np.ndarray]  # window -> (h, w) bool, True inside the area to predict
+PREFETCH = 2
 
 
 def predict_region(grid, region: Window, model_fn: ModelFn, n_classes: int, low: np.ndarray, tile: int,
@@ -23,27 +28,34 @@ def predict_region(grid, region: Window, model_fn: ModelFn, n_classes: int, low:
     """
     h, w = int(region.height), int(region.width)
     stride = tile - overlap
-    rows, cols = starts(0, h, tile, stride), starts(0, w, tile, stride)
+    origins = [(r, c) for r in starts(0, h, tile, stride) for c in starts(0, w, tile, stride)]
+    batches = [origins[i:i + batch_size] for i in range(0, len(origins), batch_size)]
     weights = ramp_weights(tile, overlap)
-    blender = StripBlender(n_classes, w, tile)
     fill = np.asarray(low, dtype=np.float32)[:, None, None]
-    for i, r in enumerate(rows):
-        for b in range(0, len(cols), batch_size):
-            batch_cols = cols[b:b + batch_size]
-            tiles, kept = [], []
-            for c in batch_cols:
-                win = Window(region.col_off + c, region.row_off + r, tile, tile)
-                data, valid = grid.read(win)
-                if (valid & area_mask(win)).any():
-                    tiles.append(np.where(valid, data.astype(np.float32), fill))
-                    kept.append(c)
-            if not tiles:
-                continue
-            probs = model_fn(np.stack(tiles))
-            for c, p in zip(kept, probs):
-                blender.add(p[:, :h - r, :w - c], weights, r, c)
-        until = rows[i + 1] if i + 1 < len(rows) else h
-        for top, strip in blender.flush(until):
-            win = Window(region.col_off, region.row_off + top, w, strip.shape[1])
-            _, valid_rows = grid.read(win)
-            yield win, strip, valid_rows & area_mask(win)
+
+    def read(batch):
+        kept, data, wanted = [], [], []
+        for r, c in batch:
+            win = Window(region.col_off + c, region.row_off + r, tile, tile)
+            pixels, valid = grid.read(win)
+            want = valid & area_mask(win)
+            if want.any():
+                kept.append((r, c))
+                data.append(np.where(valid, pixels.astype(np.float32), fill))
+                wanted.append(want)
+        return kept, data, wanted
+
+    blender = StripBlender(n_classes, w, tile)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = [pool.submit(read, b) for b in batches[:PREFETCH]]
+        for i in range(len(batches)):
+            kept, data, wanted = pending.pop(0).result()
+            if i + PREFETCH < len(batches):
+                pending.append(pool.submit(read, batches[i + PREFETCH]))
+            if kept:
+                probs = model_fn(np.stack(data))
+                for (r, c), p, want in zip(kept, probs, wanted):
+                    blender.add(p[:, :h - r, :w - c], weights, want[:h - r, :w - c], r, c)
+            until = batches[i + 1][0][0] if i + 1 < len(batches) else h
+            for top, strip, want in blender.flush(until):
+                yield Window(region.col_off, region.row_off + top, w, strip.shape[1]), strip, want
