@@ -31,8 +31,77 @@ def _stage_command(name: str):
 
 
 for _name in STAGES:
-    if _name != "postprocess":
+    if _name not in ("postprocess", "predict", "select"):
         app.command(_name)(_stage_command(_name))
+
+
+def _fail(name: str, e: GeofoundryError) -> typer.Exit:
+    console.print(f"[bold red]error[/] ({name}): {e}")
+    return typer.Exit(1)
+
+
+BUNDLE = typer.Option(None, "--bundle", "-b", help="a delivered bundle folder (export/bundle)", file_okay=False)
+
+
+@app.command("predict")
+def predict_command(
+    scenes: list[Path] = typer.Argument(None, help="with --bundle: GeoTIFF scenes to predict", dir_okay=False),
+    bundle: Path | None = BUNDLE,
+    out: Path = typer.Option(Path("predictions"), "--out", "-o", help="with --bundle: output folder"),
+    bands: str | None = typer.Option(None, help="with --bundle: the scene's band names in order, e.g. red,green,blue"),
+    sha256: str | None = typer.Option(None, help="with --bundle: expected sha256 of its SHA256SUMS (registry)"),
+    threads: int = typer.Option(0, help="with --bundle: onnxruntime CPU threads, 0 = all cores"),
+    params: Path = PARAMS, verbose: bool = VERBOSE,
+):
+    """Run the predict stage; or, with --bundle, predict scenes on CPU with a delivered bundle (onnxruntime only,
+    no params.yaml): writes OUT/<scene>.tif (probabilities) and OUT/<scene>.gpkg (objects)."""
+    if bundle is None:
+        if scenes:
+            raise _fail("predict", GeofoundryError("scene files need --bundle <dir>; without it the stage runs"))
+        return _stage_command("predict")(params, verbose)
+    if not scenes:
+        raise _fail("predict", GeofoundryError("--bundle needs at least one scene file"))
+    setup_logging(verbose)
+    try:
+        from .bundle import open_bundle
+        from .bundle.predict import predict_bundle
+
+        names = [b for b in bands.split(",") if b.strip()] if bands else None
+        result = predict_bundle(open_bundle(bundle, sha256), scenes, out, names, threads)
+    except GeofoundryError as e:
+        raise _fail("predict", e) from None
+    console.print(f"predicted {len(result['scenes'])} scene(s), {result['objects']} objects → {out}")
+
+
+@app.command("build-engine")
+def build_engine_command(
+    bundle: Path = typer.Option(..., "--bundle", "-b", help="a delivered bundle folder", file_okay=False),
+    int8: bool = typer.Option(False, "--int8", help="int8 (entropy calibration on train chips) besides fp16"),
+    calib_chips: int = typer.Option(64, "--calib-chips", min=1, help="train chips for int8 calibration"),
+    chips: Path = typer.Option(Path("data/chips"), help="preprocess output: train (calibration) and val (check)"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="engine file (default model_<precision>.plan)"),
+    min_agreement: float = typer.Option(0.98, help="fail below this mask agreement with onnxruntime"),
+    verbose: bool = VERBOSE,
+):
+    """Build a TensorRT engine for this GPU from a bundle's ONNX model and check its masks against onnxruntime."""
+    setup_logging(verbose)
+    try:
+        from .bundle import open_bundle
+        from .bundle.engine import build_and_check, tensorrt_missing
+
+        found = open_bundle(bundle)
+        if reason := tensorrt_missing():
+            raise GeofoundryError(reason)
+        out = out or Path(f"model_{'int8' if int8 else 'fp16'}.plan")
+        cfg = found.predict
+        result = build_and_check(found.model, found.spec, cfg.tile, cfg.batch_size, chips, out, int8, calib_chips,
+                                 min_agreement=min_agreement)
+        if not result["passed"]:
+            raise GeofoundryError(f"engine masks agree with onnxruntime on {result['mask_agreement']:.4f} of pixels "
+                                  f"(< {min_agreement}): {out} is not fit for use")
+    except GeofoundryError as e:
+        raise _fail("build-engine", e) from None
+    console.print(result)
 
 
 @app.command("postprocess")
@@ -46,6 +115,63 @@ def postprocess_command(params: Path = PARAMS, verbose: bool = VERBOSE,
     _stage_command("postprocess")(params, verbose)
 
 
+@app.command("select")
+def select_command(
+    params: Path = PARAMS, verbose: bool = VERBOSE,
+    classes: list[str] = typer.Option(None, "--class", help="target class path prefix (repeat; any level, 1-4)"),
+    sites: list[str] = typer.Option(None, "--site", help="keep this site (repeat)"),
+    sensors: list[str] = typer.Option(None, "--sensor", help="keep this sensor (repeat)"),
+    gsd: str = typer.Option(None, help="GSD range in metres, MIN:MAX"),
+    dates: str = typer.Option(None, help="acquisition dates FIRST:LAST (ISO); ':' clears"),
+    contexts: list[str] = typer.Option(None, "--context", help="NAME=MIN:MAX fraction range per block (repeat)"),
+    include: str = typer.Option(None, help="geofence: GeoJSON file or WKT (lon/lat) to keep; '' clears"),
+    exclude: str = typer.Option(None, help="geofence: GeoJSON file or WKT (lon/lat) to drop; '' clears"),
+    min_valid_frac: float = typer.Option(None, help="minimum valid fraction of a scene"),
+    block_size: float = typer.Option(None, help="split block size in metres"),
+    seed: int = typer.Option(None, help="split seed"),
+    write: bool = typer.Option(False, "--write", help="write the query into params.yaml, then run the stage"),
+):
+    """Run the select stage; with query options, preview the selection (no output written) or --write it to params."""
+    from .select.query import overrides, preview, query_config, write_select
+
+    setup_logging(verbose)
+    try:
+        changes = overrides(classes, sites, sensors, gsd, dates, contexts, include, exclude, min_valid_frac,
+                            block_size, seed)
+        if not changes or write:
+            query_config(params, changes)  # validate before touching params.yaml
+            if changes:
+                write_select(params, changes)
+            run_stage("select", params)
+            return
+        console.print_json(data=preview(params, changes))
+        console.print("preview only: add --write to store this query in params.yaml and write data/selection")
+    except GeofoundryError as e:
+        console.print(f"[bold red]error[/] (select): {e}")
+        raise typer.Exit(1) from None
+
+
+@app.command("catalog")
+def catalog_command(
+    params: Path = PARAMS, verbose: bool = VERBOSE,
+    raw: Path = typer.Option(None, help="raw dataset folder (default data/raw)"),
+    out: Path = typer.Option(Path("data/catalog"), help="output folder: scenes.parquet, blocks.parquet"),
+):
+    """Build the catalog (GeoParquet of scenes and blocks: contexts, label counts per class level) of a raw dataset."""
+    from .catalog import run as build
+    from .paths import Paths
+    from .params import load_params
+
+    setup_logging(verbose)
+    try:
+        cfg = load_params(params).select
+        summary = build(raw or Paths(params.parent).raw, out, cfg.split.block_size_m, cfg.context_gsd_m)
+        console.print(f"catalog: {summary['scenes']} scenes, {summary['blocks']} scene blocks in {out}")
+    except GeofoundryError as e:
+        console.print(f"[bold red]error[/] (catalog): {e}")
+        raise typer.Exit(1) from None
+
+
 @app.command("models")
 def models_command(count: bool = typer.Option(True, help="build each preset to count its parameters")):
     """List the model presets that `arch` can name, with their bricks and parameter counts (3 bands, 2 classes)."""
@@ -56,6 +182,27 @@ def models_command(count: bool = typer.Option(True, help="build each preset to c
         n = f"{count_parameters(build_model(p.name, 3, 2)) / 1e6:.1f}" if count else "-"
         table.add_row(p.name, p.arch, p.encoder, n, p.bricks)
     console.print(table)
+
+
+@app.command("report")
+def report_command(
+    revs: list[str] = typer.Argument(None, help="git revisions or experiment names to compare (none: the workspace)"),
+    out: Path = typer.Option(Path("build/plots"), "--out", "-o", help="output folder: OUT/index.html, OUT/static/",
+                             file_okay=False),
+    targets: list[str] = typer.Option(None, "--target", "-t", help="only this plot file or name (repeat)"),
+    repo: Path = typer.Option(Path("."), "--repo", help="the DVC repository", exists=True, file_okay=False),
+):
+    """Write the training and evaluation plots as an offline HTML page (vega inlined, no network): `dvc plots diff
+    REVS` with the vendored template, or `dvc plots show` without REVS. Opens nothing."""
+    from .report import render
+
+    try:
+        index = render(out, revs or (), targets or (), repo)
+    except GeofoundryError as e:
+        report_error("report", e)
+        raise typer.Exit(1) from None
+    console.print(f"plots of {', '.join(revs) if revs else 'the workspace'} → {index}")
+    print(index.as_uri())
 
 
 if __name__ == "__main__":

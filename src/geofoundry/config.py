@@ -6,6 +6,7 @@ Every model forbids unknown keys, so a typo fails with a message that names the 
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -29,12 +30,19 @@ def check_class_path(path: str) -> str:
     return "/".join(parts)
 
 
+CONTEXTS = ("vegetation", "bright", "cloud_haze", "water", "nodata")
+BALANCE_KEYS = ("site", "positive", *CONTEXTS)
+
+
 class SplitConfig(Section):
     """Geographic block split: blocks are cells of a global EPSG:3857 grid, assigned once for every scene."""
 
     block_size_m: float = Field(150.0, gt=0, description="grid cell size in EPSG:3857 metres")
     fractions: dict[Literal["train", "val", "test"], float] = {"train": 0.7, "val": 0.15, "test": 0.15}
     seed: int = 0
+    balance: list[Literal[BALANCE_KEYS]] = Field(  # type: ignore[valid-type]
+        ["site", "positive", "vegetation", "bright", "cloud_haze"],
+        description="besides valid area, what each split should get its fraction of")
 
     @field_validator("fractions")
     @classmethod
@@ -46,20 +54,58 @@ class SplitConfig(Section):
         return v
 
 
+class GeofenceConfig(Section):
+    """Areas in EPSG:4326 lon/lat, each a GeoJSON file path or a WKT string; blocks are clipped to them."""
+
+    include: str | None = Field(None, description="keep only ground inside (None = everywhere)")
+    exclude: str | None = Field(None, description="drop ground inside")
+
+
+def _range(v: tuple[float, float], name: str) -> tuple[float, float]:
+    if v[0] > v[1]:
+        raise ValueError(f"{name} range {list(v)} has min > max")
+    return v
+
+
 class SelectConfig(Section):
-    """Which scenes and classes to use, and how to split them."""
+    """Which scenes, ground and classes to use (the selection query), and how to split them."""
 
     classes: list[str] = Field(["structure/building"], min_length=1, description="class path prefixes = targets")
     sites: list[str] = []
     sensors: list[str] = []
     gsd_range: tuple[float, float] = (0.0, 1e9)
-    min_valid_frac: float = Field(0.0, ge=0, le=1)
+    dates: list[date] = Field([], description="[first, last] acquisition dates (inclusive); [] = any")
+    min_valid_frac: float = Field(0.0, ge=0, le=1, description="per scene")
+    contexts: dict[Literal[CONTEXTS], tuple[float, float]] = Field(  # type: ignore[valid-type]
+        {}, description="per-block ranges of context fractions, e.g. {cloud_haze: [0, 0.1]}")
+    geofence: GeofenceConfig = GeofenceConfig()
+    context_gsd_m: float = Field(1.0, gt=0, description="pixel size at which contexts are computed")
     split: SplitConfig = SplitConfig()
 
     @field_validator("classes")
     @classmethod
     def _check_classes(cls, v: list[str]) -> list[str]:
         return [check_class_path(p) for p in v]
+
+    @field_validator("gsd_range")
+    @classmethod
+    def _gsd_ordered(cls, v: tuple[float, float]) -> tuple[float, float]:
+        return _range(v, "gsd")
+
+    @field_validator("dates")
+    @classmethod
+    def _two_dates(cls, v: list[date]) -> list[date]:
+        if len(v) not in (0, 2) or (v and v[0] > v[1]):
+            raise ValueError("dates must be [] or [first, last] with first <= last")
+        return v
+
+    @field_validator("contexts")
+    @classmethod
+    def _fractions(cls, v: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        for name, r in v.items():
+            if not 0 <= r[0] <= r[1] <= 1:
+                raise ValueError(f"context {name} range {list(r)} must satisfy 0 <= min <= max <= 1")
+        return v
 
 
 class StretchConfig(Section):
@@ -82,13 +128,23 @@ class ChipConfig(Section):
     min_valid_frac: float = Field(0.25, ge=0, le=1)
 
 
+class RpcConfig(Section):
+    """Orthorectification of scenes that carry only RPCs (no geotransform)."""
+
+    dem: str | None = Field(None, description="DEM GeoTIFF (heights above the WGS84 ellipsoid)")
+    height: float | None = Field(None, description="constant height without a DEM; None = the RPC height offset")
+
+
 class PreprocessConfig(Section):
     bands: list[str] = Field(["red", "green", "blue"], min_length=1)
     gsd_m: float = Field(0.3, gt=0)
+    crs: str | None = Field(None, description="target CRS (GDAL warp); None = each scene's own (UTM for RPC scenes)")
+    rpc: RpcConfig = RpcConfig()
     resampling: Literal["nearest", "bilinear", "cubic", "average", "lanczos"] = "bilinear"
     stretch: StretchConfig = StretchConfig()
     chip: ChipConfig = ChipConfig()
     ignore_index: int = Field(255, ge=0, le=255)
+    border_ignore_px: int = Field(0, ge=0, description="label pixels within this distance of an object edge → ignore")
 
 
 LOSSES = ("ce", "dice", "focal", "lovasz", "tversky")
@@ -98,7 +154,7 @@ class TrainConfig(Section):
     epochs: int = Field(12, ge=1)
     samples_per_epoch: int = Field(1024, ge=1, description="chips drawn per epoch (positives oversampled)")
     positive_fraction: float = Field(0.5, ge=0, le=1, description="share of drawn chips that hold a target")
-    batch_size: int = Field(8, ge=1)
+    batch_size: int = Field(8, ge=1, description="per process (DDP: per GPU)")
     grad_accum: int = Field(1, ge=1, description="batches per optimiser step")
     lr: float = Field(2e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
@@ -107,11 +163,18 @@ class TrainConfig(Section):
     augment: list[dict[str, dict[str, Any] | None]] = Field(
         [{"D4": {"p": 1.0}}, {"RandomBrightnessContrast": {"p": 0.3}}],
         description="albumentations transforms by class name with their arguments, applied to image and mask")
+    target: Literal["classes", "footprint_border", "footprint_border_contact"] = Field(
+        "classes", description="class masks, or + border (+ contact) classes to split touching objects")
+    border_px: int = Field(2, ge=1, description="border class: object pixels this close to their edge")
+    contact_px: int = Field(3, ge=1, description="contact class: background pixels this close to 2+ objects")
     monitor: Literal["val/iou", "val/object_f1"] = "val/iou"
     patience: int = Field(0, ge=0, description="stop after this many epochs without improvement; 0 = never")
-    seed: int = 0
-    num_workers: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0)
+    resume: bool = Field(True, description="continue an interrupted run from models/last.pt (same settings)")
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes (persistent); 0 = in the loop")
+    prefetch: int = Field(4, ge=1, description="batches each worker prepares ahead")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    compile: bool = Field(False, description="torch.compile the training model")
     threads: int = Field(0, ge=0, description="torch CPU threads, 0 = all cores")
 
     @field_validator("loss")
@@ -125,11 +188,19 @@ class TrainConfig(Section):
         return v
 
 
+class EnsembleMember(Section):
+    path: str = Field(description="checkpoint (.pt) of another trained model with the same bands and classes")
+    weight: float = Field(1.0, gt=0)
+
+
 class PredictConfig(Section):
     tile: int = Field(512, ge=32)
-    overlap: int = Field(128, ge=0)
+    overlap: int = Field(128, ge=0, description="pixels shared by neighbouring tiles, blended with linear ramps")
     batch_size: int = Field(4, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    tta: Literal["none", "flips", "d4"] = Field("none", description="test-time augmentation, averaged")
+    ensemble: list[EnsembleMember] = Field([], description="models averaged with models/best.pt (weight 1)")
+    geofence: str | None = Field(None, description="limit prediction to this area: WKT (EPSG:4326) or a vector file")
 
     @model_validator(mode="after")
     def _overlap_fits(self) -> PredictConfig:
@@ -161,6 +232,8 @@ class ExportConfig(Section):
     opset: int = Field(17, ge=13)
     parity_chips: int = Field(16, ge=1)
     parity_atol: float = Field(1e-3, gt=0)
+    tensorrt: bool = Field(True, description="build and check an fp16 engine when TensorRT and a GPU are present")
+    docker_base: str = Field("python:3.11-slim", min_length=1, description="base image of the bundle's Dockerfile")
 
 
 class Params(Section):

@@ -55,7 +55,10 @@ def _evaluate(p: Params, d: Paths):
 
 def _export(p: Params, d: Paths):
     from . import export
-    return export.run(p.export, d.chips, d.models / "best.pt", d.onnx, d.metrics / "export.json")
+    prov = export.Provenance(p, d.root, d.raw, {"select": d.metrics / "select.json", "train": d.live / "metrics.json",
+                                                "evaluate": d.metrics / "evaluate.json"})
+    return export.run(p.export, d.chips, d.models / "best.pt", d.onnx, d.metrics / "export.json",
+                      d / "export/bundle", prov)
 
 
 RUNNERS: dict[str, Callable[[Params, Paths], object]] = {

@@ -10,9 +10,11 @@ import geopandas as gpd
 import pandas as pd
 import rasterio
 import shapely
+from rasterio.windows import Window
 
 from ..config import check_class_path
 from ..errors import GeofoundryError
+from .raster import has_rpc_only
 
 REQUIRED_COLUMNS = (
     "scene_id", "image", "labels", "site", "country", "sensor", "gsd_m", "acquired", "crs",
@@ -47,18 +49,30 @@ def load_scenes(root: str | Path) -> pd.DataFrame:
 
 
 def check_image(row: pd.Series) -> None:
-    """Fail clearly when an image cannot be read or disagrees with its ``scenes.csv`` row."""
+    """Fail clearly when an image cannot be read or disagrees with its ``scenes.csv`` row.
+
+    Opens the file, checks CRS (or RPCs), size, band count, dtype and band names, and reads the last block of every
+    band and of the mask, which a truncated copy lacks.
+    """
     path = row["image_path"]
     try:
         with rasterio.open(path) as ds:
             found = {"width": ds.width, "height": ds.height, "bands": ds.count, "dtype": ds.dtypes[0]}
-            if ds.crs is None:
+            if ds.crs is None and not has_rpc_only(ds):
                 raise GeofoundryError(f"{path}: image has no CRS; georeference it (e.g. gdal_edit.py -a_srs)")
-    except rasterio.errors.RasterioIOError as e:
-        raise GeofoundryError(f"{path}: cannot read the image ({e}); is the file corrupt or truncated?") from None
+            bh, bw = ds.block_shapes[0]
+            last = Window((ds.width - 1) // bw * bw, (ds.height - 1) // bh * bh, 1, 1)
+            ds.read(window=last)
+            ds.dataset_mask(window=last)
+    except (rasterio.errors.RasterioIOError, rasterio.errors.RasterioError) as e:
+        detail = e.__cause__ or e
+        raise GeofoundryError(f"{path}: cannot read the image ({detail}); is the file corrupt or truncated?") from None
     for key, value in found.items():
         if str(row[key]) != str(value):
             raise GeofoundryError(f"{path}: scenes.csv says {key}={row[key]} but the file has {key}={value}")
+    names = str(row["band_names"]).split("|")
+    if len(names) != found["bands"]:
+        raise GeofoundryError(f"{path}: scenes.csv band_names lists {len(names)} names for {found['bands']} bands")
 
 
 def read_labels(path: str | Path) -> gpd.GeoDataFrame:
@@ -105,3 +119,9 @@ def select_classes(labels: gpd.GeoDataFrame, prefixes: list[str]) -> gpd.GeoData
                 break
     out = labels.assign(class_id=class_id)
     return out[out["class_id"] > 0].reset_index(drop=True)
+
+
+def class_levels(path: str) -> list[str]:
+    """Every prefix of a class path, general to specific: ``a/b/c`` → ``[a, a/b, a/b/c]``."""
+    parts = path.split("/")
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]

@@ -10,6 +10,7 @@ import segmentation_models_pytorch as smp
 import torch
 
 from ..errors import GeofoundryError
+from .compat import make_exportable
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class Preset:
     encoder: str
     bricks: str
     kwargs: dict[str, Any] = field(default_factory=dict)
+    min_size: int = 32  # smallest input side (px) the architecture accepts
 
 
 _P = Preset
@@ -42,7 +44,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     _P("pspnet", "PSPNet", "resnet34", "PSPNet: pyramid pooling module over a dilated encoder"),
     _P("linknet", "Linknet", "resnet18", "LinkNet: light decoder adding (not concatenating) encoder features"),
     _P("manet", "MAnet", "resnet34", "MA-Net: position-wise and multi-scale fusion attention blocks"),
-    _P("pan", "PAN", "resnet34", "Pyramid Attention Network: feature pyramid attention + global attention upsample"),
+    _P("pan", "PAN", "resnet34", "Pyramid Attention Network: feature pyramid attention + global attention upsample",
+       min_size=128),
     _P("upernet", "UPerNet", "resnet34", "UPerNet: pyramid pooling + FPN fusion of all levels"),
     _P("segformer", "Segformer", "mit_b0", "SegFormer: Mix-Transformer encoder (efficient self-attention) + MLP decoder"),
     _P("segformer-b2", "Segformer", "mit_b2", "SegFormer with the larger MiT-B2 encoder"),
@@ -62,8 +65,8 @@ def get_preset(name: str) -> Preset:
 def build_model(name: str, in_channels: int, classes: int) -> torch.nn.Module:
     """Build a preset with random weights (no download): ``encoder_weights=None``."""
     p = get_preset(name)
-    return smp.create_model(p.arch, encoder_name=p.encoder, encoder_weights=None, in_channels=in_channels,
-                            classes=classes, **p.kwargs)
+    return make_exportable(smp.create_model(p.arch, encoder_name=p.encoder, encoder_weights=None,
+                                            in_channels=in_channels, classes=classes, **p.kwargs))
 
 
 def count_parameters(model: torch.nn.Module) -> int:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+import numpy as np
 import shapely
 from affine import Affine
 from rasterio.windows import Window
@@ -35,3 +37,22 @@ def block_window(geom: shapely.Geometry, transform: Affine, shape: tuple[int, in
     if c1 <= c0 or r1 <= r0:
         return None
     return Window(c0, r0, c1 - c0, r1 - r0)
+
+
+class NpyWriter:
+    """A uint8 ``.npy`` file of a known shape, filled item by item with plain writes (not a memory map, whose
+    written pages would stay in the process's resident memory)."""
+
+    def __init__(self, path: Path, shape: tuple[int, ...]):
+        header = np.lib.format.open_memmap(path, "w+", np.uint8, shape)  # writes the header, sizes the file
+        self.offset = header.offset
+        del header
+        self.item = int(np.prod(shape[1:]))
+        self.fh = open(path, "r+b")  # noqa: SIM115 - closed by close()
+
+    def __setitem__(self, i: int, value: np.ndarray) -> None:
+        self.fh.seek(self.offset + i * self.item)
+        self.fh.write(np.ascontiguousarray(value, dtype=np.uint8).tobytes())
+
+    def close(self) -> None:
+        self.fh.close()

@@ -11,7 +11,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from numpy.lib.format import open_memmap
 from rasterio.features import geometry_mask
 from rasterio.windows import Window
 
@@ -19,10 +18,11 @@ from ..config import PreprocessConfig
 from ..errors import GeofoundryError
 from ..io.atomic import atomic_path
 from ..io.geometry import reproject
-from ..io.raster import band_indexes, open_model_grid
+from ..io.raster import GDAL_CACHE_MB, band_indexes, bounded_gdal_cache
+from .warp import open_scene
 from ..io.raw import read_labels, select_classes
 from ..progress import track
-from .chips import block_window, chip_windows
+from .chips import NpyWriter, block_window, chip_windows
 from .rasterize import LabelBurner
 from .stats import InputSpec
 from .stretch import Stretch
@@ -41,8 +41,10 @@ class ChipRef:
 
 
 def scene_grid(row: pd.Series, cfg: PreprocessConfig):
+    """The scene's bands by name on the model grid: target GSD and CRS, orthorectified when it carries only RPCs."""
     indexes = band_indexes(row["image_path"], row["band_names"].split("|"), cfg.bands)
-    return open_model_grid(row["image_path"], float(row["gsd_m"]), cfg.gsd_m, indexes, cfg.resampling)
+    return open_scene(row["image_path"], float(row["gsd_m"]), cfg.gsd_m, indexes, cfg.resampling, crs=cfg.crs,
+                      dem=cfg.rpc.dem, height=cfg.rpc.height)
 
 
 def block_area_mask(geom_3857, grid, window: Window) -> np.ndarray:
@@ -106,15 +108,15 @@ def write_chips(refs: list[ChipRef], scenes: pd.DataFrame, blocks: gpd.GeoDataFr
     for split in CHIP_SPLITS:
         split_refs = [r for r in refs if r.split == split]
         (out_dir / split).mkdir(parents=True, exist_ok=True)
-        images = open_memmap(out_dir / split / "images.npy", "w+", np.uint8, (len(split_refs), n_bands, size, size))
-        labels = open_memmap(out_dir / split / "labels.npy", "w+", np.uint8, (len(split_refs), size, size))
+        images = NpyWriter(out_dir / split / "images.npy", (len(split_refs), n_bands, size, size))
+        labels = NpyWriter(out_dir / split / "labels.npy", (len(split_refs), size, size))
         i = 0
         by_id = scenes.set_index("scene_id", drop=False)
         for scene_id, group in pd.Series(split_refs).groupby([r.scene_id for r in split_refs], sort=False):
             row = by_id.loc[scene_id]
             with scene_grid(row, cfg) as grid:
                 truth = select_classes(read_labels(row["labels_path"]), class_paths).to_crs(grid.ds.crs)
-                burner = LabelBurner(truth)
+                burner = LabelBurner(truth, cfg.border_ignore_px)
                 for ref in track(group, f"preprocess: {split} chips of {scene_id}"):
                     data, valid = grid.read(ref.window)
                     valid &= block_area_mask(geoms[ref.block_id], grid, ref.window)
@@ -128,14 +130,21 @@ def write_chips(refs: list[ChipRef], scenes: pd.DataFrame, blocks: gpd.GeoDataFr
                                  "positive_frac": float(((mask > 0) & (mask != cfg.ignore_index)).mean()),
                                  "crs": grid.ds.crs.to_string(), "transform": json.dumps(list(t)[:6])})
                     i += 1
-        images.flush()
-        labels.flush()
-        del images, labels
+        images.close()
+        labels.close()
     return pd.DataFrame(rows)
 
 
-def run(cfg: PreprocessConfig, selection_dir: Path, out_dir: Path) -> dict:
-    """Write ``{train,val}/images.npy``, ``{train,val}/labels.npy``, ``index.parquet`` and ``stats.json``."""
+def run(cfg: PreprocessConfig, selection_dir: Path, out_dir: Path, gdal_cache_mb: int = GDAL_CACHE_MB) -> dict:
+    """Write ``{train,val}/images.npy``, ``{train,val}/labels.npy``, ``index.parquet`` and ``stats.json``.
+
+    GDAL's block cache is capped at ``gdal_cache_mb`` so that memory stays bounded whatever the scene size.
+    """
+    with bounded_gdal_cache(gdal_cache_mb):
+        return _run(cfg, selection_dir, out_dir)
+
+
+def _run(cfg: PreprocessConfig, selection_dir: Path, out_dir: Path) -> dict:
     scenes = pd.read_parquet(selection_dir / "scenes.parquet")
     blocks = gpd.read_parquet(selection_dir / "blocks.parquet")
     classes = json.loads((selection_dir / "classes.json").read_text())
@@ -155,7 +164,8 @@ def run(cfg: PreprocessConfig, selection_dir: Path, out_dir: Path) -> dict:
         dtypes = {str(d) for d in scenes["dtype"]}
         spec = InputSpec(bands=list(cfg.bands), gsd_m=cfg.gsd_m, source_dtype=",".join(sorted(dtypes)),
                          low=list(stretch.low), high=list(stretch.high), classes=classes["names"],
-                         class_paths=classes["paths"], ignore_index=cfg.ignore_index, resampling=cfg.resampling)
+                         class_paths=classes["paths"], ignore_index=cfg.ignore_index, resampling=cfg.resampling,
+                         crs=cfg.crs)
         spec.save(tmp / "stats.json")
     counts = index.groupby("split").agg(chips=("index", "size"), positive=("positive_frac", lambda s: int((s > 0).sum())))
     summary = {s: {k: int(v) for k, v in counts.loc[s].items()} for s in counts.index}

@@ -24,6 +24,7 @@ class InputSpec:
     class_paths: list[str | None]
     ignore_index: int = 255
     resampling: str = "bilinear"
+    crs: str | None = None  # target CRS of the chips (None: each scene's own)
 
     @property
     def stretch(self) -> Stretch:

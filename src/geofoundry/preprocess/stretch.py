@@ -21,7 +21,7 @@ class Stretch:
             raise ValueError("no valid pixels to compute the stretch from")
         low = np.percentile(samples, low_pct, axis=1)
         high = np.percentile(samples, high_pct, axis=1)
-        high = np.maximum(high, low + 1e-6)
+        high = np.maximum(high, low + 1e-3 * np.maximum(1.0, np.abs(low)))  # a constant band: still a float32 span
         return cls(tuple(float(v) for v in low), tuple(float(v) for v in high))
 
     def apply(self, bands: np.ndarray) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""The select stage: filter scenes, count objects per block, split blocks, write the selection."""
+"""The select stage: filter scenes, scan them (footprint, contexts, labels per block), apply the geofence and the
+context ranges, split the blocks, write the selection."""
 
 from __future__ import annotations
 
@@ -7,18 +8,19 @@ from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
-import rasterio
 
-from ..config import SelectConfig
+from ..catalog.scan import scan_scene
+from ..config import CONTEXTS, SelectConfig
 from ..errors import GeofoundryError
 from ..io.atomic import atomic_path, write_json
-from ..io.raster import valid_footprint
-from ..io.raw import check_image, load_scenes, read_labels, select_classes
+from ..io.raster import bounded_gdal_cache
+from ..io.raw import check_image, load_scenes, select_classes
 from ..progress import track
-from ..io.geometry import reproject
-from .blocks import GRID_CRS, block_id, count_objects, scene_cells
-from .filters import filter_scenes
+from .blocks import GRID_CRS, block_id
+from .filters import apply_filters, filter_blocks, filter_scenes
+from .geofence import clip_cells, fence_3857
 from .split import SPLITS, assign_splits
+from .summary import split_summary
 
 log = logging.getLogger(__name__)
 
@@ -28,57 +30,64 @@ def class_table(prefixes: list[str]) -> dict:
     return {"names": ["background"] + [p.split("/")[-1] for p in prefixes], "paths": [None, *prefixes]}
 
 
-def scene_blocks(row: pd.Series, cfg: SelectConfig) -> gpd.GeoDataFrame:
-    """Cells of one scene with valid area and object counts."""
-    with rasterio.open(row["image_path"]) as ds:
-        footprint = reproject(valid_footprint(ds), ds.crs, GRID_CRS)
-    cells = scene_cells(footprint, cfg.split.block_size_m)
-    labels = select_classes(read_labels(row["labels_path"]), cfg.classes).to_crs(GRID_CRS)
-    labels = labels[labels.intersects(footprint)]
-    cells["n_objects"] = count_objects(cells, labels, cfg.split.block_size_m)
-    cells["scene_id"], cells["site"], cells["group"] = row["scene_id"], row["site"], row["group"]
-    return cells
+def target_counts(cells: gpd.GeoDataFrame, labels: gpd.GeoDataFrame, cfg: SelectConfig) -> pd.DataFrame:
+    """Objects of each target class per cell (``objects:<name>``) and in all (``n_objects``)."""
+    size, names = cfg.split.block_size_m, class_table(cfg.classes)["names"][1:]
+    picked = select_classes(labels, cfg.classes)
+    pts = picked.geometry.representative_point()
+    keys = pd.DataFrame({"ix": (pts.x // size).astype(int), "iy": (pts.y // size).astype(int),
+                         "class_id": picked["class_id"]})
+    table = keys.value_counts().unstack("class_id", fill_value=0).reindex(columns=range(1, len(names) + 1),
+                                                                           fill_value=0)
+    table.columns = [f"objects:{n}" for n in names]
+    out = cells[["ix", "iy"]].merge(table, left_on=["ix", "iy"], right_index=True, how="left").fillna(0)
+    out = out.drop(columns=["ix", "iy"]).astype(int)
+    out["n_objects"] = out.sum(axis=1)
+    return out
+
+
+def scan_selected(scenes: pd.DataFrame, cfg: SelectConfig) -> tuple[pd.DataFrame, gpd.GeoDataFrame]:
+    """Scan every scene; keep scenes with enough valid pixels, then their (scene, block) rows inside the geofence."""
+    fence = fence_3857(cfg.geofence)
+    per_scene, valid_frac = [], []
+    for _, row in track(scenes.iterrows(), "select: scan scenes", total=len(scenes)):
+        check_image(row)
+        scan = scan_scene(row, cfg.split.block_size_m, cfg.context_gsd_m)
+        valid_frac.append(1 - scan.contexts.get("nodata", 1.0))
+        cells = clip_cells(scan.cells, scan.footprint, fence)
+        cells = pd.concat([cells, target_counts(cells, scan.labels, cfg)], axis=1)
+        cells["scene_id"], cells["site"], cells["group"] = row["scene_id"], row["site"], row["group"]
+        per_scene.append(cells)
+    scenes = scenes.assign(valid_frac=valid_frac)
+    keep = (scenes["valid_frac"] >= cfg.min_valid_frac).to_numpy()
+    apply_filters(scenes, [("select.min_valid_frac", lambda d: d["valid_frac"] >= cfg.min_valid_frac)], "scenes")
+    cells = pd.concat([c for c, k in zip(per_scene, keep) if k], ignore_index=True)
+    if cells.empty:
+        raise GeofoundryError("the selection is empty: select.geofence leaves no valid ground in the selected scenes")
+    cells = filter_blocks(gpd.GeoDataFrame(cells, geometry="geometry", crs=GRID_CRS), cfg)
+    return scenes[keep].reset_index(drop=True), cells
 
 
 def merge_blocks(per_scene: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """One row per cell: scenes of the same ground share it; area and counts take the max over those scenes."""
+    """One row per cell: scenes of the same ground share it; areas and counts take the max, contexts the mean."""
+    counts = [c for c in per_scene.columns if c.startswith("objects:")]
+    agg = {"valid_area_m2": "max", "n_objects": "max", **{c: "max" for c in counts},
+           **{c: "mean" for c in CONTEXTS}, "site": "first", "group": "first"}
     grouped = per_scene.groupby(["ix", "iy"], sort=True)
-    blocks = grouped.agg(valid_area_m2=("valid_area_m2", "max"), n_objects=("n_objects", "max"),
-                         n_scenes=("scene_id", "nunique"), site=("site", "first"), group=("group", "first"))
-    blocks = blocks.reset_index()
+    blocks = grouped.agg(agg).join(grouped["scene_id"].nunique().rename("n_scenes")).reset_index()
     blocks.insert(0, "block_id", [block_id(ix, iy) for ix, iy in zip(blocks["ix"], blocks["iy"])])
-    geom = grouped["geometry"].first().reset_index(drop=True)
+    geom = grouped["geometry"].first().reset_index(drop=True)  # the same cell (clipped the same way) in every scene
     return gpd.GeoDataFrame(blocks, geometry=geom.values, crs=GRID_CRS)
-
-
-def split_summary(blocks: gpd.GeoDataFrame, per_scene: gpd.GeoDataFrame) -> dict:
-    per_scene = per_scene.merge(blocks[["ix", "iy", "split"]], on=["ix", "iy"])
-    out = {}
-    for split in SPLITS:
-        b = blocks[blocks["split"] == split]
-        out[split] = {
-            "blocks": int(len(b)),
-            "scenes": int(per_scene.loc[per_scene["split"] == split, "scene_id"].nunique()),
-            "objects": int(b["n_objects"].sum()),
-            "valid_km2": round(float(b["valid_area_m2"].sum()) / 1e6, 4),
-            "positive_blocks": int((b["n_objects"] > 0).sum()),
-        }
-    return out
 
 
 def run(cfg: SelectConfig, raw_root: Path, out_dir: Path, metrics_path: Path) -> dict:
     """Write ``scenes.parquet``, ``blocks.parquet``, ``classes.json`` to ``out_dir`` and split stats to metrics."""
-    scenes = filter_scenes(load_scenes(raw_root), cfg)
-    for _, row in scenes.iterrows():
-        check_image(row)
-    per_scene = pd.concat([scene_blocks(row, cfg) for _, row in track(scenes.iterrows(), "select: blocks",
-                                                                         total=len(scenes))], ignore_index=True)
-    per_scene = gpd.GeoDataFrame(per_scene, geometry="geometry", crs=GRID_CRS)
-    if per_scene.empty:
-        raise GeofoundryError(f"{raw_root}: the selected scenes have no valid pixels")
+    with bounded_gdal_cache():
+        scenes, per_scene = scan_selected(filter_scenes(load_scenes(raw_root), cfg), cfg)
+    scenes = scenes[scenes["scene_id"].isin(per_scene["scene_id"])].reset_index(drop=True)
     blocks = merge_blocks(per_scene)
-    blocks["split"] = assign_splits(blocks, cfg.split.fractions, cfg.split.seed).values
-    summary = split_summary(blocks, per_scene)
+    blocks["split"] = assign_splits(blocks, cfg.split.fractions, cfg.split.seed, cfg.split.balance).values
+    summary = split_summary(blocks, per_scene, class_table(cfg.classes)["names"][1:])
     for split in SPLITS:
         if cfg.split.fractions[split] > 0 and summary[split]["blocks"] == 0:
             raise GeofoundryError(

@@ -1,4 +1,5 @@
-"""Assign blocks to train/val/test, balanced by site and by positive content, seeded."""
+"""Assign blocks to train/val/test, seeded, so that each split gets its fraction of the valid area and, as far as
+the blocks allow, of every site, of positive content and of every context."""
 
 from __future__ import annotations
 
@@ -6,34 +7,56 @@ import numpy as np
 import pandas as pd
 
 SPLITS = ("train", "val", "test")
+AREA_WEIGHT = 2.0
 
 
-def assign_splits(blocks: pd.DataFrame, fractions: dict[str, float], seed: int) -> pd.Series:
+def balance_features(blocks: pd.DataFrame, balance: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(n_blocks, F) non-negative amounts to share out, and their weights; column 0 is the valid area."""
+    area = blocks["valid_area_m2"].to_numpy(dtype=float)
+    cols, weights = [area], [AREA_WEIGHT]
+    for key in balance:
+        if key == "site":
+            for site in sorted(blocks["site"].astype(str).unique()):
+                cols.append(area * (blocks["site"].astype(str) == site).to_numpy())
+                weights.append(1.0)
+        elif key == "positive":
+            per_class = [c for c in blocks.columns if c.startswith("objects:")] or ["n_objects"]
+            for c in per_class:
+                cols.append(blocks[c].to_numpy(dtype=float))
+                weights.append(1.0 / len(per_class))
+            cols.append(area * (blocks["n_objects"].to_numpy() > 0))
+            weights.append(1.0)
+        elif key in blocks:
+            cols.append(area * blocks[key].fillna(0).to_numpy(dtype=float))
+            weights.append(1.0)
+    return np.stack(cols, axis=1), np.asarray(weights)
+
+
+def assign_splits(blocks: pd.DataFrame, fractions: dict[str, float], seed: int,
+                  balance: list[str] = ("site", "positive")) -> pd.Series:
     """Return the split of each block.
 
-    Blocks are grouped in strata (site × empty / sparse / dense in objects); inside a stratum, blocks in seeded random
-    order go one by one to the split whose share of valid area lags its target fraction the most (in the stratum,
-    then over all blocks).
+    Blocks, in seeded random order, go one by one to the split that minimises the weighted squared gap between
+    what every split holds of each feature and its target fraction of what has been handed out so far.
     """
-    rng = np.random.default_rng(seed)
-    density = blocks["n_objects"] / blocks["valid_area_m2"].clip(lower=1)
-    positive = density[blocks["n_objects"] > 0]
-    median = positive.median() if len(positive) else 0.0
-    level = np.where(blocks["n_objects"] == 0, 0, np.where(density <= median, 1, 2))
-    strata = blocks["site"].astype(str) + "/" + pd.Series(level, index=blocks.index).astype(str)
-    target = np.array([fractions[s] for s in SPLITS])
-    out = pd.Series("", index=blocks.index, dtype=object)
-    got_all = np.zeros(len(SPLITS))
-    for key in sorted(strata.unique()):
-        idx = blocks.index[strata == key].to_numpy()
-        idx = idx[rng.permutation(len(idx))]
-        got = np.zeros(len(SPLITS))
-        for i in idx:
-            area = float(blocks.at[i, "valid_area_m2"])
-            # lag within the stratum first; the lag over all blocks so far breaks ties and fills small strata
-            lag = target * (got.sum() + area) - got + 0.5 * (target * (got_all.sum() + area) - got_all)
-            k = int(np.argmax(lag))
-            got[k] += area
-            got_all[k] += area
-            out.at[i] = SPLITS[k]
-    return out
+    feats, weights = balance_features(blocks, list(balance))
+    totals = feats.sum(axis=0)
+    keep = totals > 0
+    feats, weights, totals = feats[:, keep], weights[keep], totals[keep]
+    target = np.array([fractions[s] for s in SPLITS])[:, None]
+    held = np.zeros((len(SPLITS), feats.shape[1]))
+    given = np.zeros(feats.shape[1])
+    out = np.empty(len(blocks), dtype=object)
+    for i in np.random.default_rng(seed).permutation(len(blocks)):
+        x = feats[i]
+        costs = []
+        for k in range(len(SPLITS)):
+            trial = held.copy()
+            trial[k] += x
+            gap = (trial - target * (given + x)) / totals
+            costs.append(float((weights * gap**2).sum()))
+        k = int(np.argmin(costs))
+        held[k] += x
+        given += x
+        out[i] = SPLITS[k]
+    return pd.Series(out, index=blocks.index)

@@ -1,4 +1,9 @@
-"""Chips from the preprocess stage as a torch Dataset, with a seeded sampler that oversamples positives."""
+"""Chips from the preprocess stage as a torch Dataset, and a seeded sampler that oversamples positives.
+
+The sampler yields ``(chip, seed)`` keys: the epoch's draw of chips and of augmentation seeds is a function of
+``(seed, epoch)`` only, split between DDP ranks, so a run is the same with any number of workers and after a
+resume. One DataLoader serves every epoch (``set_epoch``), so its workers can persist.
+"""
 
 from __future__ import annotations
 
@@ -7,32 +12,68 @@ from pathlib import Path
 import albumentations as A
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from .augment import reseed
+from .targets import Target
 
 
 class ChipDataset(Dataset):
-    """Memory-mapped ``images.npy`` (N, C, S, S) and ``labels.npy`` (N, S, S) of one split."""
+    """Memory-mapped ``images.npy`` (N, C, S, S), ``labels.npy`` (N, S, S) and optional ``instances.npy`` of a split.
 
-    def __init__(self, split_dir: Path, augment: A.Compose | None = None):
-        self.images = np.load(split_dir / "images.npy", mmap_mode="r")
-        self.labels = np.load(split_dir / "labels.npy", mmap_mode="r")
-        self.augment = augment
+    Items are ``(image uint8 (C, S, S), target uint8 (S, S))``; the float conversion happens on the device.
+    """
+
+    def __init__(self, split_dir: Path, target: Target, ignore_index: int, augment: A.Compose | None = None):
+        self.split_dir, self.target, self.ignore_index, self.augment = Path(split_dir), target, ignore_index, augment
+        self._open: dict[str, np.ndarray | None] = {}
+
+    def _array(self, name: str) -> np.ndarray | None:
+        """``<name>.npy`` memory-mapped on first use (in each worker: memory maps are not pickled)."""
+        if name not in self._open:
+            path = self.split_dir / f"{name}.npy"
+            self._open[name] = np.load(path, mmap_mode="r") if path.is_file() else None
+        return self._open[name]
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_open": {}}
+
+    @property
+    def images(self) -> np.ndarray:
+        return self._array("images")
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self._array("labels")
+
+    @property
+    def instances(self) -> np.ndarray | None:
+        return self._array("instances")
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image = np.ascontiguousarray(np.moveaxis(self.images[i], 0, -1))  # HWC for albumentations
-        mask = np.array(self.labels[i])
-        if self.augment is not None:
-            out = self.augment(image=image, mask=mask)
-            image, mask = out["image"], out["mask"]
-        x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(image, -1, 0))).float().div_(255.0)
-        return x, torch.from_numpy(np.ascontiguousarray(mask)).long()
+    @staticmethod
+    def size(split_dir: Path) -> int:
+        """Chip side in pixels."""
+        return int(np.load(split_dir / "labels.npy", mmap_mode="r").shape[-1])
 
-    def positive(self, ignore_index: int) -> np.ndarray:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        i, seed = key if isinstance(key, tuple) else (key, None)
+        image = np.ascontiguousarray(np.moveaxis(self.images[i], 0, -1))  # HWC for albumentations
+        masks = [np.array(self.labels[i])]
+        if self.instances is not None:
+            masks.append(np.array(self.instances[i]))
+        if self.augment is not None and seed is not None:
+            out = reseed(self.augment, seed)(image=image, masks=masks)
+            image, masks = out["image"], out["masks"]
+        target = self.target.encode(masks[0], self.ignore_index, masks[1] if len(masks) > 1 else None)
+        return (torch.from_numpy(np.ascontiguousarray(np.moveaxis(image, -1, 0))),
+                torch.from_numpy(np.ascontiguousarray(target)))
+
+    def positive(self) -> np.ndarray:
         """Chips that hold at least one target pixel."""
-        return np.array([((lab > 0) & (lab != ignore_index)).any() for lab in self.labels])
+        return np.array([((lab > 0) & (lab != self.ignore_index)).any() for lab in self.labels])
 
 
 def epoch_indices(positive: np.ndarray, n: int, positive_fraction: float, rng: np.random.Generator) -> np.ndarray:
@@ -41,3 +82,38 @@ def epoch_indices(positive: np.ndarray, n: int, positive_fraction: float, rng: n
     n_pos = int(round(n * positive_fraction)) if len(pos) else 0
     picks = np.concatenate([rng.choice(pos, n_pos), rng.choice(len(positive), n - n_pos)])
     return rng.permutation(picks)
+
+
+class ChipSampler(Sampler):
+    """This rank's ``(chip, augmentation seed)`` keys of an epoch; every rank gets the same count."""
+
+    def __init__(self, positive: np.ndarray, samples: int, positive_fraction: float, seed: int,
+                 rank: int = 0, world: int = 1):
+        self.positive, self.fraction, self.seed, self.rank, self.world = positive, positive_fraction, seed, rank, world
+        self.per_rank = -(-samples // world)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def keys(self) -> list[tuple[int, int]]:
+        """All ranks' keys of the epoch (rank r takes every world-th one from r)."""
+        rng = np.random.default_rng([self.seed, self.epoch])
+        n = self.per_rank * self.world
+        chips = epoch_indices(self.positive, n, self.fraction, rng)
+        seeds = rng.integers(0, 2**31, n)
+        return list(zip(chips.tolist(), seeds.tolist()))
+
+    def __iter__(self):
+        return iter(self.keys()[self.rank::self.world])
+
+    def __len__(self) -> int:
+        return self.per_rank
+
+
+def loader(dataset: Dataset, batch_size: int, *, sampler: Sampler | None = None, workers: int = 0,
+           prefetch: int = 2, pin: bool = False) -> DataLoader:
+    """A DataLoader that keeps a GPU fed: worker processes that persist across epochs, prefetching, pinned memory."""
+    extra = {"persistent_workers": True, "prefetch_factor": prefetch} if workers else {}
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, pin_memory=pin,
+                      **extra)

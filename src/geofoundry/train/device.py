@@ -36,20 +36,33 @@ def setup(device: str, threads: int) -> Runtime:
     if threads:
         torch.set_num_threads(threads)
     use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
+    world, rank, local = (int(os.environ.get(k, "0")) for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK"))
+    world = max(world, 1)
+    if use_cuda:
+        torch.cuda.set_device(local)
+        torch.backends.cudnn.benchmark = True  # fixed chip size: pick the fastest kernels once
+        torch.set_float32_matmul_precision("high")
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
-    if use_cuda:
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        return Runtime(torch.device("cuda", local), rank, world)
-    return Runtime(torch.device("cpu"), rank, world)
+    return Runtime(torch.device("cuda", local) if use_cuda else torch.device("cpu"), rank, world)
 
 
-def barrier(rt: Runtime) -> None:
-    if rt.world > 1:
-        dist.barrier()
+def all_sum(rt: Runtime, *values: float) -> list[float]:
+    """Sums of ``values`` over all ranks (the values themselves in one process)."""
+    if rt.world == 1:
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=rt.device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def from_main(rt: Runtime, flag: bool) -> bool:
+    """Rank 0's ``flag`` on every rank (e.g. its early-stopping decision); also a barrier."""
+    if rt.world == 1:
+        return flag
+    t = torch.tensor([int(flag)], device=rt.device)
+    dist.broadcast(t, src=0)
+    return bool(t.item())
 
 
 def teardown(rt: Runtime) -> None:

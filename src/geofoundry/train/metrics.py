@@ -1,19 +1,18 @@
-"""Validation metrics on chips: pixel IoU/F1 and object F1 (connected components matched at IoU >= 0.5)."""
+"""Validation metrics on chips: footprint pixel IoU/F1 and object F1 (objects matched one-to-one at IoU >= 0.5)."""
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 
 class PixelCounts:
-    """Accumulates tp/fp/fn of target-vs-background over valid pixels."""
+    """Accumulates tp/fp/fn of footprint-vs-rest over valid pixels."""
 
     def __init__(self) -> None:
         self.tp = self.fp = self.fn = 0
 
     def update(self, pred: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> None:
-        p, t = (pred > 0) & valid, (truth > 0) & valid
+        p, t = pred & valid, truth & valid
         self.tp += int((p & t).sum())
         self.fp += int((p & ~t).sum())
         self.fn += int((~p & t).sum())
@@ -24,10 +23,10 @@ class PixelCounts:
         return {"iou": iou, "f1": f1}
 
 
-def object_matches(pred: np.ndarray, truth: np.ndarray, iou_threshold: float = 0.5) -> tuple[int, int, int]:
-    """(tp, n_pred, n_truth) for connected components of two binary masks, matched one-to-one by IoU."""
-    lp, n_pred = ndimage.label(pred)
-    lt, n_truth = ndimage.label(truth)
+def object_matches(lp: np.ndarray, lt: np.ndarray, iou_threshold: float = 0.5) -> tuple[int, int, int]:
+    """(tp, n_pred, n_truth) for two maps of object ids (0 = none), matched one-to-one by IoU."""
+    lp, n_pred = _renumber(lp)
+    lt, n_truth = _renumber(lt)
     if n_pred == 0 or n_truth == 0:
         return 0, n_pred, n_truth
     both = (lp > 0) & (lt > 0)
@@ -44,6 +43,14 @@ def object_matches(pred: np.ndarray, truth: np.ndarray, iou_threshold: float = 0
             used_p.add(a), used_t.add(b)
             tp += 1
     return tp, n_pred, n_truth
+
+
+def _renumber(ids: np.ndarray) -> tuple[np.ndarray, int]:
+    """Ids made consecutive (1..n), and n."""
+    values, inverse = np.unique(ids, return_inverse=True)
+    if values[0] != 0:
+        inverse, values = inverse + 1, np.concatenate([[0], values])
+    return inverse.reshape(ids.shape), len(values) - 1
 
 
 def object_f1(tp: int, n_pred: int, n_truth: int) -> float:

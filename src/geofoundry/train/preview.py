@@ -14,13 +14,13 @@ def colorize(classes: np.ndarray, ignore_index: int) -> np.ndarray:
     return rgb
 
 
-def preview_image(dataset, predictions: np.ndarray, ignore_index: int) -> list[Image.Image]:
+def preview_image(dataset, pairs: list[tuple[np.ndarray, np.ndarray]], ignore_index: int) -> list[Image.Image]:
+    """One picture per (target, prediction) pair of the first val chips, in order."""
     out = []
-    for i, pred in enumerate(predictions):
+    for i, (truth, pred) in enumerate(pairs):
         image = np.moveaxis(np.asarray(dataset.images[i][:3]), 0, -1)
         if image.shape[-1] < 3:
             image = np.repeat(image[..., :1], 3, axis=-1)
-        truth = np.asarray(dataset.labels[i])
         out.append(Image.fromarray(np.concatenate([image, colorize(truth, ignore_index),
                                                    colorize(pred, ignore_index)], axis=1)))
     return out

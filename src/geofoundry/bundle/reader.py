@@ -1,0 +1,121 @@
+"""Open a delivered bundle after checking it: manifest paths, file types, no extra files, checksums.
+
+Every file is read once, hashed and kept in memory, so what is used is exactly what was verified.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..config import PostprocessConfig, PredictConfig
+from ..errors import GeofoundryError
+from ..preprocess.stats import InputSpec
+from .manifest import MANIFEST, check_type, files_on_disk, read_manifest
+
+MODEL, STATS, CLASSES, POSTPROCESS, PREDICT, CARD = (
+    "model.onnx", "stats.json", "classes.json", "postprocess.yaml", "predict.yaml", "card.json")
+REQUIRED = (MODEL, STATS, CLASSES, POSTPROCESS, PREDICT, CARD, "MODEL_CARD.md", "Dockerfile", "build_engine.sh")
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A verified bundle: its files' bytes and the parsed contracts."""
+
+    root: Path
+    files: dict[str, bytes]
+    digest: str  # sha256 of SHA256SUMS: one value that pins the whole bundle
+
+    def text(self, name: str) -> str:
+        return self.files[name].decode("utf-8")
+
+    def json(self, name: str) -> Any:
+        try:
+            return json.loads(self.text(name))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise GeofoundryError(f"{self.root / name}: not valid JSON ({e})") from None
+
+    def yaml(self, name: str) -> Any:
+        try:
+            return yaml.safe_load(self.text(name))
+        except (UnicodeDecodeError, yaml.YAMLError) as e:
+            raise GeofoundryError(f"{self.root / name}: not valid YAML ({e})") from None
+
+    @property
+    def model(self) -> bytes:
+        return self.files[MODEL]
+
+    @property
+    def spec(self) -> InputSpec:
+        try:
+            return InputSpec(**self.json(STATS))
+        except TypeError as e:
+            raise GeofoundryError(f"{self.root / STATS}: not an input spec ({e})") from None
+
+    @property
+    def card(self) -> dict:
+        return self.json(CARD)
+
+    @property
+    def postprocess(self) -> PostprocessConfig:
+        return _validated(PostprocessConfig, self.yaml(POSTPROCESS), self.root / POSTPROCESS)
+
+    @property
+    def predict(self) -> PredictConfig:
+        return _validated(PredictConfig, {**(self.yaml(PREDICT) or {}), "device": "cpu"}, self.root / PREDICT)
+
+
+def _validated(model, data, path: Path):
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise GeofoundryError(f"{path}: invalid ({e.errors()[0]['loc']}: {e.errors()[0]['msg']})") from None
+
+
+def open_bundle(root: str | Path, digest: str | None = None) -> Bundle:
+    """Verify and load ``root``; ``digest`` (sha256 of SHA256SUMS, from the model registry) pins the exact bundle."""
+    root = Path(root)
+    if root.is_symlink() or not root.is_dir():
+        raise GeofoundryError(f"{root}: not a bundle folder")
+    on_disk = files_on_disk(root)
+    for name in on_disk:
+        if name != MANIFEST:
+            check_type(name)
+    entries, own = read_manifest(root)
+    if digest is not None and digest.lower() != own:
+        raise GeofoundryError(f"{root / MANIFEST}: sha256 {own} is not the expected {digest}; wrong or altered bundle")
+    unexpected = sorted(set(on_disk) - set(entries) - {MANIFEST})
+    if unexpected:
+        raise GeofoundryError(f"{root}: unexpected file(s) not in {MANIFEST}: {', '.join(unexpected)}")
+    missing = sorted(set(REQUIRED) - set(entries))
+    if missing:
+        raise GeofoundryError(f"{root}: required file(s) not in {MANIFEST}: {', '.join(missing)}")
+    files = {}
+    for name, expected in entries.items():
+        path = root / name
+        if not path.is_file():
+            raise GeofoundryError(f"{path}: listed in {MANIFEST} but missing")
+        data = path.read_bytes()
+        got = hashlib.sha256(data).hexdigest()
+        if got != expected:
+            raise GeofoundryError(f"{path}: checksum mismatch (sha256 {got}, {MANIFEST} says {expected}); "
+                                  "the file was modified or corrupted")
+        check_type(name, data)
+        files[name] = data
+    bundle = Bundle(root, files, own)
+    _check_consistent(bundle)
+    return bundle
+
+
+def _check_consistent(bundle: Bundle) -> None:
+    """classes.json and stats.json must describe the same classes."""
+    spec, classes = bundle.spec, bundle.json(CLASSES)
+    if not isinstance(classes, dict) or classes.get("names") != spec.classes:
+        raise GeofoundryError(f"{bundle.root / CLASSES}: classes {classes} differ from {STATS} classes {spec.classes}")

@@ -1,0 +1,44 @@
+"""Write ``export/bundle/``: everything a site needs to run the model, checksummed, built in a temporary folder and
+renamed into place (never half-written)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import yaml
+
+from ..bundle.manifest import write_manifest
+from ..bundle.reader import CARD, CLASSES, MODEL, POSTPROCESS, PREDICT, STATS, open_bundle
+from ..config import PostprocessConfig, PredictConfig
+from ..io.atomic import atomic_path
+from ..preprocess.stats import InputSpec
+from .card import render_markdown
+from .delivery import build_engine_script, dockerfile
+
+
+def write_bundle(bundle_dir: Path, onnx_path: Path, spec: InputSpec, postprocess: PostprocessConfig,
+                 predict: PredictConfig, card: dict, docker_base: str) -> str:
+    """Write the bundle and check it with the reader; return the sha256 of its SHA256SUMS."""
+    predict_yaml = {"tile": predict.tile, "overlap": predict.overlap, "batch_size": predict.batch_size}
+    texts = {
+        STATS: json.dumps(asdict(spec), indent=2) + "\n",
+        CLASSES: json.dumps({"names": spec.classes, "paths": spec.class_paths}, indent=2) + "\n",
+        POSTPROCESS: yaml.safe_dump(postprocess.model_dump(mode="json"), sort_keys=False),
+        PREDICT: yaml.safe_dump(predict_yaml, sort_keys=False),
+        CARD: json.dumps(card, indent=2) + "\n",
+        "MODEL_CARD.md": render_markdown(card),
+        "Dockerfile": dockerfile(card["runtime"], docker_base, card["code"]["git_revision"]),
+        "build_engine.sh": build_engine_script(spec, predict.tile, predict.batch_size),
+    }
+    with atomic_path(bundle_dir) as tmp:
+        tmp.mkdir()
+        shutil.copyfile(onnx_path, tmp / MODEL)
+        for name, text in texts.items():
+            (tmp / name).write_text(text)
+        (tmp / "build_engine.sh").chmod(0o755)
+        digest = write_manifest(tmp)
+        open_bundle(tmp, digest)
+    return digest

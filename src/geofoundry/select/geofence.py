@@ -1,0 +1,58 @@
+"""Geofence of the selection: include/exclude areas (GeoJSON file or WKT, EPSG:4326) that clip the blocks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import shapely
+
+from ..config import GeofenceConfig
+from ..errors import GeofoundryError
+from ..io.geometry import reproject
+from .blocks import GRID_CRS, mercator_area_scale
+
+
+def parse_area(value: str, key: str) -> shapely.Geometry:
+    """A GeoJSON (or any OGR vector) file in any CRS, or a WKT string in EPSG:4326 → one geometry in EPSG:4326."""
+    text = value.strip()
+    path = Path(text)
+    looks_like_file = "(" not in text
+    try:
+        if looks_like_file:
+            if not path.is_file():
+                raise GeofoundryError(f"{key}: {text!r} is neither an existing vector file nor WKT")
+            gdf = gpd.read_file(path)
+            gdf = gdf.to_crs("EPSG:4326") if gdf.crs else gdf.set_crs("EPSG:4326")
+            geom = shapely.union_all(shapely.make_valid(gdf.geometry.values))
+        else:
+            geom = shapely.make_valid(shapely.from_wkt(text))
+    except GeofoundryError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any parse error becomes a message naming the key
+        raise GeofoundryError(f"{key}: cannot read the area {text[:80]!r} ({e})") from None
+    if geom.is_empty or geom.area == 0:
+        raise GeofoundryError(f"{key}: the area {text[:80]!r} is empty or has no surface (lon/lat polygons needed)")
+    return geom
+
+
+def fence_3857(cfg: GeofenceConfig) -> shapely.Geometry | None:
+    """The allowed ground in EPSG:3857 (include minus exclude), or None when there is no geofence."""
+    if cfg.include is None and cfg.exclude is None:
+        return None
+    world = shapely.box(-180, -85.06, 180, 85.06)
+    area = parse_area(cfg.include, "select.geofence.include") if cfg.include else world
+    if cfg.exclude:
+        area = area.difference(parse_area(cfg.exclude, "select.geofence.exclude"))
+    return reproject(area.intersection(world), "EPSG:4326", GRID_CRS, densify_parts=256)
+
+
+def clip_cells(cells: gpd.GeoDataFrame, footprint: shapely.Geometry, fence: shapely.Geometry | None):
+    """Cells clipped to the fence, with their valid area recomputed; cells left without valid ground are dropped."""
+    if fence is None or cells.empty:
+        return cells
+    geoms = shapely.intersection(cells.geometry.values, fence)
+    valid = shapely.intersection(geoms, footprint)
+    scale = [mercator_area_scale(c.y) for c in shapely.centroid(cells.geometry.values)]
+    out = cells.assign(geometry=geoms, valid_area_m2=shapely.area(valid) * scale)
+    return out[out["valid_area_m2"] > 0].reset_index(drop=True)

@@ -1,0 +1,81 @@
+"""Resumable training state in ``models/last.pt``: identity of the run, epoch seeds, save and restore.
+
+A run is exact after a resume because nothing random carries over between epochs: every epoch reseeds the
+global generators from ``(seed, epoch, rank)`` and draws its chips and augmentation seeds from ``(seed, epoch)``
+(:class:`~geofoundry.train.data.ChipSampler`). So ``last.pt`` needs the weights, optimiser, scheduler, best
+score and epoch; it also records the generator states of the moment for inspection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+# Settings that change how fast a run goes, not what it computes: a resume may change them.
+RUNTIME_KEYS = {"num_workers", "prefetch", "device", "compile", "threads", "resume", "patience"}
+CODE_DIRS = ("train", "models")
+
+
+def fingerprint(cfg: TrainConfig, arch: str, chips_dir: Path, world: int) -> str:
+    """Identity of a training run (settings, world size, chips, training code): a resume needs the same one."""
+    settings = cfg.model_dump(mode="json", exclude=RUNTIME_KEYS)
+    h = hashlib.sha256(json.dumps([settings, arch, world], sort_keys=True).encode())
+    for name in ("stats.json", "index.parquet"):
+        if (chips_dir / name).is_file():
+            h.update((chips_dir / name).read_bytes())
+    for split in ("train", "val"):
+        for f in sorted((chips_dir / split).glob("*.npy")):
+            h.update(f"{f.name}:{f.stat().st_size}".encode())
+    package = Path(__file__).resolve().parents[1]
+    for d in CODE_DIRS:
+        for f in sorted((package / d).glob("*.py")):
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def seed_epoch(seed: int, epoch: int, rank: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA) from ``(seed, epoch, rank)``; epoch -1 = initial weights."""
+    s = int(np.random.SeedSequence([seed, epoch + 1, rank]).generate_state(1)[0])
+    random.seed(s)
+    np.random.seed(s)
+    torch.manual_seed(s)
+
+
+def rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": json.dumps(np.random.get_state()[1].tolist()),
+            "python": json.dumps(random.getstate()[1])}
+
+
+def training_state(optimizer, scheduler, *, epoch: int, best: float, stale: int, done: bool) -> dict:
+    """The resume fields of ``last.pt`` (beside the weights and metadata)."""
+    return {"epoch": epoch, "best": best, "stale": stale, "done": done, "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "rng": rng_state()}
+
+
+def resume(path: Path, fp: str, model, optimizer, scheduler) -> tuple[int, float, int]:
+    """Restore an interrupted run with the same fingerprint: (next epoch, best score, epochs without improvement).
+
+    A finished run (all epochs, or stopped early) is not resumed: the stage starts afresh.
+    """
+    if not path.is_file():
+        return 0, -1.0, 0
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if ckpt.get("fingerprint") != fp or "optimizer" not in ckpt or ckpt.get("done", False):
+        why = "finished" if ckpt.get("done", False) else "from other settings, chips or code"
+        log.info("%s is %s: starting afresh", path, why)
+        return 0, -1.0, 0
+    model.load_state_dict(ckpt["state_dict"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    log.info("resuming %s after epoch %d", path, ckpt["epoch"])
+    return int(ckpt["epoch"]), float(ckpt["best"]), int(ckpt["stale"])

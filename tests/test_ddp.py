@@ -1,0 +1,38 @@
+"""DDP: the train stage under `torchrun --nproc_per_node 2` with two CPU processes (gloo) on real chips."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_torchrun_two_cpu_processes(chips_dir, tmp_path):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["train"].update(epochs=2, samples_per_epoch=8, batch_size=2, grad_accum=2, threads=1, device="cpu",
+                           num_workers=0, augment=[{"D4": {}}, {"RandomCrop": {"height": 64, "width": 64}}])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "chips").symlink_to(chips_dir)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "NO_ALBUMENTATIONS_UPDATE": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           str(ROOT / "stages" / "03_train.py")], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log
+    assert "Traceback" not in log
+    # each rank trains on its own half of every epoch; only rank 0 validates, logs epochs and writes files
+    assert "rank 0/2: 4 of 8 chips per epoch" in log and "rank 1/2: 4 of 8 chips per epoch" in log
+    assert log.count("epoch 1/2 ") == 1 and log.count("epoch 2/2 ") == 1
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file() and "data" not in p.parts)
+    assert [p for p in written if p.startswith("models/")] == ["models/best.pt", "models/last.pt"]
+    assert "dvclive/train/metrics.json" in written and "params.yaml" in written
+    assert len(written) == 2 + 1 + 1 + 8 + 4  # checkpoints, params, metrics.json, 8 metric tables, 4 previews
+    last = torch.load(tmp_path / "models" / "last.pt", weights_only=True)
+    assert last["epoch"] == 2 and last["done"] and 0 <= last["metrics"]["val/iou"] <= 1

@@ -1,0 +1,105 @@
+"""Augmentations from params keep image and mask aligned on real chips, pad masks with ignore, and are per-sample seeded."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage as ndi
+
+from geofoundry.errors import GeofoundryError
+from geofoundry.preprocess.stats import InputSpec
+from geofoundry.train.augment import build_augment, reseed
+from geofoundry.train.data import ChipDataset, ChipSampler, loader
+from geofoundry.train.targets import Target
+
+PIPELINE = [
+    {"D4": {"p": 1.0}},
+    {"Affine": {"scale": [0.8, 1.2], "translate_percent": [-0.1, 0.1], "rotate": [-30, 30], "p": 1.0}},
+    {"ShiftScaleRotate": {"shift_limit": 0.05, "scale_limit": 0.1, "rotate_limit": 15, "p": 0.5}},
+    {"RandomBrightnessContrast": {"brightness_limit": 0.2, "contrast_limit": 0.2, "p": 1.0}},
+    {"GaussianBlur": {"blur_limit": [3, 3], "p": 1.0}},
+    {"GaussNoise": {"std_range": [0.02, 0.05], "p": 1.0}},
+]
+
+
+@pytest.fixture(scope="module")
+def chip(chips_dir):
+    """A real train chip with buildings (HWC image, label mask) and the ignore value."""
+    spec = InputSpec.load(chips_dir / "stats.json")
+    ds = ChipDataset(chips_dir / "train", Target(len(spec.classes)), spec.ignore_index)
+    i = int(np.argmax([((m > 0) & (m != spec.ignore_index)).mean() for m in ds.labels]))
+    return np.ascontiguousarray(np.moveaxis(ds.images[i], 0, -1)), np.array(ds.labels[i]), spec.ignore_index
+
+
+def agreement(bright: np.ndarray, building: np.ndarray, valid: np.ndarray) -> float:
+    """Share of valid pixels, away (2 px) from building edges, where the painted mask and the mask agree."""
+    core = valid & (ndi.binary_erosion(building, iterations=2) | ndi.binary_erosion(~building, iterations=2))
+    return float((bright == building)[core].mean())
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_image_and_mask_stay_aligned(chip, seed):
+    image, mask, ignore = chip
+    pipeline = build_augment(PIPELINE, ignore)
+    out = reseed(pipeline, seed)(image=image, mask=mask)
+    # The same geometric draw applied to a picture of the mask itself: where it is bright, the mask is building.
+    painted = np.repeat(((mask == 1) * 255).astype(np.uint8)[..., None], 3, axis=-1)
+    twin = reseed(pipeline, seed)(image=painted, mask=mask)
+    np.testing.assert_array_equal(twin["mask"], out["mask"])
+    building, bright = out["mask"] == 1, twin["image"].mean(-1) > 127
+    assert agreement(bright, building, out["mask"] != ignore) > 0.99
+    assert agreement(bright[::-1], building, out["mask"] != ignore) < 0.9  # the check would see a misalignment
+    assert out["image"].shape == image.shape and out["image"].dtype == np.uint8
+
+
+def test_padding_is_ignored_not_background(chip):
+    image, mask, ignore = chip
+    pipeline = build_augment([{"Affine": {"rotate": [45, 45], "scale": [0.7, 0.7], "p": 1.0}}], ignore)
+    out = reseed(pipeline, 0)(image=image, mask=mask)["mask"]
+    assert out[0, 0] == ignore and out[-1, -1] == ignore
+    assert set(np.unique(out)) <= set(np.unique(mask)) | {ignore}
+
+
+def test_same_seed_same_sample_whatever_came_before(chip):
+    image, mask, ignore = chip
+    pipeline = build_augment(PIPELINE, ignore)
+    first = reseed(pipeline, 3)(image=image, mask=mask)
+    for s in range(4):
+        reseed(pipeline, s)(image=image, mask=mask)
+    again = reseed(pipeline, 3)(image=image, mask=mask)
+    np.testing.assert_array_equal(first["image"], again["image"])
+    np.testing.assert_array_equal(first["mask"], again["mask"])
+
+
+def test_sampler_keys_depend_on_seed_and_epoch_only():
+    positive = np.arange(50) % 3 == 0
+    one = ChipSampler(positive, 40, 0.6, seed=1)
+    two = [ChipSampler(positive, 40, 0.6, seed=1, rank=r, world=2) for r in (0, 1)]
+    for epoch in (0, 3):
+        for s in (one, *two):
+            s.set_epoch(epoch)
+        shards = [list(s) for s in two]
+        assert len(shards[0]) == len(shards[1]) == 20 and not set(shards[0]) & set(shards[1])
+        assert sorted(shards[0] + shards[1]) == sorted(one)
+        chips = [c for c, _ in one]
+        assert np.mean(positive[chips]) >= 0.6
+    one.set_epoch(1)
+    assert list(one) != sorted(one) and list(one) == list(one)
+
+
+def test_unknown_transform_is_refused():
+    with pytest.raises(GeofoundryError, match="not an albumentations transform"):
+        build_augment([{"FlipFlop": {}}], 255)
+
+
+def test_batches_do_not_depend_on_workers(chips_dir):
+    spec = InputSpec.load(chips_dir / "stats.json")
+    ds = ChipDataset(chips_dir / "train", Target(len(spec.classes), "footprint_border_contact"), spec.ignore_index,
+                     build_augment(PIPELINE, spec.ignore_index))
+    sampler = ChipSampler(ds.positive(), 8, 0.5, seed=2)
+    sampler.set_epoch(1)
+    batches = {w: list(loader(ds, 4, sampler=sampler, workers=w, prefetch=2)) for w in (0, 2)}
+    for (x0, y0), (x2, y2) in zip(batches[0], batches[2], strict=True):
+        assert x0.dtype == torch.uint8 and x0.shape == (4, 3, 128, 128) and y0.shape == (4, 128, 128)
+        assert torch.equal(x0, x2) and torch.equal(y0, y2)
