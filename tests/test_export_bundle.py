@@ -108,7 +108,8 @@ def test_bundle_is_complete_checksummed_and_carded(exported):
 def test_bundle_predict_matches_the_predict_stage(exported, bundle_run, small_raw, tiny_model, tmp_path):
     from geofoundry.models.checkpoint import load_checkpoint, model_from_checkpoint
     from geofoundry.models.deployed import DeployedModel
-    from geofoundry.predict.run import predict_scene, torch_model_fn
+    from geofoundry.predict.run import predict_scene
+    from geofoundry.predict.torch_model import torch_model_fn
 
     opened = open_bundle(exported["bundle"])
     spec, row = opened.spec, pd.read_csv(small_raw / "scenes.csv").set_index("scene_id").loc[SCENE]
@@ -130,8 +131,6 @@ def test_bundle_predict_loads_no_training_code(bundle_run):
                 or m.startswith("geofoundry.train")}
 
 
-@pytest.mark.xfail(reason="geofoundry.predict.run imports torch and the model presets at module level; the inference "
-                          "image has neither until those imports move into torch_model_fn/run", strict=False)
 def test_bundle_predict_loads_no_torch(bundle_run):
     assert not {m for m in bundle_run["modules"] if m.split(".")[0] in ("torch", "segmentation_models_pytorch")}
 

@@ -12,7 +12,8 @@ from geofoundry import predict
 from geofoundry.config import PredictConfig
 from geofoundry.models.checkpoint import load_checkpoint, model_from_checkpoint
 from geofoundry.models.deployed import DeployedModel
-from geofoundry.predict.run import predict_scene, torch_model_fn
+from geofoundry.predict.run import predict_scene
+from geofoundry.predict.torch_model import torch_model_fn
 from geofoundry.preprocess.stats import InputSpec
 
 

@@ -10,7 +10,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-import torch
 from rasterio.features import geometry_mask
 from rasterio.windows import Window
 
@@ -19,30 +18,13 @@ from ..errors import GeofoundryError
 from ..io.areas import area_in
 from ..io.geometry import reproject
 from ..io.raster import band_indexes, open_model_grid
-from ..models.checkpoint import load_checkpoint, model_from_checkpoint
-from ..models.deployed import DeployedModel
 from ..preprocess.chips import block_window
 from ..preprocess.stats import InputSpec
 from ..progress import track
-from .combine import ensemble, with_tta
 from .sliding import ModelFn, predict_region
 from .writer import ProbabilityWriter
 
 log = logging.getLogger(__name__)
-
-
-def torch_model_fn(model: DeployedModel, device: str) -> ModelFn:
-    """Wrap the deployed torch model as a numpy function (bf16 autocast on CUDA)."""
-    dev = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
-    model = model.to(dev).eval()
-
-    @torch.inference_mode()
-    def fn(batch: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(batch).to(dev)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-            return model(x).float().cpu().numpy()
-
-    return fn
 
 
 def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_3857: shapely.Geometry | None,
@@ -86,20 +68,10 @@ def test_areas(scenes: pd.DataFrame, blocks: gpd.GeoDataFrame) -> dict[str, shap
     return {row["scene_id"]: test for _, row in scenes.iterrows() if "test" in str(row.get("splits", ""))}
 
 
-def build_model_fn(cfg: PredictConfig, spec: InputSpec, model_path: Path) -> ModelFn:
-    """The best model, averaged with the ensemble members, under test-time augmentation."""
-    members = [(model_path, 1.0)] + [(Path(m.path), m.weight) for m in cfg.ensemble]
-    fns = []
-    for path, _ in members:
-        ckpt = load_checkpoint(path, spec.bands)
-        if ckpt["classes"] != spec.classes:
-            raise GeofoundryError(f"{path}: predicts classes {ckpt['classes']}, expected {spec.classes}")
-        fns.append(torch_model_fn(DeployedModel(model_from_checkpoint(ckpt), spec.low, spec.high), cfg.device))
-    return with_tta(ensemble(fns, [w for _, w in members]), cfg.tta)
-
-
 def run(cfg: PredictConfig, selection_dir: Path, chips_dir: Path, model_path: Path, out_dir: Path) -> dict:
     """Write ``out_dir/<scene_id>.tif`` for every scene with test blocks (inside the geofence, if any)."""
+    from .torch_model import build_model_fn  # torch only here: bundle prediction runs without it
+
     spec = InputSpec.load(chips_dir / "stats.json")
     model_fn = build_model_fn(cfg, spec, model_path)
     scenes = pd.read_parquet(selection_dir / "scenes.parquet")
