@@ -25,6 +25,8 @@ import yaml
 
 from geofoundry.report import TEMPLATE, offline_problems, render
 
+from .project import env, sh
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -36,20 +38,8 @@ TIMEOUT_S = 60
 EXPECTED_MARK = {"linear": "mark-line", "confusion": "mark-rect", "bar_horizontal": "mark-rect"}
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env.update(NO_ALBUMENTATIONS_UPDATE="1", HF_HUB_OFFLINE="1", DVC_NO_ANALYTICS="1",
-               GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.invalid",
-               GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.invalid")
-    return env
-
-
 def _sh(*args: str, cwd: Path, timeout: float = TIMEOUT_S) -> subprocess.CompletedProcess:
-    proc = subprocess.run(args, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc
+    return sh(*args, cwd=cwd, timeout=timeout)
 
 
 def _chromium() -> str:
@@ -212,7 +202,7 @@ def test_report_command(rendered, tmp_path):
     _sh("git", "init", "-q", cwd=empty)
     _sh("dvc", "init", "-q", cwd=empty)
     proc = subprocess.run([sys.executable, "-m", "geofoundry.cli", "report", "--out", str(tmp_path / "none")],
-                          cwd=empty, env=_env(), capture_output=True, text=True, timeout=TIMEOUT_S)
+                          cwd=empty, env=env(), capture_output=True, text=True, timeout=TIMEOUT_S)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "error (report): no plots were loaded" in proc.stderr
 
