@@ -22,18 +22,11 @@ import os
 import platform
 import sys
 import time
-import types
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 if importlib.util.find_spec("geofoundry") is None:
     sys.path.insert(0, str(ROOT / "src"))
-try:
-    import rasterio  # noqa: F401
-except ImportError:  # the GPU machine: read stats.json without geofoundry.preprocess/__init__ (rasterio)
-    stub = types.ModuleType("geofoundry.preprocess")
-    stub.__path__ = [str(Path(importlib.util.find_spec("geofoundry").origin).parent / "preprocess")]
-    sys.modules["geofoundry.preprocess"] = stub
 
 import torch  # noqa: E402
 

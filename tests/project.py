@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = {
     "select": {"sites": ["kampala_ug", "nairobi_ke"]},
     "preprocess": {"chip": {"size": 128, "stride": 128, "min_valid_frac": 0.25}},
-    "train": {"epochs": 1, "samples_per_epoch": 8, "batch_size": 4},
+    "train": {"epochs": 1, "samples_per_epoch": 8, "batch_size": 4, "threads": 1},
     "predict": {"tile": 256, "overlap": 32, "batch_size": 4},
     "export": {"parity_chips": 2},
 }

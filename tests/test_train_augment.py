@@ -1,4 +1,4 @@
-"""Augmentations from params keep image and mask aligned on real chips, pad masks with ignore, and are per-sample seeded."""
+"""Augmentations from params keep image and mask aligned on real chips, pad masks with ignore, are seeded per sample."""
 
 from __future__ import annotations
 

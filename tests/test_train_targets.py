@@ -11,6 +11,8 @@ from geofoundry import train
 from geofoundry.config import TrainConfig
 from geofoundry.models.checkpoint import load_checkpoint, model_from_checkpoint
 from geofoundry.preprocess.stats import InputSpec
+from geofoundry.train.augment import build_augment, reseed
+from geofoundry.train.data import ChipDataset
 from geofoundry.train.metrics import object_matches
 from geofoundry.train.targets import Target, components
 
@@ -95,3 +97,25 @@ def test_training_with_border_and_contact_targets(chips_dir, tmp_path):
     assert ckpt["target"] == "footprint_border_contact" and ckpt["border_px"] == 2
     with torch.no_grad():
         assert model_from_checkpoint(ckpt)(torch.zeros(1, 3, 64, 64)).shape == (1, 4, 64, 64)
+
+
+def test_instances_npy_travels_with_the_augmentation(chips_dir, tmp_path):
+    spec = InputSpec.load(chips_dir / "stats.json")
+    split = tmp_path / "train"
+    split.mkdir()
+    labels = np.load(chips_dir / "train" / "labels.npy")[:6]
+    np.save(split / "labels.npy", labels)
+    np.save(split / "images.npy", np.load(chips_dir / "train" / "images.npy", mmap_mode="r")[:6])
+    ids = np.stack([components(m, spec.ignore_index) for m in labels]).astype(np.uint16)
+    np.save(split / "instances.npy", ids)
+    target = Target(len(spec.classes), "footprint_border_contact")
+    d4 = build_augment([{"D4": {}}], spec.ignore_index)  # keeps the components, so both ways must agree
+    with_ids, without = (ChipDataset(d, target, spec.ignore_index, d4) for d in (split, chips_dir / "train"))
+    assert with_ids.instances is not None and without.instances is None
+    for i in range(6):
+        np.testing.assert_array_equal(with_ids[(i, 11)][1].numpy(), without[(i, 11)][1].numpy())
+    affine = build_augment([{"Affine": {"rotate": [10, 40], "p": 1.0}}], spec.ignore_index)
+    for i in range(6):  # rotated with the labels: instance ids exactly on the object pixels
+        out = reseed(affine, i)(image=np.moveaxis(with_ids.images[i], 0, -1), masks=[labels[i], ids[i]])["masks"]
+        valid = out[0] != spec.ignore_index
+        np.testing.assert_array_equal((out[1] > 0)[valid], (out[0] > 0)[valid])

@@ -1,4 +1,8 @@
-"""Registry of named presets: ``arch`` in params.yaml picks one. Adding a preset is one entry in ``PRESETS``."""
+"""Registry of named presets: ``arch`` in params.yaml picks one. Adding a preset is one entry in ``PRESETS``.
+
+Every preset is built through :func:`~geofoundry.models.compat.make_exportable`, so it trains on any input size
+(``min_size`` and up, multiples of 32) and exports to ONNX with dynamic batch, height and width.
+"""
 
 from __future__ import annotations
 
@@ -49,7 +53,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     _P("upernet", "UPerNet", "resnet34", "UPerNet: pyramid pooling + FPN fusion of all levels"),
     _P("segformer", "Segformer", "mit_b0", "SegFormer: Mix-Transformer encoder (efficient self-attention) + MLP decoder"),
     _P("segformer-b2", "Segformer", "mit_b2", "SegFormer with the larger MiT-B2 encoder"),
-    _P("dpt", "DPT", "tu-vit_tiny_patch16_224", "DPT: ViT encoder, reassemble + fusion decoder (dense prediction)",
+    _P("dpt", "DPT", "tu-vit_tiny_patch16_224",
+       "DPT: ViT encoder (position embeddings resampled to any input size), reassemble + fusion decoder",
        {"dynamic_img_size": True}),
 ]}
 

@@ -1,4 +1,4 @@
-"""Train a preset on the chips: losses and augmentations from params, dvclive tracking, best checkpoint."""
+"""Train a preset on the chips: targets, losses and augmentations from params; DDP; resumable; dvclive tracking."""
 
 from .run import run
 

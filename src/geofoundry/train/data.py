@@ -7,6 +7,7 @@ resume. One DataLoader serves every epoch (``set_epoch``), so its workers can pe
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import albumentations as A
@@ -90,7 +91,7 @@ class ChipSampler(Sampler):
     def __init__(self, positive: np.ndarray, samples: int, positive_fraction: float, seed: int,
                  rank: int = 0, world: int = 1):
         self.positive, self.fraction, self.seed, self.rank, self.world = positive, positive_fraction, seed, rank, world
-        self.per_rank = -(-samples // world)
+        self.per_rank = math.ceil(samples / world)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -113,7 +114,16 @@ class ChipSampler(Sampler):
 
 def loader(dataset: Dataset, batch_size: int, *, sampler: Sampler | None = None, workers: int = 0,
            prefetch: int = 2, pin: bool = False) -> DataLoader:
-    """A DataLoader that keeps a GPU fed: worker processes that persist across epochs, prefetching, pinned memory."""
-    extra = {"persistent_workers": True, "prefetch_factor": prefetch} if workers else {}
+    """A DataLoader that keeps a GPU fed: worker processes that persist across epochs, prefetching, pinned memory.
+
+    With workers, OpenCV (albumentations) gets one thread per process, set before the workers fork: they run in
+    parallel already (setting it inside a forked worker can deadlock).
+    """
+    extra = {}
+    if workers:
+        import cv2
+
+        cv2.setNumThreads(1)
+        extra = {"persistent_workers": True, "prefetch_factor": prefetch}
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, pin_memory=pin,
                       **extra)

@@ -7,17 +7,20 @@ rank 0 validates and writes checkpoints and dvclive files.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
 
 from ..config import TrainConfig
 from ..errors import GeofoundryError
 from ..models import build_model, save_checkpoint
 from ..models.registry import get_preset
+from ..preprocess.stats import InputSpec
 from .augment import build_augment
 from .data import ChipDataset, ChipSampler, loader
 from .device import Runtime, all_sum, from_main, setup, teardown
@@ -39,10 +42,8 @@ def make_scheduler(cfg: TrainConfig, optimizer, steps: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
 
 
-def load_spec(chips_dir: Path, arch: str):
+def load_spec(chips_dir: Path, arch: str) -> InputSpec:
     """The chips' input spec, checked against the preset's smallest input."""
-    from ..preprocess.stats import InputSpec  # lazily: keeps `geofoundry.train` importable without rasterio
-
     if not (chips_dir / "stats.json").is_file():
         raise GeofoundryError(f"{chips_dir}: no chips (run the preprocess stage)")
     spec = InputSpec.load(chips_dir / "stats.json")
@@ -57,13 +58,13 @@ def load_spec(chips_dir: Path, arch: str):
 class Job:
     """Everything a run trains with; ``net`` is ``model`` wrapped for DDP and compiled when asked."""
 
-    spec: object
+    spec: InputSpec
     target: Target
-    loader: object
+    loader: DataLoader  # its sampler is a ChipSampler
     model: torch.nn.Module
     net: torch.nn.Module
     optimizer: torch.optim.Optimizer
-    scheduler: object
+    scheduler: torch.optim.lr_scheduler.LRScheduler
     loss_fn: torch.nn.Module
 
 
@@ -84,8 +85,7 @@ def prepare(cfg: TrainConfig, arch: str, chips_dir: Path, rt: Runtime) -> Job:
         model, device_ids=[rt.device.index] if rt.cuda else None, gradient_as_bucket_view=True)
     net = torch.compile(net) if cfg.compile else net
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps = -(-(-(-sampler.per_rank // cfg.batch_size)) // cfg.grad_accum)
-    scheduler = make_scheduler(cfg, optimizer, cfg.epochs * steps)
+    scheduler = make_scheduler(cfg, optimizer, cfg.epochs * math.ceil(len(train_loader) / cfg.grad_accum))
     return Job(spec, target, train_loader, model, net, optimizer, scheduler, WeightedLoss(cfg.loss, spec.ignore_index))
 
 
@@ -114,6 +114,11 @@ def _run(cfg: TrainConfig, arch: str, chips_dir: Path, models_dir: Path, live_di
         val_set = ChipDataset(chips_dir / "val", target, spec.ignore_index)
         val_loader = loader(val_set, cfg.batch_size, workers=cfg.num_workers, prefetch=cfg.prefetch, pin=rt.cuda)
     meta = {"fingerprint": fp, "target": cfg.target, "border_px": cfg.border_px, "contact_px": cfg.contact_px}
+
+    def save(name: str, **extra) -> None:
+        save_checkpoint(models_dir / name, model, preset=arch, bands=spec.bands, classes=names,
+                        extra={**meta, **extra})
+
     key, result = cfg.monitor.split("/")[1], {}
     try:
         for epoch in range(start, cfg.epochs):
@@ -132,14 +137,10 @@ def _run(cfg: TrainConfig, arch: str, chips_dir: Path, models_dir: Path, live_di
                 improved = val[key] > best
                 best, stale = (val[key], 0) if improved else (best, stale + 1)
                 stop = bool(cfg.patience and stale >= cfg.patience)
-                extra = {**meta, "metrics": result}
                 if improved:
-                    save_checkpoint(models_dir / "best.pt", model, preset=arch, bands=spec.bands, classes=names,
-                                    extra={**extra, "epoch": epoch + 1})
-                state = training_state(optimizer, scheduler, epoch=epoch + 1, best=best, stale=stale,
-                                       done=stop or epoch + 1 == cfg.epochs)
-                save_checkpoint(models_dir / "last.pt", model, preset=arch, bands=spec.bands, classes=names,
-                                extra={**extra, **state})
+                    save("best.pt", metrics=result, epoch=epoch + 1)
+                save("last.pt", metrics=result, **training_state(optimizer, scheduler, epoch=epoch + 1, best=best,
+                                                                 stale=stale, done=stop or epoch + 1 == cfg.epochs))
                 log.info("epoch %d/%d %s", epoch + 1, cfg.epochs, {k: round(v, 4) for k, v in result.items()})
                 if stop:
                     log.info("early stop: %s did not improve for %d epochs", cfg.monitor, stale)

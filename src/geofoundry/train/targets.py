@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-KINDS = ("classes", "footprint_border", "footprint_border_contact")
 _BIG = np.iinfo(np.int32).max
 
 
