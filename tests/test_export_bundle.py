@@ -232,3 +232,42 @@ def test_gto_versions_and_dvc_artifacts_get(exported, spacenet_root, tmp_path):
     scene = next((spacenet_root / "images").glob("*_3band.tif"))  # named bands, EPSG:4326, 0.48 m: warped
     result = predict_bundle(got, [scene], client / "out")
     assert result["scenes"] == [scene.stem] and (client / "out" / f"{scene.stem}.gpkg").is_file()
+
+
+def test_evaluate_bundle_on_a_client_dataset(exported, small_raw, tmp_path):
+    """`geofoundry evaluate --bundle --data`: the acceptance run writes the keys of metrics/evaluate.json."""
+    proc = cli("evaluate", "--bundle", str(exported["bundle"]), "--data", str(small_raw), "--out", "acc",
+               cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "acc" / "evaluate.json").read_text())
+    for section, key in [("object", "f1"), ("object", "precision"), ("object", "recall"), ("pixel", "iou"),
+                         ("pixel", "f1")]:
+        assert 0 <= metrics[section][key] <= 1
+    assert sorted(metrics["per_scene"]) == ["kampala_ug_z19", "nairobi_ke_z19"]
+    assert len(list((tmp_path / "acc" / "plots" / "overlays").glob("*.png"))) == 2
+
+
+def test_evaluate_bundle_on_spacenet_takes_rgb_refuses_uint16(exported, spacenet_root, tmp_path):
+    proc = cli("evaluate", "--bundle", str(exported["bundle"]), "--data", str(spacenet_root), "--out", "acc",
+               cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    scenes = json.loads((tmp_path / "acc" / "scenes.json").read_text())
+    assert sorted(scenes["evaluated"]) == [f"rio_img{i:02d}_3band" for i in range(1, 11)]
+    assert len(scenes["not_evaluated"]) == 10
+    assert all("uint16 pixels" in r and "gdal_translate" in r for r in scenes["not_evaluated"])
+    assert "rio_img04_8band: uint16 pixels" in proc.stderr
+
+
+def test_evaluate_bundle_refuses_a_dataset_without_the_bands(exported, spacenet_root, tmp_path):
+    scenes = pd.read_csv(spacenet_root / "scenes.csv", dtype=str)
+    only_8band = scenes[scenes["bands"] == "8"].assign(band_names="b1|b2|b3|b4|b5|b6|b7|b8")
+    for sub in ("images", "labels"):
+        (tmp_path / "raw" / sub).mkdir(parents=True)
+    for _, row in only_8band.iterrows():
+        for col in ("image", "labels"):
+            shutil.copy(spacenet_root / row[col], tmp_path / "raw" / row[col])
+    only_8band.to_csv(tmp_path / "raw" / "scenes.csv", index=False)
+    proc = cli("evaluate", "--bundle", str(exported["bundle"]), "--data", str(tmp_path / "raw"), "--out", "acc",
+               cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "no scene can be evaluated with this bundle" in proc.stderr and "lacks ['red', 'green', 'blue']" in proc.stderr

@@ -31,12 +31,12 @@ def _stage_command(name: str):
 
 
 for _name in STAGES:
-    if _name not in ("postprocess", "predict", "select"):
+    if _name not in ("postprocess", "predict", "select", "evaluate"):
         app.command(_name)(_stage_command(_name))
 
 
 def _fail(name: str, e: GeofoundryError) -> typer.Exit:
-    console.print(f"[bold red]error[/] ({name}): {e}")
+    report_error(name, e)
     return typer.Exit(1)
 
 
@@ -71,6 +71,36 @@ def predict_command(
     except GeofoundryError as e:
         raise _fail("predict", e) from None
     console.print(f"predicted {len(result['scenes'])} scene(s), {result['objects']} objects → {out}")
+
+
+@app.command("evaluate")
+def evaluate_command(
+    bundle: Path | None = BUNDLE,
+    data: Path | None = typer.Option(None, "--data", "-d", help="with --bundle: a raw dataset root (scenes.csv, "
+                                     "images/, labels/)", file_okay=False),
+    out: Path = typer.Option(Path("acceptance"), "--out", "-o", help="with --bundle: output folder"),
+    iou: float = typer.Option(0.5, help="with --bundle: IoU threshold for object matching"),
+    threads: int = typer.Option(0, help="with --bundle: onnxruntime CPU threads, 0 = all cores"),
+    params: Path = PARAMS, verbose: bool = VERBOSE,
+):
+    """Run the evaluate stage; or, with --bundle and --data, evaluate a delivered bundle on any raw-layout dataset
+    (a client's acceptance test): OUT/evaluate.json with the keys of metrics/evaluate.json, plots and overlays."""
+    if bundle is None:
+        if data is not None:
+            raise _fail("evaluate", GeofoundryError("--data needs --bundle <dir>; without it the stage runs"))
+        return _stage_command("evaluate")(params, verbose)
+    if data is None:
+        raise _fail("evaluate", GeofoundryError("--bundle needs --data <raw dataset root>"))
+    setup_logging(verbose)
+    try:
+        from .bundle import open_bundle
+        from .bundle.acceptance import evaluate_bundle
+        from .config import EvaluateConfig
+
+        metrics = evaluate_bundle(open_bundle(bundle), data, out, EvaluateConfig(iou_threshold=iou), threads)
+    except GeofoundryError as e:
+        raise _fail("evaluate", e) from None
+    console.print(f"object F1 {metrics['object']['f1']:.3f}, pixel IoU {metrics['pixel']['iou']:.3f} → {out}")
 
 
 @app.command("build-engine")

@@ -1,0 +1,62 @@
+"""A client's acceptance run: a delivered bundle on any raw-layout dataset, scored like the evaluate stage."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from ..config import EvaluateConfig
+from ..errors import GeofoundryError
+from ..io.atomic import write_json
+from ..io.raw import load_scenes
+from .predict import predict_bundle
+from .reader import Bundle
+
+log = logging.getLogger(__name__)
+
+
+def usable_scenes(scenes: pd.DataFrame, bands: list[str], dtypes: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """Scenes that carry the bundle's bands (by name) in a dtype its stretch was fitted on; reasons for the rest."""
+    keep, refused = [], []
+    for _, row in scenes.iterrows():
+        names = row["band_names"].split("|")
+        missing = [b for b in bands if b not in names]
+        if missing:
+            refused.append(f"{row['scene_id']}: has bands {names}, lacks {missing}")
+        elif row["dtype"] not in dtypes:
+            refused.append(f"{row['scene_id']}: {row['dtype']} pixels, but the model's stretch was fitted on "
+                           f"{'/'.join(dtypes)} values; rescale the scene (e.g. gdal_translate -ot Byte -scale) "
+                           "or train on such data")
+        else:
+            keep.append(row)
+    return pd.DataFrame(keep), refused
+
+
+def evaluate_bundle(bundle: Bundle, data_root: Path, out_dir: Path, cfg: EvaluateConfig, threads: int = 0) -> dict:
+    """Predict every usable scene of ``data_root`` with ``bundle``; write metrics (the keys of
+    ``metrics/evaluate.json``), plots and overlays under ``out_dir``."""
+    from .. import evaluate
+
+    spec = bundle.spec
+    scenes, refused = usable_scenes(load_scenes(data_root), spec.bands, spec.source_dtype.split(","))
+    for reason in refused:
+        log.warning("not evaluated: %s", reason)
+    if scenes.empty:
+        raise GeofoundryError(f"{data_root}: no scene can be evaluated with this bundle (bands {spec.bands}, "
+                              f"{spec.source_dtype}):\n  " + "\n  ".join(refused))
+    predictions = out_dir / "scenes"
+    for _, row in scenes.iterrows():
+        predict_bundle(bundle, [Path(row["image_path"])], predictions, row["band_names"].split("|"), threads)
+    selection = out_dir / "selection"
+    selection.mkdir(parents=True, exist_ok=True)
+    scenes.to_parquet(selection / "scenes.parquet", index=False)
+    write_json(selection / "classes.json", {"names": spec.classes, "paths": spec.class_paths})
+    metrics = evaluate.run(cfg, selection, predictions, predictions, out_dir / "evaluate.json", out_dir / "plots")
+    write_json(out_dir / "scenes.json", {"evaluated": scenes["scene_id"].tolist(), "not_evaluated": refused,
+                                         "bundle_sha256": bundle.digest})
+    log.info("evaluated %d scene(s); %s", len(scenes), json.dumps({"object.f1": metrics["object"]["f1"],
+                                                                   "pixel.iou": metrics["pixel"]["iou"]}))
+    return metrics
