@@ -258,3 +258,31 @@ def test_missing_inputs_raise_clear_errors(dev, tmp_path):
             tmp_path / "p")
     with pytest.raises(GeofoundryError, match="scenes.parquet"):
         run(EvaluateConfig(), tmp_path, root / "predictions", tmp_path, tmp_path / "m.json", tmp_path / "p")
+
+
+def test_breakdowns_by_size_gsd_and_block_context(dev, tmp_path):
+    """Outcomes split by object size, GSD and the context of the block under each object's point."""
+    import shutil
+
+    root, truth, grid = dev
+    vectors = truth.drop(index=np.flatnonzero(truth["counted"])[:4])  # 4 misses
+    write_vectors(tmp_path / "vec" / f"{SCENE}.gpkg", vectors)
+    shutil.copytree(root / "selection", tmp_path / "selection")
+    west, south, east, north = gpd.GeoSeries([shapely.box(*rasterio.transform.array_bounds(
+        *grid.mask.shape, grid.transform))], crs=grid.crs).to_crs("EPSG:3857").total_bounds
+    mid = (west + east) / 2
+    cells = [shapely.box(west - 1, south - 1, mid, north + 1), shapely.box(mid, south - 1, east + 1, north + 1)]
+    gpd.GeoDataFrame({"block_id": ["w", "e"], "vegetation": [0.05, 0.5], "split": ["test", "test"]},
+                     geometry=cells, crs="EPSG:3857").to_parquet(tmp_path / "selection" / "blocks.parquet")
+    m = run(EvaluateConfig(), tmp_path / "selection", root / "predictions", tmp_path / "vec", tmp_path / "m.json",
+            tmp_path / "plots")
+    total = {k: m["object"][k] for k in ("tp", "fp", "fn")}
+    for key in ("by_size", "by_gsd", "by_vegetation"):
+        assert {k: sum(b[k] for b in m[key].values()) for k in total} == total, key
+    counted = truth[truth["counted"]].to_crs("EPSG:3857").representative_point()
+    assert m["by_vegetation"]["lt0.1"]["tp"] + m["by_vegetation"]["lt0.1"]["fn"] == int((counted.x < mid).sum())
+    assert m["by_vegetation"]["0.1to0.3"]["tp"] == 0
+    assert list(m["by_gsd"]) == ["0.30m"]
+    bars = json.loads((tmp_path / "plots" / "per_context.json").read_text())
+    assert {"group": "vegetation ge0.3", "f1": m["by_vegetation"]["ge0.3"]["f1"],
+            "objects": sum(m["by_vegetation"]["ge0.3"][k] for k in total)} in bars

@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
@@ -18,6 +19,7 @@ from tqdm import tqdm
 from ..config import EvaluateConfig
 from ..errors import GeofoundryError
 from ..io.atomic import write_json
+from .breakdown import breakdowns, context_records, outcomes
 from .objects import average_precision, prf
 from .overlay import render
 from .pixels import class_counts, pr_curve, scores
@@ -126,13 +128,17 @@ def run(
     if no_vectors:
         raise GeofoundryError(f"{no_vectors}: missing; every prediction raster needs its vectors (run postprocess)")
 
-    results = []
+    results, placed = [], []
     for pred_path, vector_path in tqdm(list(zip(pred_paths, vector_paths)), desc="evaluate", unit="scene"):
         row = scenes.loc[pred_path.stem]
         result, grid = evaluate_scene(row, pred_path, vector_path, paths[1:], cfg)
         render(row["image_path"], grid, result.outlines, plots_dir / "overlays" / f"{result.scene_id}.png")
-        result.outlines = {}  # geometries are only needed for the overlay
+        placed.append(outcomes(result.outlines, grid.crs, float(row["gsd_m"])))
+        result.outlines = {}  # geometries are only needed for the overlay and the breakdowns
         results.append(result)
+    blocks_path = selection_dir / "blocks.parquet"
+    by = breakdowns(pd.concat(placed, ignore_index=True), gpd.read_parquet(blocks_path) if blocks_path.is_file()
+                    else None)
 
     classes = range(1, len(names))
     per_scene = {r.scene_id: summarize([r], classes) for r in results}
@@ -145,8 +151,10 @@ def run(
             s: summarize([r for r in results if r.site == s], classes) for s in sorted({r.site for r in results})
         },
         "per_scene": per_scene,
+        **by,
         "pixel_confusion": {a: {p: int(cm[i, j]) for j, p in enumerate(names)} for i, a in enumerate(names)},
     }
+    write_json(plots_dir / "per_context.json", context_records(by))
     for name, records in _plots(results, names, per_scene).items():
         write_json(plots_dir / name, records)
     write_json(metrics_path, metrics)
