@@ -226,6 +226,8 @@ def test_dev_scene_with_removed_and_shifted_objects(dev):
     assert 0 < m["pixel"]["iou"] < 1 and m["pixel"]["recall"] < 1
     for key, name in (("per_class", "building"), ("per_site", "kampala_ug"), ("per_scene", SCENE)):
         assert m[key] == {name: {"object": m["object"], "pixel": m["pixel"]}}  # one class, site and scene
+    assert m["per_level"] == {level: {"object": m["object"], "pixel": m["pixel"]}
+                              for level in ("structure", "structure/building")}
     assert m["n_scenes"] == 1 and json.loads((root / "metrics_edited.json").read_text()) == m
 
     plots = root / "plots_edited"
@@ -286,3 +288,12 @@ def test_breakdowns_by_size_gsd_and_block_context(dev, tmp_path):
     bars = json.loads((tmp_path / "plots" / "per_context.json").read_text())
     assert {"group": "vegetation ge0.3", "f1": m["by_vegetation"]["ge0.3"]["f1"],
             "objects": sum(m["by_vegetation"]["ge0.3"][k] for k in total)} in bars
+
+
+def test_hierarchy_levels_group_classes():
+    from geofoundry.evaluate.run import level_groups
+
+    paths = [None, "vehicle/aircraft/military/fighter", "vehicle/aircraft/civil", "vehicle/ship", "structure"]
+    groups = level_groups(paths)
+    assert groups["vehicle"] == [1, 2, 3] and groups["vehicle/aircraft"] == [1, 2]
+    assert groups["vehicle/aircraft/military/fighter"] == [1] and groups["structure"] == [4]

@@ -71,6 +71,16 @@ def summarize(results: Sequence[SceneResult], classes: Sequence[int]) -> dict:
     }
 
 
+def level_groups(paths: Sequence[str | None]) -> dict[str, list[int]]:
+    """Classes under each prefix of their class paths (``structure``, ``structure/building``, ...)."""
+    groups: dict[str, list[int]] = {}
+    for k, path in enumerate(paths[1:], start=1):
+        parts = path.split("/")
+        for level in range(1, len(parts) + 1):
+            groups.setdefault("/".join(parts[:level]), []).append(k)
+    return groups
+
+
 def _records(curve: dict[str, np.ndarray], keys: Sequence[str]) -> list[dict]:
     """Curve points as records, thinned evenly to at most ``MAX_CURVE_POINTS``."""
     n = len(curve[keys[0]])
@@ -147,6 +157,7 @@ def run(
         **summarize(results, classes),
         "n_scenes": len(results),
         "per_class": {names[k]: summarize(results, [k]) for k in classes},
+        "per_level": {prefix: summarize(results, ks) for prefix, ks in level_groups(paths).items()},
         "per_site": {
             s: summarize([r for r in results if r.site == s], classes) for s in sorted({r.site for r in results})
         },
