@@ -104,3 +104,29 @@ def test_ensemble_and_tta_on_dev(selection_dir, chips_dir, tiny_model, tmp_path)
         out = predict.run(cfg, selection_dir, chips_dir, models[name], tmp_path / name)
         scores[name] = np.mean([brier(tmp_path / name / f"{s}.tif", truth_raster) for s in out["scenes"]])
     assert scores["ens"] <= max(scores["a"], scores["b"]) + 1e-4, scores
+
+
+def test_bad_input_is_refused_clearly(selection_dir, chips_dir, tiny_model, tmp_path):
+    """Wrong bands, an area with no valid pixel, and a geofence away from every test area."""
+    import pytest
+    import shapely
+
+    from geofoundry.errors import GeofoundryError
+
+    spec = InputSpec.load(chips_dir / "stats.json")
+    fn = torch_model_fn(DeployedModel(model_from_checkpoint(load_checkpoint(tiny_model)), spec.low, spec.high), "cpu")
+    row = pd.read_parquet(selection_dir / "scenes.parquet").iloc[0]
+    cfg = PredictConfig(tile=256, overlap=32)
+    with pytest.raises(GeofoundryError, match=r"missing \['red', 'green', 'blue'\]"):
+        predict_scene(row["image_path"], ["b1", "b2", "b3"], float(row["gsd_m"]), None, spec, fn, cfg,
+                      tmp_path / "x.tif")
+    with rasterio.open(row["image_path"]) as ds:  # the top-left corner of these scenes holds no valid pixel
+        corner = shapely.box(ds.bounds.left, ds.bounds.top - 30, ds.bounds.left + 30, ds.bounds.top)
+        assert not (ds.dataset_mask(window=((0, 100), (0, 100))) > 0).any()
+    with pytest.warns(UserWarning, match="no valid pixel"):
+        assert not predict_scene(row["image_path"], row["band_names"].split("|"), float(row["gsd_m"]), corner,
+                                 spec, fn, cfg, tmp_path / "empty.tif")
+    assert not (tmp_path / "empty.tif").exists() and not list(tmp_path.glob(".*"))
+    far = PredictConfig(tile=256, overlap=32, geofence="POLYGON((10 10, 10.01 10, 10.01 10.01, 10 10.01, 10 10))")
+    with pytest.raises(GeofoundryError, match="geofence does not overlap"):
+        predict.run(far, selection_dir, chips_dir, tiny_model, tmp_path / "pred")

@@ -31,8 +31,9 @@ class Provenance:
     metrics: dict[str, Path] = field(default_factory=dict)  # name -> JSON file, read when present
 
 
-# Files that `dvc repro` itself rewrites before export runs: they do not make the code revision dirty.
-PIPELINE_WRITES = ("dvc.lock", "metrics", "plots", "dvclive")
+# Files that `dvc repro` itself rewrites before export runs (lock, metrics, plots, the .gitignore entries of new
+# outputs): they do not make the code revision dirty.
+PIPELINE_WRITES = ("dvc.lock", "metrics", "plots", "dvclive", "**/.gitignore", ".gitignore")
 
 
 def git_revision(repo: Path) -> str:
@@ -43,7 +44,7 @@ def git_revision(repo: Path) -> str:
 
     try:
         rev = git("rev-parse", "HEAD").strip()
-        changed = git("status", "--porcelain", "--", ".", *(f":(exclude){p}" for p in PIPELINE_WRITES)).strip()
+        changed = git("status", "--porcelain", "--", ".", *(f":(exclude,glob){p}" for p in PIPELINE_WRITES)).strip()
         return rev + ("-dirty" if changed else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git repository with a commit)"
