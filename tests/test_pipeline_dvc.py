@@ -58,5 +58,5 @@ def test_experiment_with_another_arch_is_compared(project):
     baseline = next(row for row in table if row["rev"] != "workspace")["data"]  # the committed baseline
     assert baseline["params"]["params.yaml"]["data"]["arch"] == "unet"
     assert "object" in baseline["metrics"]["metrics/evaluate.json"]["data"]
-    diff = sh("dvc", "metrics", "diff", "--md", "HEAD", "deeplab-exp", cwd=project).stdout
+    diff = sh("dvc", "metrics", "diff", "--md", "--all", "HEAD", "deeplab-exp", cwd=project).stdout
     assert "object.f1" in diff and "pixel.iou" in diff
