@@ -56,7 +56,9 @@ class StripBlender:
         if n <= 0:
             return
         yield self.top, self.acc[:, :n] / np.maximum(self.wsum[:n], EPS), self.wanted[:n].copy()
-        self.acc = np.concatenate([self.acc[:, n:], np.zeros_like(self.acc[:, :n])], axis=1)
-        self.wsum = np.concatenate([self.wsum[n:], np.zeros_like(self.wsum[:n])])
-        self.wanted = np.concatenate([self.wanted[n:], np.zeros_like(self.wanted[:n])])
+        for buf, axis in ((self.acc, 1), (self.wsum, 0), (self.wanted, 0)):  # shift up in place, clear the tail
+            rows = buf.shape[axis]
+            view = np.moveaxis(buf, axis, 0)
+            view[: rows - n] = view[n:]
+            view[rows - n:] = 0
         self.top += n

@@ -6,7 +6,6 @@ import logging
 import warnings
 from pathlib import Path
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
@@ -15,9 +14,8 @@ from rasterio.windows import Window
 
 from ..config import PredictConfig
 from ..errors import GeofoundryError
-from ..io.areas import area_in
 from ..io.geometry import reproject
-from ..io.raster import band_indexes, open_model_grid
+from ..io.raster import band_indexes, bounded_gdal_cache, open_model_grid
 from ..preprocess.chips import block_window
 from ..preprocess.stats import InputSpec
 from ..progress import track
@@ -31,7 +29,7 @@ def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_385
                   spec: InputSpec, model_fn: ModelFn, cfg: PredictConfig, out_path: Path) -> bool:
     """Predict the part of one scene inside ``area_3857`` (None = the whole scene); False when nothing is valid."""
     indexes = band_indexes(image_path, band_names, spec.bands)
-    with open_model_grid(image_path, gsd_m, spec.gsd_m, indexes, spec.resampling) as grid:
+    with bounded_gdal_cache(), open_model_grid(image_path, gsd_m, spec.gsd_m, indexes, spec.resampling) as grid:
         if area_3857 is None:
             area = shapely.box(*grid.ds.bounds)
         else:
@@ -62,7 +60,7 @@ def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_385
     return True
 
 
-def test_areas(scenes: pd.DataFrame, blocks: gpd.GeoDataFrame) -> dict[str, shapely.Geometry]:
+def test_areas(scenes: pd.DataFrame, blocks) -> dict[str, shapely.Geometry]:
     """Union of the test blocks, per scene that has any."""
     test = shapely.union_all(blocks.loc[blocks["split"] == "test"].geometry.values)
     return {row["scene_id"]: test for _, row in scenes.iterrows() if "test" in str(row.get("splits", ""))}
@@ -70,6 +68,9 @@ def test_areas(scenes: pd.DataFrame, blocks: gpd.GeoDataFrame) -> dict[str, shap
 
 def run(cfg: PredictConfig, selection_dir: Path, chips_dir: Path, model_path: Path, out_dir: Path) -> dict:
     """Write ``out_dir/<scene_id>.tif`` for every scene with test blocks (inside the geofence, if any)."""
+    import geopandas as gpd  # stage-only imports: predict_scene (bundles, benchmarks) needs neither
+
+    from ..io.areas import area_in
     from .torch_model import build_model_fn  # torch only here: bundle prediction runs without it
 
     spec = InputSpec.load(chips_dir / "stats.json")

@@ -44,7 +44,7 @@ class ProbabilityWriter:
             if exc_type is None:
                 with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
                     rio_copy(self._raw_path, self._final, driver="COG", compress="DEFLATE", blocksize=512,
-                             overview_resampling="average")
+                             overview_resampling="average", num_threads="ALL_CPUS")
         finally:
             self._raw_path.unlink(missing_ok=True)
             self._atomic.__exit__(exc_type, exc, tb)

@@ -1,0 +1,181 @@
+"""Predict-stage throughput on a whole scene against (a) the bare model forward and (b) a naive window loop.
+
+* stage: ``geofoundry.predict.run.predict_scene`` — windowed reads on the model grid (threaded), blending, masked
+  COG writing, everything included;
+* bare: the same model, precision and batch on device-resident random tiles, as many tiles as the stage ran;
+* naive: read one window, run the model in fp32 on it alone, write it; no overlap, no blending, no skipping.
+
+Each part runs in its own process (peak RSS per part). Pixels/s are model-grid pixels of the scene's valid region.
+
+    python bench/predict.py --scene ../shared/data/oam_buildings_eafrica_scenes/images/zanzibar_tz_z21.tif --gsd 0.3
+    python bench/predict.py --synthetic 40000 --device cuda --batch 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+
+ROOT = Path(__file__).resolve().parents[1]
+RGB = ["red", "green", "blue"]
+
+
+def synthetic_scene(path: Path, side: int) -> Path:
+    """A side² RGB uint8 GeoTIFF (EPSG:3857, 0.3 m, tiled, uncompressed), written by windows; a quarter invalid."""
+    profile = {"driver": "GTiff", "dtype": "uint8", "count": 3, "width": side, "height": side, "crs": "EPSG:3857",
+               "transform": rasterio.transform.from_origin(3_600_000, 40_000, 0.3, 0.3), "tiled": True,
+               "blockxsize": 512, "blockysize": 512, "BIGTIFF": "YES"}
+    rng = np.random.default_rng(0)
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **profile) as ds:
+        for row in range(0, side, 2048):
+            h = min(2048, side - row)
+            block = rng.integers(0, 255, (3, h, side), dtype=np.uint8)
+            ds.write(block, window=Window(0, row, side, h))
+            mask = np.full((h, side), 255, np.uint8)
+            mask[:, : side // 4] = 0
+            ds.write_mask(mask, window=Window(0, row, side, h))
+    return path
+
+
+def model_fn(args, counter: list[int]):
+    from geofoundry.models.deployed import DeployedModel
+    from geofoundry.models.registry import build_model
+    from geofoundry.predict.torch_model import torch_model_fn
+
+    model = DeployedModel(build_model(args.arch, 3, 2), [0.0] * 3, [255.0] * 3)
+    fn = torch_model_fn(model, args.device)
+
+    def counted(batch: np.ndarray) -> np.ndarray:
+        counter.append(len(batch))
+        return fn(batch)
+
+    return counted
+
+
+def part_stage(args) -> dict:
+    from geofoundry.config import PredictConfig
+    from geofoundry.predict.run import predict_scene
+    from geofoundry.preprocess.stats import InputSpec
+
+    spec = InputSpec(bands=RGB, gsd_m=args.gsd, source_dtype="uint8", low=[0.0] * 3, high=[255.0] * 3,
+                     classes=["background", "building"], class_paths=[None, "structure/building"])
+    cfg = PredictConfig(tile=args.tile, overlap=args.overlap, batch_size=args.batch, device=args.device)
+    tiles: list[int] = []
+    fn = model_fn(args, tiles)
+    fn(np.zeros((1, 3, args.tile, args.tile), np.float32))  # warm-up (cuDNN, allocator)
+    tiles.clear()
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        predict_scene(str(args.scene), RGB, args.scene_gsd, None, spec, fn, cfg, Path(tmp) / "p.tif")
+        seconds = time.perf_counter() - t0
+        with rasterio.open(Path(tmp) / "p.tif") as ds:
+            pixels = ds.width * ds.height
+    return {"seconds": seconds, "pixels": pixels, "tiles": int(sum(tiles))}
+
+
+def part_bare(args) -> dict:
+    import torch
+
+    fn = model_fn(args, [])
+    batch = np.random.default_rng(0).uniform(0, 255, (args.batch, 3, args.tile, args.tile)).astype(np.float32)
+    fn(batch)
+    n = max(1, args.tiles // args.batch)
+    if args.device != "cpu" and torch.cuda.is_available():
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn(batch)  # the model fn copies to the device and back, as the stage's does
+    return {"seconds": (time.perf_counter() - t0) * args.tiles / (n * args.batch), "tiles": args.tiles}
+
+
+def part_naive(args) -> dict:
+    import torch
+
+    from geofoundry.models.registry import build_model
+
+    device = torch.device("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")
+    net = build_model(args.arch, 3, 2).to(device).eval()
+    t0 = time.perf_counter()
+    with rasterio.open(args.scene) as src, tempfile.TemporaryDirectory() as tmp:
+        profile = {"driver": "GTiff", "dtype": "uint8", "count": 1, "width": src.width, "height": src.height,
+                   "crs": src.crs, "transform": src.transform, "tiled": True, "compress": "deflate"}
+        with rasterio.open(Path(tmp) / "n.tif", "w", **profile) as dst, torch.inference_mode():
+            for row in range(0, src.height, args.tile):
+                for col in range(0, src.width, args.tile):
+                    win = Window(col, row, min(args.tile, src.width - col), min(args.tile, src.height - row))
+                    x = np.zeros((1, 3, args.tile, args.tile), np.float32)
+                    x[0, :, : int(win.height), : int(win.width)] = src.read(window=win) / 255.0
+                    p = torch.softmax(net(torch.from_numpy(x).to(device)), 1)[0, 1].cpu().numpy()
+                    dst.write((p[: int(win.height), : int(win.width)] * 255).astype(np.uint8), 1, window=win)
+        pixels = src.width * src.height
+    return {"seconds": time.perf_counter() - t0, "pixels": pixels}
+
+
+def run_part(name: str, argv: list[str]) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--part", name, *argv], capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"{name} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scene", type=Path)
+    ap.add_argument("--synthetic", type=int, help="generate a side² scene instead")
+    ap.add_argument("--scene-gsd", type=float, default=0.0, help="scene GSD (m); 0 = from the file")
+    ap.add_argument("--gsd", type=float, default=0.0, help="model GSD (m); 0 = the scene's (no resampling)")
+    ap.add_argument("--arch", default="unet")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--tile", type=int, default=512)
+    ap.add_argument("--overlap", type=int, default=128)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--tiles", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--part", choices=["stage", "bare", "naive"], help=argparse.SUPPRESS)
+    ap.add_argument("--skip-naive", action="store_true")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    if args.part:
+        result = {"stage": part_stage, "bare": part_bare, "naive": part_naive}[args.part](args)
+        result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        print(json.dumps(result))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.synthetic:
+            args.scene = synthetic_scene(Path(tmp) / "synthetic.tif", args.synthetic)
+        if not args.scene_gsd:
+            from geofoundry.bundle.scene import scene_gsd_m
+            with rasterio.open(args.scene) as ds:
+                args.scene_gsd = scene_gsd_m(ds)
+        args.gsd = args.gsd or args.scene_gsd
+        argv = ["--scene", str(args.scene), "--scene-gsd", str(args.scene_gsd), "--gsd", str(args.gsd),
+                "--arch", args.arch, "--device", args.device, "--tile", str(args.tile), "--overlap",
+                str(args.overlap), "--batch", str(args.batch)]
+        stage = run_part("stage", argv)
+        bare = run_part("bare", [*argv, "--tiles", str(stage["tiles"])])
+        naive = None if args.skip_naive else run_part("naive", argv)
+    result = {"scene": "synthetic %d²" % args.synthetic if args.synthetic else args.scene.name,
+              "arch": args.arch, "device": args.device, "tile": args.tile, "overlap": args.overlap,
+              "batch": args.batch, "gsd_m": args.gsd, "stage": stage, "bare": bare, "naive": naive,
+              "stage_vs_bare": round(bare["seconds"] / stage["seconds"], 3),
+              "stage_vs_naive": round(naive["seconds"] / naive["pixels"] * stage["pixels"] / stage["seconds"], 3)
+              if naive else None,
+              "machine": {"host": platform.node(), "python": platform.python_version()},
+              "command": " ".join(sys.argv)}
+    print(json.dumps(result, indent=1))
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
