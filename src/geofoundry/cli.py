@@ -103,6 +103,34 @@ def evaluate_command(
     console.print(f"object F1 {metrics['object']['f1']:.3f}, pixel IoU {metrics['pixel']['iou']:.3f} → {out}")
 
 
+@app.command("compile-gpu")
+def compile_gpu_command(
+    checkpoint: Path = typer.Option(Path("models/best.pt"), help="trained checkpoint"),
+    stats: Path = typer.Option(Path("data/chips/stats.json"), help="input spec (bands, stretch) of the model"),
+    out: Path = typer.Option(Path("export/model.pt2"), "--out", "-o", help="AOTInductor package to write"),
+    max_batch: int = typer.Option(64, help="largest batch the package accepts"),
+):
+    """Compile the delivered model for this machine's GPU: torch.export + AOTInductor package (.pt2, bf16), loadable
+    with torch._inductor.aoti_load_package and no geofoundry code. Build it on the target GPU, like a TensorRT engine."""
+    setup_logging(False)
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise GeofoundryError("no CUDA device: the AOTInductor package is compiled for the GPU it runs on")
+        from .export.aoti import export_aoti
+        from .models.checkpoint import load_checkpoint, model_from_checkpoint
+        from .models.deployed import DeployedModel
+        from .preprocess.stats import InputSpec
+
+        spec = InputSpec.load(stats)
+        model = DeployedModel(model_from_checkpoint(load_checkpoint(checkpoint, spec.bands)), spec.low, spec.high)
+        export_aoti(model.cuda(), len(spec.bands), out, max_batch=max_batch)
+    except GeofoundryError as e:
+        raise _fail("compile-gpu", e) from None
+    console.print(f"wrote {out} for {torch.cuda.get_device_name()}")
+
+
 @app.command("build-engine")
 def build_engine_command(
     bundle: Path = typer.Option(..., "--bundle", "-b", help="a delivered bundle folder", file_okay=False),

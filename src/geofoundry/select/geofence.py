@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import geopandas as gpd
 import shapely
 
 from ..config import GeofenceConfig
 from ..errors import GeofoundryError
+from ..io.areas import area_in
 from ..io.geometry import reproject
 from .blocks import GRID_CRS, mercator_area_scale
 
 
 def parse_area(value: str, key: str) -> shapely.Geometry:
-    """A GeoJSON (or any OGR vector) file in any CRS, or a WKT string in EPSG:4326 → one geometry in EPSG:4326."""
+    """A vector file (any CRS) or a WKT string in EPSG:4326 → one valid geometry in EPSG:4326; errors name ``key``."""
     text = value.strip()
-    path = Path(text)
-    looks_like_file = "(" not in text
     try:
-        if looks_like_file:
-            if not path.is_file():
-                raise GeofoundryError(f"{key}: {text!r} is neither an existing vector file nor WKT")
-            gdf = gpd.read_file(path)
-            gdf = gdf.to_crs("EPSG:4326") if gdf.crs else gdf.set_crs("EPSG:4326")
-            geom = shapely.union_all(shapely.make_valid(gdf.geometry.values))
-        else:
-            geom = shapely.make_valid(shapely.from_wkt(text))
-    except GeofoundryError:
-        raise
+        geom = shapely.make_valid(area_in(text, "EPSG:4326"))
     except Exception as e:  # noqa: BLE001 - any parse error becomes a message naming the key
         raise GeofoundryError(f"{key}: cannot read the area {text[:80]!r} ({e})") from None
     if geom.is_empty or geom.area == 0:
