@@ -19,7 +19,8 @@ from shapely.geometry import box
 from geofoundry.config import EvaluateConfig
 from geofoundry.errors import GeofoundryError
 from geofoundry.evaluate import run
-from geofoundry.evaluate.objects import area_m2, average_precision, match, prf
+from geofoundry.evaluate.objects import average_precision, match, prf
+from geofoundry.io.units import area_m2
 from geofoundry.evaluate.pixels import burn, class_counts, confusion, histograms, in_mask, pr_curve, scores
 from geofoundry.evaluate.scene import Grid, counted
 from geofoundry.io.raw import load_scenes, read_labels, select_classes
@@ -86,8 +87,9 @@ def test_iou_exactly_at_threshold_matches():
 def test_area_in_metres_and_min_area_filter():
     x0, y0 = 0.0, 8399737.89  # EPSG:3857 at latitude 60°: 1 map unit = 0.5 m
     small, large = box(x0, y0, x0 + 10, y0 + 10), box(x0 + 40, y0, x0 + 60, y0 + 20)
-    assert area_m2([small, large], "EPSG:3857") == pytest.approx([25, 100], rel=0.01)
-    assert area_m2([box(3, 0, 3.001, 0.001)], "EPSG:4326") == pytest.approx([111.32 * 110.57], rel=1e-3)
+    assert list(area_m2(gpd.GeoSeries([small, large], crs="EPSG:3857"))) == pytest.approx([25, 100], rel=0.01)
+    assert list(area_m2(gpd.GeoSeries([box(3, 0, 3.001, 0.001)], crs="EPSG:4326"))) == pytest.approx(
+        [111.32 * 110.57], rel=1e-3)
     gdf = gpd.GeoDataFrame(geometry=[small, large], crs="EPSG:3857")
     mask = np.ones((100, 100), dtype=bool)
     grid = Grid(gdf.crs, unit_grid(x0 - 10, y0 + 50), mask)

@@ -28,7 +28,7 @@ from geofoundry.postprocess import OPS, SceneState, build_chain, describe_ops, f
 from geofoundry.postprocess.registry import FIELDS
 from geofoundry.postprocess.rings import turning_angles
 from geofoundry.postprocess.run import read_scene
-from geofoundry.postprocess.units import area_m2, pixel_area_m2
+from geofoundry.io.units import area_m2, pixel_area_m2
 
 SCENE = "kampala_ug_z19"
 

@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from pathlib import Path
 
 import rasterio
-from pyproj import Geod
-from rasterio.warp import transform as warp_points
 
 from ..errors import GeofoundryError
+from ..io.units import ground_step_m
 
 
 def scene_gsd_m(ds) -> float:
-    """Ground sample distance (m) at the scene centre from its transform and CRS: geodesic (WGS 84) width and height
-    of the centre pixel, geometric mean. Works alike for projected, Web Mercator and lon/lat scenes."""
+    """Ground sample distance (m) at the scene centre from its transform and CRS: geodesic width and height of the
+    centre pixel, geometric mean. Works alike for projected, Web Mercator and lon/lat scenes."""
     if ds.crs is None or ds.transform.is_identity:
         raise GeofoundryError(f"{ds.name}: no CRS or geotransform, so its ground sample distance is unknown")
-    cx, cy = ds.width / 2, ds.height / 2
-    xs, ys = zip(ds.transform * (cx, cy), ds.transform * (cx + 1, cy), ds.transform * (cx, cy + 1))
-    lon, lat = warp_points(ds.crs, "EPSG:4326", list(xs), list(ys))
-    geod = Geod(ellps="WGS84")
-    dx = geod.inv(lon[0], lat[0], lon[1], lat[1])[2]
-    dy = geod.inv(lon[0], lat[0], lon[2], lat[2])[2]
-    return math.sqrt(dx * dy)
+    x, y = ds.transform @ (ds.width / 2, ds.height / 2)
+    return ground_step_m(ds.crs, x, y, ds.transform.a, ds.transform.e)
 
 
 def scene_bands(path: Path, wanted: list[str], given: list[str] | None = None) -> list[str]:

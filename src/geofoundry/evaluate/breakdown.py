@@ -12,7 +12,8 @@ import math
 import geopandas as gpd
 import pandas as pd
 
-from .objects import area_m2, prf
+from ..io.units import area_m2
+from .objects import prf
 
 SIZE_BINS = ((0.0, 50.0, "lt50m2"), (50.0, 200.0, "50to200m2"), (200.0, math.inf, "ge200m2"))
 CONTEXT_BINS = ((0.0, 0.1, "lt0.1"), (0.1, 0.3, "0.1to0.3"), (0.3, math.inf, "ge0.3"))
@@ -23,7 +24,7 @@ def outcomes(outlines: dict[str, list], crs, gsd_m: float) -> gpd.GeoDataFrame:
     """One row per counted object of a scene: outcome (tp/fp/fn), ground area, GSD, geometry in EPSG:3857."""
     kinds = [k for k, geoms in outlines.items() for _ in geoms]
     geoms = gpd.GeoSeries([g for gs in outlines.values() for g in gs], crs=crs)
-    return gpd.GeoDataFrame({"outcome": kinds, "area_m2": area_m2(geoms.values, crs) if len(geoms) else [],
+    return gpd.GeoDataFrame({"outcome": kinds, "area_m2": area_m2(geoms).to_numpy(),
                              "gsd_m": gsd_m}, geometry=geoms.representative_point().to_crs("EPSG:3857"))
 
 

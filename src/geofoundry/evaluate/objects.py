@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import geopandas as gpd
 import numpy as np
 import shapely
 from shapely import STRtree
@@ -75,11 +74,3 @@ def average_precision(scores: np.ndarray, is_tp: np.ndarray, n_truth: int) -> tu
     envelope = np.maximum.accumulate(precision[::-1])[::-1]  # best precision at recall >= r
     steps = np.diff(np.r_[0.0, recall])
     return float(np.sum(steps * envelope)), curve
-
-
-def area_m2(geoms: Sequence, crs) -> np.ndarray:
-    """Areas in square metres, computed in the local UTM zone (EPSG:3857 or 4326 areas are not metres)."""
-    series = gpd.GeoSeries(list(geoms), crs=crs)
-    if not len(series):
-        return np.zeros(0)
-    return series.to_crs(series.estimate_utm_crs()).area.to_numpy()

@@ -14,7 +14,8 @@ import rasterio
 from ..config import EvaluateConfig
 from ..errors import GeofoundryError
 from ..io.raw import read_labels, select_classes
-from .objects import area_m2, match
+from ..io.units import area_m2
+from .objects import match
 from .pixels import burn, confusion, histograms, in_mask
 
 VECTOR_LAYER = "objects"
@@ -69,7 +70,7 @@ def counted(gdf: gpd.GeoDataFrame, grid: Grid, min_area_m2: float) -> gpd.GeoDat
     """Objects whose representative point lies in the evaluation area and whose area is >= ``min_area_m2``."""
     keep = in_mask(gdf.geometry.values, grid.mask, grid.transform)
     if min_area_m2 > 0:
-        keep &= area_m2(gdf.geometry.values, gdf.crs) >= min_area_m2
+        keep &= area_m2(gdf.geometry).to_numpy() >= min_area_m2
     return gdf[keep]
 
 

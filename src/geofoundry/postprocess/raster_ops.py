@@ -14,7 +14,7 @@ from skimage.segmentation import watershed as flood
 
 from .registry import Probability, register
 from .state import SceneState
-from .units import pixel_area_m2
+from ..io.units import pixel_area_m2
 
 # Ops that edit the mask must run before instances exist, or the instance ids would no longer match it.
 MASK_OP = {"needs": ("mask",), "refuses": ("instances",)}

@@ -17,7 +17,7 @@ from ..io.atomic import atomic_path
 from ..progress import track
 from .registry import build_chain
 from .state import SceneState
-from .units import area_m2
+from ..io.units import area_m2
 
 log = logging.getLogger(__name__)
 LAYER = "objects"

@@ -13,7 +13,7 @@ from ..errors import GeofoundryError
 from ..io.areas import area_in, load_area
 from .registry import Probability, register
 from .state import SceneState
-from .units import area_m2, to_metres
+from ..io.units import area_m2, to_metres
 from .vectorize import valid_area
 
 VECTOR_OP = {"needs": ("objects",)}

@@ -18,7 +18,7 @@ from ..config import check_class_path
 from .registry import register
 from .rings import map_polygons, regularize_polygon, straighten_polygon
 from .state import SceneState
-from .units import map_in_metres, to_metres
+from ..io.units import map_in_metres, to_metres
 from .vector_filters import VECTOR_OP
 
 Angle = Annotated[float, Field(gt=0, lt=180)]

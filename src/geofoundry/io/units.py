@@ -1,4 +1,4 @@
-"""Metres, whatever the CRS: the one place that decides how lengths and areas are measured.
+"""Metres, whatever the CRS: the one place that decides how lengths and areas are measured (postprocess, evaluate).
 
 - A CRS projected in metres (UTM, national grids) is used in its own units.
 - Other projected CRSs (Web/World Mercator, whose scale grows as 1/cos(latitude); feet) are scaled uniformly about
@@ -24,9 +24,11 @@ def _units_are_metres(crs: CRS) -> bool:
     return crs.is_projected and crs.axis_info[0].unit_name == "metre" and not mercator
 
 
-def _metres_per_unit(crs: CRS, x: float, y: float) -> float:
-    """Ground metres per CRS unit at (x, y): geometric mean of the geodesic lengths of unit steps in x and y."""
-    lon, lat = Transformer.from_crs(crs, crs.geodetic_crs, always_xy=True).transform([x, x + 1, x], [y, y, y + 1])
+def ground_step_m(crs, x: float, y: float, step_x: float = 1.0, step_y: float = 1.0) -> float:
+    """Ground metres of a (step_x, step_y) step at (x, y): geometric mean of the geodesic lengths along x and y."""
+    crs = CRS.from_user_input(crs)
+    lon, lat = Transformer.from_crs(crs, crs.geodetic_crs, always_xy=True).transform(
+        [x, x + step_x, x], [y, y, y + step_y])
     geod = crs.get_geod()
     dx = geod.inv(lon[0], lat[0], lon[1], lat[1])[2]
     dy = geod.inv(lon[0], lat[0], lon[2], lat[2])[2]
@@ -58,7 +60,7 @@ def to_metres(geoms: gpd.GeoSeries) -> Metric:
         return Metric(geoms.to_crs(geoms.estimate_utm_crs()), crs)
     x0, y0, x1, y1 = geoms.total_bounds
     origin = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
-    scale = _metres_per_unit(crs, *origin)
+    scale = ground_step_m(crs, *origin)
     values = shapely.transform(geoms.to_numpy(), lambda xy: (xy - origin) * scale)
     return Metric(gpd.GeoSeries(values, index=geoms.index), crs, origin, scale)
 
