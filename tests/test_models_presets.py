@@ -34,15 +34,14 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def real_batches(chips_dir):
-    """Two augmented real train chips (and their targets), cropped to 64 and to 128 px."""
+    """Two augmented real train chips (targets, device augment parameters), cropped to 64 and to 128 px."""
     spec = InputSpec.load(chips_dir / "stats.json")
     out = {}
     for size in (64, 128):
         augment = build_augment([{"D4": {}}, {"RandomCrop": {"height": size, "width": size}}], spec.ignore_index)
         ds = ChipDataset(chips_dir / "train", Target(len(spec.classes)), spec.ignore_index, augment)
         chips = np.flatnonzero(ds.positive())[:2]
-        x, y = zip(*(ds[(int(i), 7)] for i in chips))
-        out[size] = torch.stack(x), torch.stack(y)
+        out[size] = tuple(torch.stack(t) for t in zip(*(ds[(int(i), 7)] for i in chips)))
     return spec, out
 
 
@@ -62,12 +61,12 @@ def test_adaptive_pool_matches_torch(size):
 def test_preset_trains_and_exports(name, real_batches, tmp_path):
     spec, batches = real_batches
     torch.manual_seed(0)
-    x, y = batches[max(64, PRESETS[name].min_size)]
+    x, y, params = batches[max(64, PRESETS[name].min_size)]
     model = build_model(name, len(spec.bands), len(spec.classes)).to(memory_format=torch.channels_last)
     before = [p.detach().clone() for p in model.parameters()]
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-    loss_sum, n = train_epoch(model, [(x, y)], WeightedLoss({"ce": 1.0, "dice": 1.0}, spec.ignore_index),
+    loss_sum, n = train_epoch(model, [(x, y, params)], WeightedLoss({"ce": 1.0, "dice": 1.0}, spec.ignore_index),
                               optimizer, scheduler, Runtime(torch.device("cpu"), 0, 1), grad_accum=1)
     assert n == 2 and np.isfinite(loss_sum)
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))

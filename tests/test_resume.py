@@ -17,9 +17,9 @@ from geofoundry.config import TrainConfig
 CFG = TrainConfig(
     epochs=3, samples_per_epoch=6, batch_size=2, threads=1, seed=5, lr=5e-3,
     loss={"ce": 1.0, "dice": 0.5, "lovasz": 0.5},
-    augment=[{"D4": {}}, {"Affine": {"rotate": [-20, 20], "scale": [0.9, 1.1], "p": 0.5}},
-             {"RandomBrightnessContrast": {"p": 0.5}}, {"GaussNoise": {"std_range": [0.01, 0.03], "p": 0.5}},
-             {"RandomCrop": {"height": 64, "width": 64}}],
+    augment=[{"Affine": {"rotate": [-20, 20], "scale": [0.9, 1.1], "p": 0.5}},
+             {"GaussNoise": {"std_range": [0.01, 0.03], "p": 0.5}}, {"RandomCrop": {"height": 64, "width": 64}}],
+    device_augment={"d4": True, "brightness": 0.2, "contrast": 0.2, "noise": 0.02, "p_color": 0.5},
 )
 SCRIPT = """
 import logging, sys

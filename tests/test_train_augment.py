@@ -7,10 +7,12 @@ import pytest
 import torch
 from scipy import ndimage as ndi
 
+from geofoundry.config import DeviceAugmentConfig
 from geofoundry.errors import GeofoundryError
 from geofoundry.preprocess.stats import InputSpec
 from geofoundry.train.augment import build_augment, reseed
 from geofoundry.train.data import ChipDataset, ChipSampler, loader
+from geofoundry.train.device_augment import draw
 from geofoundry.train.targets import Target
 
 PIPELINE = [
@@ -95,11 +97,14 @@ def test_unknown_transform_is_refused():
 
 def test_batches_do_not_depend_on_workers(chips_dir):
     spec = InputSpec.load(chips_dir / "stats.json")
+    device = DeviceAugmentConfig(d4=True, brightness=0.2, contrast=0.2, p_color=0.5)
     ds = ChipDataset(chips_dir / "train", Target(len(spec.classes), "footprint_border_contact"), spec.ignore_index,
-                     build_augment(PIPELINE, spec.ignore_index))
+                     build_augment(PIPELINE, spec.ignore_index), device)
     sampler = ChipSampler(ds.positive(), 8, 0.5, seed=2)
     sampler.set_epoch(1)
     batches = {w: list(loader(ds, 4, sampler=sampler, workers=w, prefetch=2)) for w in (0, 2)}
-    for (x0, y0), (x2, y2) in zip(batches[0], batches[2], strict=True):
+    for (x0, y0, p0), (x2, y2, p2) in zip(batches[0], batches[2], strict=True):
         assert x0.dtype == torch.uint8 and x0.shape == (4, 3, 128, 128) and y0.shape == (4, 128, 128)
-        assert torch.equal(x0, x2) and torch.equal(y0, y2)
+        assert torch.equal(x0, x2) and torch.equal(y0, y2) and torch.equal(p0, p2) and p0.shape == (4, 4)
+    params = torch.cat([p for _, _, p in batches[0]])
+    assert torch.equal(params, torch.from_numpy(np.stack([draw(seed, device) for _, seed in sampler])))

@@ -150,6 +150,16 @@ class PreprocessConfig(Section):
 LOSSES = ("ce", "dice", "focal", "lovasz", "tversky")
 
 
+class DeviceAugmentConfig(Section):
+    """Augmentations of the whole batch where it lives (GPU or CPU), after the uint8 transfer; all off by default."""
+
+    d4: bool = Field(False, description="one of the 8 flips/rotations per sample, image and target alike")
+    brightness: float = Field(0.0, ge=0, le=1, description="max additive shift, as a fraction of the range")
+    contrast: float = Field(0.0, ge=0, le=1, description="max multiplicative change: a factor in [1 - c, 1 + c]")
+    noise: float = Field(0.0, ge=0, le=1, description="std of added Gaussian noise, as a fraction of the range")
+    p_color: float = Field(0.5, ge=0, le=1, description="chance that brightness, contrast and noise change a sample")
+
+
 class TrainConfig(Section):
     epochs: int = Field(12, ge=1)
     samples_per_epoch: int = Field(1024, ge=1, description="chips drawn per epoch (positives oversampled)")
@@ -163,6 +173,8 @@ class TrainConfig(Section):
     augment: list[dict[str, dict[str, Any] | None]] = Field(
         [{"D4": {"p": 1.0}}, {"RandomBrightnessContrast": {"p": 0.3}}],
         description="albumentations transforms by class name with their arguments, applied to image and mask")
+    device_augment: DeviceAugmentConfig = Field(
+        DeviceAugmentConfig(), description="D4 and brightness/contrast/noise on the device, after `augment`")
     target: Literal["classes", "footprint_border", "footprint_border_contact"] = Field(
         "classes", description="class masks, or + border (+ contact) classes to split touching objects")
     border_px: int = Field(2, ge=1, description="border class: object pixels this close to their edge")

@@ -15,18 +15,23 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..config import DeviceAugmentConfig
 from .augment import reseed
+from .device_augment import draw
 from .targets import Target
 
 
 class ChipDataset(Dataset):
     """Memory-mapped ``images.npy`` (N, C, S, S), ``labels.npy`` (N, S, S) and optional ``instances.npy`` of a split.
 
-    Items are ``(image uint8 (C, S, S), target uint8 (S, S))``; the float conversion happens on the device.
+    Items are ``(image uint8 (C, S, S), target uint8 (S, S), device augment parameters float32 (4,))``: the float
+    conversion and ``device_augment`` happen on the device; keys without a seed get identity parameters.
     """
 
-    def __init__(self, split_dir: Path, target: Target, ignore_index: int, augment: A.Compose | None = None):
-        self.split_dir, self.target, self.ignore_index, self.augment = Path(split_dir), target, ignore_index, augment
+    def __init__(self, split_dir: Path, target: Target, ignore_index: int, augment: A.Compose | None = None,
+                 device_augment: DeviceAugmentConfig | None = None):
+        self.split_dir, self.target, self.ignore_index = Path(split_dir), target, ignore_index
+        self.augment, self.device_augment = augment, device_augment
         self._open: dict[str, np.ndarray | None] = {}
 
     def _array(self, name: str) -> np.ndarray | None:
@@ -59,18 +64,18 @@ class ChipDataset(Dataset):
         """Chip side in pixels."""
         return int(np.load(split_dir / "labels.npy", mmap_mode="r").shape[-1])
 
-    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         i, seed = key if isinstance(key, tuple) else (key, None)
-        image = np.ascontiguousarray(np.moveaxis(self.images[i], 0, -1))  # HWC for albumentations
+        image = np.array(self.images[i])
         masks = [np.array(self.labels[i])]
         if self.instances is not None:
             masks.append(np.array(self.instances[i]))
         if self.augment is not None and seed is not None:
-            out = reseed(self.augment, seed)(image=image, masks=masks)
-            image, masks = out["image"], out["masks"]
+            out = reseed(self.augment, seed)(image=np.ascontiguousarray(np.moveaxis(image, 0, -1)), masks=masks)
+            image, masks = np.moveaxis(out["image"], -1, 0), out["masks"]  # albumentations works on HWC
         target = self.target.encode(masks[0], self.ignore_index, masks[1] if len(masks) > 1 else None)
-        return (torch.from_numpy(np.ascontiguousarray(np.moveaxis(image, -1, 0))),
-                torch.from_numpy(np.ascontiguousarray(target)))
+        return (torch.from_numpy(np.ascontiguousarray(image)), torch.from_numpy(np.ascontiguousarray(target)),
+                torch.from_numpy(draw(seed, self.device_augment)))
 
     def positive(self) -> np.ndarray:
         """Chips that hold at least one target pixel."""

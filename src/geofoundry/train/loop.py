@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from ..config import DeviceAugmentConfig
+from . import device_augment
 from .device import Runtime
 from .metrics import PixelCounts, object_f1, object_matches
 from .targets import Target
@@ -19,17 +21,18 @@ def to_device(x: torch.Tensor, y: torch.Tensor, rt: Runtime) -> tuple[torch.Tens
     return x, y.to(rt.device, non_blocking=True).long()
 
 
-def train_epoch(net, loader: DataLoader, loss_fn, optimizer, scheduler, rt: Runtime, grad_accum: int
-                ) -> tuple[float, int]:
+def train_epoch(net, loader: DataLoader, loss_fn, optimizer, scheduler, rt: Runtime, grad_accum: int,
+                augment: DeviceAugmentConfig = DeviceAugmentConfig()) -> tuple[float, int]:
     """(sum of per-sample losses, samples) of this rank; steps the optimiser every ``grad_accum`` batches.
 
+    Batches are ``(images, targets, device augment parameters)``; ``augment`` is applied on the device.
     Under DDP, gradients are only all-reduced on the batch that steps (``no_sync`` on the others).
     """
     net.train()
     total, n, steps = torch.zeros((), device=rt.device), 0, len(loader)
     optimizer.zero_grad(set_to_none=True)
-    for step, (x, y) in enumerate(loader, start=1):
-        x, y = to_device(x, y, rt)
+    for step, (x, y, params) in enumerate(loader, start=1):
+        x, y = device_augment.apply(*to_device(x, y, rt), params, augment)
         stepping = step % grad_accum == 0 or step == steps
         sync = contextlib.nullcontext() if stepping or not hasattr(net, "no_sync") else net.no_sync()
         with sync:
@@ -52,7 +55,7 @@ def validate(model, loader: DataLoader, loss_fn, rt: Runtime, target: Target, ig
     model.eval()
     counts, tp, n_pred, n_truth, total, n = PixelCounts(), 0, 0, 0, 0.0, 0
     preview = []
-    for x, y in loader:
+    for x, y, _ in loader:
         x, y = to_device(x, y, rt)
         with rt.autocast():
             logits = model(x).float()

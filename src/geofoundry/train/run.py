@@ -73,7 +73,8 @@ def prepare(cfg: TrainConfig, arch: str, chips_dir: Path, rt: Runtime) -> Job:
     spec = load_spec(chips_dir, arch)
     target = Target(len(spec.classes), cfg.target, cfg.border_px, cfg.contact_px)
     train_set = ChipDataset(chips_dir / "train", target, spec.ignore_index,
-                            build_augment(cfg.augment, spec.ignore_index))
+                            build_augment(cfg.augment, spec.ignore_index) if cfg.augment else None,
+                            cfg.device_augment)
     sampler = ChipSampler(train_set.positive(), cfg.samples_per_epoch, cfg.positive_fraction, cfg.seed,
                           rt.rank, rt.world)
     train_loader = loader(train_set, cfg.batch_size, sampler=sampler, workers=cfg.num_workers,
@@ -126,7 +127,7 @@ def _run(cfg: TrainConfig, arch: str, chips_dir: Path, models_dir: Path, live_di
             job.loader.sampler.set_epoch(epoch)
             t0 = time.perf_counter()
             loss_sum, n = all_sum(rt, *train_epoch(job.net, job.loader, job.loss_fn, optimizer, scheduler, rt,
-                                                   cfg.grad_accum))
+                                                   cfg.grad_accum, cfg.device_augment))
             seconds = time.perf_counter() - t0
             stop = False
             if rt.main:
