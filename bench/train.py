@@ -1,8 +1,9 @@
 """Train-stage throughput against a bare segmentation_models_pytorch loop, in one run.
 
 * stage: ``geofoundry.train`` as the stage runs it — real chips (memory-mapped), the seeded sampler, the
-  DataLoader (workers, pinned memory, prefetch), the params' augmentations and target, and ``train_epoch``
-  (uint8 → device, bf16 autocast on CUDA, channels_last, loss, AdamW, schedule);
+  DataLoader (workers, pinned memory, prefetch), the params' augmentations (albumentations in the workers,
+  ``device_augment`` on the batch) and target, and ``train_epoch`` (uint8 → device, bf16 autocast on CUDA,
+  channels_last, loss, AdamW, schedule);
 * bare: the same preset, batch, input size, loss and optimiser on GPU-resident random tensors, nothing else.
 
 Both time ``--steps`` optimiser steps after a warm-up (the stage: one full epoch, so workers, cuDNN autotuning
@@ -55,7 +56,8 @@ def stage(cfg, arch: str, chips: Path) -> tuple[float, tuple[int, int, int], int
         job.loader.sampler.set_epoch(epoch)
         sync(rt.device)
         t0 = time.perf_counter()
-        _, n = train_epoch(job.net, job.loader, job.loss_fn, job.optimizer, job.scheduler, rt, cfg.grad_accum)
+        _, n = train_epoch(job.net, job.loader, job.loss_fn, job.optimizer, job.scheduler, rt, cfg.grad_accum,
+                           cfg.device_augment)
         sync(rt.device)
         seconds = time.perf_counter() - t0
     n_classes = len(job.target.names(job.spec.classes))
@@ -117,6 +119,7 @@ def main() -> None:
         "arch": arch, "batch": batch, "input": list(shape), "classes": n_classes, "steps": args.steps,
         "workers": args.workers, "precision": "bf16 autocast" if device == "cuda" else "fp32",
         "channels_last": True, "compile": args.compile, "target": cfg.target, "augment": augment,
+        "device_augment": cfg.device_augment.model_dump(),
         "stage_images_per_s": round(stage_ips, 2), "bare_images_per_s": round(bare_ips, 2),
         "ratio": round(stage_ips / bare_ips, 3), "command": " ".join(["python", *sys.argv]),
         "machine": {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
