@@ -1,8 +1,9 @@
 """Predict-stage throughput on a whole scene against (a) the bare model forward and (b) a naive window loop.
 
-* stage: ``geofoundry.predict.run.predict_scene`` — windowed reads on the model grid (threaded), blending, masked
-  COG writing, everything included;
-* bare: the same model, precision and batch on device-resident random tiles, as many tiles as the stage ran;
+* stage: ``geofoundry.predict.run.predict_scene`` — strips read on the model grid by threads, tiles cut, run and
+  blended on the device, masked COG written by a thread and converted at the end: everything included;
+* bare: the same model, precision and batch on device-resident random tiles (no copies), as many tiles as the
+  stage ran;
 * naive: read one window, run the model in fp32 on it alone, write it; no overlap, no blending, no skipping.
 
 Each part runs in its own process (peak RSS per part). Pixels/s are model-grid pixels of the scene's valid region.
@@ -53,14 +54,15 @@ def model_fn(args, counter: list[int]):
     from geofoundry.models.registry import build_model
     from geofoundry.predict.torch_model import torch_model_fn
 
-    model = DeployedModel(build_model(args.arch, 3, 2), [0.0] * 3, [255.0] * 3)
-    fn = torch_model_fn(model, args.device)
+    from geofoundry.predict.arrays import TileModel
 
-    def counted(batch: np.ndarray) -> np.ndarray:
+    model = torch_model_fn(DeployedModel(build_model(args.arch, 3, 2), [0.0] * 3, [255.0] * 3), args.device)
+
+    def counted(batch):
         counter.append(len(batch))
-        return fn(batch)
+        return model(batch)
 
-    return counted
+    return TileModel(counted, model.arrays)
 
 
 def part_stage(args) -> dict:
@@ -72,30 +74,44 @@ def part_stage(args) -> dict:
                      classes=["background", "building"], class_paths=[None, "structure/building"])
     cfg = PredictConfig(tile=args.tile, overlap=args.overlap, batch_size=args.batch, device=args.device)
     tiles: list[int] = []
-    fn = model_fn(args, tiles)
-    fn(np.zeros((1, 3, args.tile, args.tile), np.float32))  # warm-up (cuDNN, allocator)
+    model = model_fn(args, tiles)
+    for n in (args.batch, 1):  # warm-up (cuDNN autotuning, allocator)
+        model(model.arrays.put(np.zeros((n, 3, args.tile, args.tile), np.float32)))
     tiles.clear()
+    import geofoundry.predict.writer as writer
+
+    cog = []  # seconds of the final COG conversion (part of the stage's time)
+
+    def timed_copy(*a, **k):
+        t = time.perf_counter()
+        writer_copy(*a, **k)
+        cog.append(time.perf_counter() - t)
+
+    writer_copy, writer.rio_copy = writer.rio_copy, timed_copy
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        predict_scene(str(args.scene), RGB, args.scene_gsd, None, spec, fn, cfg, Path(tmp) / "p.tif")
+        predict_scene(str(args.scene), RGB, args.scene_gsd, None, spec, model, cfg, Path(tmp) / "p.tif")
         seconds = time.perf_counter() - t0
         with rasterio.open(Path(tmp) / "p.tif") as ds:
             pixels = ds.width * ds.height
-    return {"seconds": seconds, "pixels": pixels, "tiles": int(sum(tiles))}
+    return {"seconds": seconds, "cog_seconds": sum(cog), "pixels": pixels, "tiles": int(sum(tiles))}
 
 
 def part_bare(args) -> dict:
     import torch
 
-    fn = model_fn(args, [])
-    batch = np.random.default_rng(0).uniform(0, 255, (args.batch, 3, args.tile, args.tile)).astype(np.float32)
-    fn(batch)
+    model = model_fn(args, [])
+    batch = model.arrays.put(np.random.default_rng(0).uniform(0, 255, (args.batch, 3, args.tile, args.tile)))
+    model(batch)
     n = max(1, args.tiles // args.batch)
-    if args.device != "cpu" and torch.cuda.is_available():
+    cuda = model.arrays.device.type == "cuda"
+    if cuda:
         torch.cuda.synchronize()
     t0 = time.perf_counter()
     for _ in range(n):
-        fn(batch)  # the model fn copies to the device and back, as the stage's does
+        model(batch)  # stays on the device: no host copy either way
+    if cuda:
+        torch.cuda.synchronize()
     return {"seconds": (time.perf_counter() - t0) * args.tiles / (n * args.batch), "tiles": args.tiles}
 
 
@@ -133,6 +149,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scene", type=Path)
     ap.add_argument("--synthetic", type=int, help="generate a side² scene instead")
+    ap.add_argument("--keep", type=Path, help="folder to keep the synthetic scene in, and reuse it from")
     ap.add_argument("--scene-gsd", type=float, default=0.0, help="scene GSD (m); 0 = from the file")
     ap.add_argument("--gsd", type=float, default=0.0, help="model GSD (m); 0 = the scene's (no resampling)")
     ap.add_argument("--arch", default="unet")
@@ -152,7 +169,11 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         if args.synthetic:
-            args.scene = synthetic_scene(Path(tmp) / "synthetic.tif", args.synthetic)
+            folder = args.keep or Path(tmp)
+            folder.mkdir(parents=True, exist_ok=True)
+            args.scene = folder / f"synthetic_{args.synthetic}.tif"
+            if not args.scene.is_file():
+                synthetic_scene(args.scene, args.synthetic)
         if not args.scene_gsd:
             from geofoundry.bundle.scene import scene_gsd_m
             with rasterio.open(args.scene) as ds:

@@ -6,6 +6,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import rasterio
+import torch
 from rasterio.windows import from_bounds
 
 from geofoundry import predict
@@ -64,10 +65,11 @@ def test_tta_transforms_are_exact_inverses():
     from geofoundry.predict.combine import TTA, with_tta
 
     batch = np.random.default_rng(0).random((2, 3, 8, 8)).astype(np.float32)
-    for mode in TTA:
-        np.testing.assert_allclose(with_tta(lambda b: b * 2, mode)(batch), batch * 2, rtol=1e-6)
+    for xp, array in ((np, batch), (torch, torch.from_numpy(batch))):
+        for mode in TTA:
+            np.testing.assert_allclose(np.asarray(with_tta(lambda b: b * 2, mode, xp)(array)), batch * 2, rtol=1e-6)
     asymmetric = lambda b: np.cumsum(b, axis=-1)  # noqa: E731 - not equivariant: TTA must change it
-    assert not np.allclose(with_tta(asymmetric, "d4")(batch), asymmetric(batch))
+    assert not np.allclose(with_tta(asymmetric, "d4", np)(batch), asymmetric(batch))
 
 
 def brier(prob_path, truth_raster) -> float:

@@ -15,14 +15,15 @@ import numpy as np
 import rasterio
 
 from ..errors import GeofoundryError
+from ..predict.arrays import TileModel
 from .reader import Bundle
 from .scene import scene_bands, scene_gsd_m
 
 log = logging.getLogger(__name__)
 
 
-def onnx_model_fn(model: bytes, n_bands: int, threads: int = 0):
-    """(B, C, h, w) raw float32 → (B, K, h, w) probabilities with onnxruntime on CPU."""
+def onnx_model_fn(model: bytes, n_bands: int, threads: int = 0) -> TileModel:
+    """(B, C, h, w) raw float32 → (B, K, h, w) probabilities with onnxruntime on CPU (numpy arrays)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -36,7 +37,7 @@ def onnx_model_fn(model: bytes, n_bands: int, threads: int = 0):
     def fn(batch: np.ndarray) -> np.ndarray:
         return session.run(None, {inp.name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
 
-    return fn
+    return TileModel(fn)
 
 
 def predict_bundle(bundle: Bundle, scenes: list[Path], out_dir: Path, bands: list[str] | None = None,

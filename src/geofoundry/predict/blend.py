@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
+
+from .arrays import Array
 
 EPS = 1e-3
 
@@ -21,44 +21,30 @@ def ramp_weights(tile: int, overlap: int) -> np.ndarray:
 
 
 class StripBlender:
-    """Accumulates weighted tile predictions over a region ``width`` columns wide, in raster order of tiles.
+    """Weighted sums of tile predictions over rows ``[top, top + tile)`` of a region ``width`` columns wide.
 
-    Rows above the top of the next tile can no longer change: :meth:`flush` yields them, final. Memory holds about
-    one tile height of the region, whatever the region's height.
+    Tiles come one row of tiles at a time, each row's tiles starting at ``top``. :meth:`flush` returns the blended
+    first ``n`` rows (no later row of tiles can reach them) and moves the window down by ``n``. Two buffers
+    alternate, so moving never copies a buffer onto itself (torch forbids overlapping in-place copies).
     """
 
-    def __init__(self, n_classes: int, width: int, tile: int):
-        self.acc = np.zeros((n_classes, tile, width), dtype=np.float32)
-        self.wsum = np.zeros((tile, width), dtype=np.float32)
-        self.wanted = np.zeros((tile, width), dtype=bool)
-        self.top = 0  # region row of acc[:, 0]
+    def __init__(self, arrays, n_classes: int, width: int, tile: int, overlap: int):
+        zeros = np.zeros((n_classes + 1, tile, width), dtype=np.float32)  # last plane: the weight sum
+        self.buffers = [arrays.put(zeros), arrays.put(zeros)]
+        self.weights = arrays.put(ramp_weights(tile, overlap))
+        self.tile = tile
 
-    def _ensure(self, rows: int) -> None:
-        grow = rows - self.wsum.shape[0]
-        if grow > 0:
-            k, _, w = self.acc.shape
-            self.acc = np.concatenate([self.acc, np.zeros((k, grow, w), np.float32)], axis=1)
-            self.wsum = np.concatenate([self.wsum, np.zeros((grow, w), np.float32)])
-            self.wanted = np.concatenate([self.wanted, np.zeros((grow, w), bool)])
+    def add(self, probs: Array, col: int) -> None:
+        """Add one tile's probabilities (K, tile, tile) at column ``col`` of the current row of tiles."""
+        acc = self.buffers[0][:, :, col:col + self.tile]
+        acc[:-1] += probs * self.weights
+        acc[-1] += self.weights
 
-    def add(self, probs: np.ndarray, weights: np.ndarray, wanted: np.ndarray, row: int, col: int) -> None:
-        """Add one tile's probabilities (K, h, w) and wanted pixels (h, w) at region (row, col)."""
-        _, h, w = probs.shape
-        r = row - self.top
-        self._ensure(r + h)
-        self.acc[:, r:r + h, col:col + w] += probs * weights[:h, :w]
-        self.wsum[r:r + h, col:col + w] += weights[:h, :w]
-        self.wanted[r:r + h, col:col + w] |= wanted
-
-    def flush(self, until: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        """Yield (first region row, blended probabilities, wanted mask) for the final rows above ``until``."""
-        n = min(until - self.top, self.wsum.shape[0])
-        if n <= 0:
-            return
-        yield self.top, self.acc[:, :n] / np.maximum(self.wsum[:n], EPS), self.wanted[:n].copy()
-        for buf, axis in ((self.acc, 1), (self.wsum, 0), (self.wanted, 0)):  # shift up in place, clear the tail
-            rows = buf.shape[axis]
-            view = np.moveaxis(buf, axis, 0)
-            view[: rows - n] = view[n:]
-            view[rows - n:] = 0
-        self.top += n
+    def flush(self, n: int) -> Array:
+        """The blended probabilities (K, n, width) of the first ``n`` rows; the window moves down by ``n``."""
+        cur, nxt = self.buffers
+        blended = cur[:-1, :n] / cur[-1:, :n].clip(min=EPS)
+        nxt[:, : self.tile - n] = cur[:, n:]
+        nxt[:, self.tile - n:] = 0
+        self.buffers = [nxt, cur]
+        return blended

@@ -1,54 +1,51 @@
-"""Compose model functions: test-time augmentation over the D4 group, and weighted ensembles."""
+"""Compose model functions: test-time augmentation over the D4 group, and weighted ensembles.
+
+Both work on numpy arrays and on torch tensors alike: ``xp`` is the array module (``rot90`` and ``flip`` take the
+same positional arguments in both).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
-import numpy as np
+from .arrays import Array
 
-from .sliding import ModelFn
+Fn = Callable[[Array], Array]
 
-Transform = tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]
-
-
-def _rot(k: int) -> Transform:
-    return (lambda a: np.rot90(a, k, axes=(-2, -1)), lambda a: np.rot90(a, -k, axes=(-2, -1)))
-
-
-def _flip_then_rot(k: int) -> Transform:
-    return (lambda a: np.rot90(a[..., ::-1], k, axes=(-2, -1)), lambda a: np.rot90(a, -k, axes=(-2, -1))[..., ::-1])
-
-
-TTA: dict[str, list[Transform]] = {
-    "none": [_rot(0)],
-    "flips": [_rot(0), _flip_then_rot(0), (lambda a: a[..., ::-1, :], lambda a: a[..., ::-1, :])],
-    "d4": [_rot(k) for k in range(4)] + [_flip_then_rot(k) for k in range(4)],
+# D4 elements as (quarter turns, flip left-right first); "flips" = identity, left-right, up-down (= lr + half turn)
+TTA: dict[str, list[tuple[int, bool]]] = {
+    "none": [(0, False)],
+    "flips": [(0, False), (0, True), (2, True)],
+    "d4": [(k, flip) for flip in (False, True) for k in range(4)],
 }
 
 
-def with_tta(fn: ModelFn, mode: str) -> ModelFn:
+def with_tta(fn: Fn, mode: str, xp: Any) -> Fn:
     """Average ``fn`` over the transforms of ``mode`` (each prediction mapped back before averaging)."""
     transforms = TTA[mode]
     if len(transforms) == 1:
         return fn
 
-    def tta(batch: np.ndarray) -> np.ndarray:
+    def tta(batch: Array) -> Array:
         total = None
-        for forward, inverse in transforms:
-            out = inverse(fn(np.ascontiguousarray(forward(batch))))
+        for k, flip in transforms:
+            x = xp.flip(batch, (-1,)) if flip else batch
+            out = xp.rot90(fn(xp.rot90(x, k, (-2, -1))), -k, (-2, -1))
+            out = xp.flip(out, (-1,)) if flip else out
             total = out if total is None else total + out
         return total / len(transforms)
 
     return tta
 
 
-def ensemble(fns: Sequence[ModelFn], weights: Sequence[float]) -> ModelFn:
+def ensemble(fns: Sequence[Fn], weights: Sequence[float]) -> Fn:
     """Weighted mean of the members' probabilities."""
     if len(fns) == 1:
         return fns[0]
-    w = np.asarray(weights, dtype=np.float32) / float(np.sum(weights))
+    total = float(sum(weights))
 
-    def mean(batch: np.ndarray) -> np.ndarray:
-        return sum(wi * fn(batch) for wi, fn in zip(w, fns))
+    def mean(batch: Array) -> Array:
+        return sum(w / total * fn(batch) for w, fn in zip(weights, fns))
 
     return mean

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import queue
 import warnings
 from pathlib import Path
 
@@ -15,21 +18,33 @@ from rasterio.windows import Window
 from ..config import PredictConfig
 from ..errors import GeofoundryError
 from ..io.geometry import reproject
-from ..io.raster import band_indexes, bounded_gdal_cache, open_model_grid
+from ..io.raster import ModelGrid, band_indexes, bounded_gdal_cache, open_model_grid
 from ..preprocess.chips import block_window
 from ..preprocess.stats import InputSpec
 from ..progress import track
-from .sliding import ModelFn, predict_region
+from .arrays import TileModel
+from .sliding import predict_region
 from .writer import ProbabilityWriter
 
 log = logging.getLogger(__name__)
+READERS = 4  # strip-reading threads (at most the CPU count)
 
 
 def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_3857: shapely.Geometry | None,
-                  spec: InputSpec, model_fn: ModelFn, cfg: PredictConfig, out_path: Path) -> bool:
-    """Predict the part of one scene inside ``area_3857`` (None = the whole scene); False when nothing is valid."""
+                  spec: InputSpec, model: TileModel, cfg: PredictConfig, out_path: Path) -> bool:
+    """Predict the part of one scene inside ``area_3857`` (None = the whole scene); False when nothing is valid.
+
+    ``READERS`` threads read strips (each with its own dataset handle), the calling thread drives the model, and
+    one thread writes finished rows, so reading, inference and writing overlap.
+    """
     indexes = band_indexes(image_path, band_names, spec.bands)
-    with bounded_gdal_cache(), open_model_grid(image_path, gsd_m, spec.gsd_m, indexes, spec.resampling) as grid:
+    readers = max(1, min(READERS, os.cpu_count() or 1))
+    with bounded_gdal_cache(), contextlib.ExitStack() as stack:
+        grids: queue.SimpleQueue[ModelGrid] = queue.SimpleQueue()
+        for _ in range(readers):
+            grids.put(stack.enter_context(open_model_grid(image_path, gsd_m, spec.gsd_m, indexes, spec.resampling)))
+        grid = grids.get()
+        grids.put(grid)
         if area_3857 is None:
             area = shapely.box(*grid.ds.bounds)
         else:
@@ -38,21 +53,29 @@ def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_385
         if region is None:
             warnings.warn(f"{image_path}: the prediction area lies outside the scene; skipped", stacklevel=2)
             return False
-        transform = grid.ds.window_transform(region)
+        height, width = int(region.height), int(region.width)
 
-        def area_mask(win: Window) -> np.ndarray:
-            return geometry_mask([area], out_shape=(int(win.height), int(win.width)),
-                                 transform=grid.ds.window_transform(win), invert=True)
+        def read_strip(row: int):
+            win = Window(region.col_off, region.row_off + row, max(width, cfg.tile), cfg.tile)
+            reader = grids.get()
+            try:
+                pixels, valid = reader.read(win)
+            finally:
+                grids.put(reader)
+            wanted = valid & geometry_mask([area], out_shape=valid.shape, transform=grid.ds.window_transform(win),
+                                           invert=True)
+            wanted[max(0, height - row):] = False
+            wanted[:, width:] = False
+            return tuple(model.arrays.stage(a) for a in (pixels, valid, wanted))
 
         n_valid = 0
-        with ProbabilityWriter(out_path, grid.ds.crs, transform, int(region.width), int(region.height),
+        with ProbabilityWriter(out_path, grid.ds.crs, grid.ds.window_transform(region), width, height,
                                spec.classes[1:]) as writer:
-            strips = predict_region(grid, region, model_fn, len(spec.classes), np.asarray(spec.low), cfg.tile,
-                                    cfg.overlap, cfg.batch_size, area_mask)
-            for win, probs, mask in strips:
-                local = Window(win.col_off - region.col_off, win.row_off - region.row_off, win.width, win.height)
-                n_valid += int(mask.sum())
-                writer.write(local, probs[1:], mask)
+            strips = predict_region(read_strip, height, width, model, len(spec.classes), np.asarray(spec.low),
+                                    cfg.tile, cfg.overlap, cfg.batch_size, readers)
+            for top, values, wanted in strips:
+                n_valid += int(wanted.sum())
+                writer.write(Window(0, top, width, len(wanted)), values, wanted)
         if n_valid == 0:
             out_path.unlink()
             warnings.warn(f"{image_path}: no valid pixel in the prediction area; skipped", stacklevel=2)
@@ -74,7 +97,7 @@ def run(cfg: PredictConfig, selection_dir: Path, chips_dir: Path, model_path: Pa
     from .torch_model import build_model_fn  # torch only here: bundle prediction runs without it
 
     spec = InputSpec.load(chips_dir / "stats.json")
-    model_fn = build_model_fn(cfg, spec, model_path)
+    model = build_model_fn(cfg, spec, model_path)
     scenes = pd.read_parquet(selection_dir / "scenes.parquet")
     areas = test_areas(scenes, gpd.read_parquet(selection_dir / "blocks.parquet"))
     if cfg.geofence:
@@ -94,7 +117,7 @@ def run(cfg: PredictConfig, selection_dir: Path, chips_dir: Path, model_path: Pa
     done = []
     for _, row in track(scenes[scenes["scene_id"].isin(areas)].iterrows(), "predict", total=len(areas)):
         if predict_scene(row["image_path"], row["band_names"].split("|"), float(row["gsd_m"]), areas[row["scene_id"]],
-                         spec, model_fn, cfg, out_dir / f"{row['scene_id']}.tif"):
+                         spec, model, cfg, out_dir / f"{row['scene_id']}.tif"):
             done.append(row["scene_id"])
     log.info("predicted %d scenes: %s", len(done), done)
     return {"scenes": done}

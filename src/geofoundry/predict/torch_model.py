@@ -1,7 +1,9 @@
-"""The trained PyTorch model(s) as a prediction function: ensemble members, TTA, bf16 on CUDA."""
+"""The trained PyTorch model(s) as a tile model on their device: ensemble members, TTA, bf16 on CUDA."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,31 +14,72 @@ from ..errors import GeofoundryError
 from ..models.checkpoint import load_checkpoint, model_from_checkpoint
 from ..models.deployed import DeployedModel
 from ..preprocess.stats import InputSpec
+from .arrays import TileModel
 from .combine import ensemble, with_tta
-from .sliding import ModelFn
 
 
-def torch_model_fn(model: DeployedModel, device: str) -> ModelFn:
-    """Wrap the deployed torch model as a numpy function (bf16 autocast on CUDA)."""
-    dev = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
-    model = model.to(dev).eval()
+@dataclass(frozen=True)
+class TorchArrays:
+    """Tiles stacked and blended as torch tensors on ``device``; host copies are page-locked and asynchronous."""
+
+    device: torch.device
+    xp = torch
+
+    @property
+    def cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    def stage(self, a: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(a)
+        return t.pin_memory() if self.cuda else t
+
+    def put(self, a: np.ndarray | torch.Tensor) -> torch.Tensor:
+        t = torch.from_numpy(a) if isinstance(a, np.ndarray) else a
+        return t.to(self.device, non_blocking=True).float()
+
+    def to_uint8(self, a: torch.Tensor) -> torch.Tensor:
+        return a.to(torch.uint8)
+
+    def take(self, a: torch.Tensor) -> Callable[[], np.ndarray]:
+        if not self.cuda:
+            return a.numpy
+        host = torch.empty(a.shape, dtype=torch.uint8, pin_memory=True)
+        host.copy_(a, non_blocking=True)
+        copied = torch.cuda.Event()
+        copied.record()
+        return lambda: (copied.synchronize(), host.numpy())[1]
+
+
+def resolve_device(device: str) -> torch.device:
+    return torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
+
+
+def torch_model_fn(model: DeployedModel, device: str) -> TileModel:
+    """The deployed torch model on its device (CUDA: bf16 autocast, channels_last, cuDNN autotuning)."""
+    arrays = TorchArrays(resolve_device(device))
+    cuda = arrays.cuda
+    model = model.to(arrays.device, memory_format=torch.channels_last if cuda else torch.preserve_format).eval()
+    torch.backends.cudnn.benchmark = cuda
 
     @torch.inference_mode()
-    def fn(batch: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(batch).to(dev)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-            return model(x).float().cpu().numpy()
+    def fn(batch: torch.Tensor) -> torch.Tensor:
+        if cuda:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+            return model(batch).float()
 
-    return fn
+    return TileModel(fn, arrays)
 
 
-def build_model_fn(cfg: PredictConfig, spec: InputSpec, model_path: Path) -> ModelFn:
+def build_model_fn(cfg: PredictConfig, spec: InputSpec, model_path: Path) -> TileModel:
     """The best model, averaged with the ensemble members, under test-time augmentation."""
     members = [(model_path, 1.0)] + [(Path(m.path), m.weight) for m in cfg.ensemble]
-    fns = []
+    models = []
     for path, _ in members:
         ckpt = load_checkpoint(path, spec.bands)
         if ckpt["classes"] != spec.classes:
             raise GeofoundryError(f"{path}: predicts classes {ckpt['classes']}, expected {spec.classes}")
-        fns.append(torch_model_fn(DeployedModel(model_from_checkpoint(ckpt), spec.low, spec.high), cfg.device))
-    return with_tta(ensemble(fns, [w for _, w in members]), cfg.tta)
+        models.append(torch_model_fn(DeployedModel(model_from_checkpoint(ckpt), spec.low, spec.high), cfg.device))
+    arrays = models[0].arrays
+    fn = with_tta(ensemble([m.fn for m in models], [w for _, w in members]), cfg.tta, arrays.xp)
+    return TileModel(fn, arrays)

@@ -1,0 +1,49 @@
+"""Where tiles are stacked and blended: plain numpy on the host (onnxruntime bundles) or torch on the model's device.
+
+A backend names its array module ``xp`` (the blending code uses only operations numpy and torch share: slicing,
+``+=``, ``*``, ``/``, ``clip``, ``stack``, ``rot90``, ``flip``) and moves arrays across the host boundary:
+
+* ``stage(a)`` runs in reader threads: prepare a host array for a fast transfer (torch/CUDA: page-locked copy);
+* ``put(a)`` in the main thread: float32 on the device;
+* ``take(p)`` starts the copy of a uint8 device array to the host and returns a function that waits for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+Array = Any  # numpy.ndarray or torch.Tensor, as the backend's ``xp`` makes them
+
+
+@dataclass(frozen=True)
+class NumpyArrays:
+    """Everything on the host."""
+
+    xp = np
+
+    def stage(self, a: np.ndarray) -> np.ndarray:
+        return a
+
+    def put(self, a: np.ndarray) -> np.ndarray:
+        return a.astype(np.float32)
+
+    def to_uint8(self, a: np.ndarray) -> np.ndarray:
+        return a.astype(np.uint8)
+
+    def take(self, a: np.ndarray) -> Callable[[], np.ndarray]:
+        return lambda: a
+
+
+@dataclass(frozen=True)
+class TileModel:
+    """A prediction function ``(B, C, t, t) raw float32 → (B, K, t, t) probabilities`` on ``arrays``' arrays."""
+
+    fn: Callable[[Array], Array]
+    arrays: Any = NumpyArrays()
+
+    def __call__(self, batch: Array) -> Array:
+        return self.fn(batch)
