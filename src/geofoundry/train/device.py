@@ -31,6 +31,12 @@ class Runtime:
         return contextlib.nullcontext()
 
 
+def upload(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``t`` on ``device`` without blocking the host: a CUDA copy goes from pinned memory (a copy from pageable
+    memory synchronises the stream); ``pin_memory`` is a no-op on a tensor the DataLoader already pinned."""
+    return (t.pin_memory() if device.type == "cuda" and t.device.type == "cpu" else t).to(device, non_blocking=True)
+
+
 def setup(device: str, threads: int) -> Runtime:
     """Pick the device; join the process group when launched by torchrun (WORLD_SIZE > 1)."""
     if threads:

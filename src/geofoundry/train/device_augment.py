@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..config import DeviceAugmentConfig
+from .device import upload
 
 IDENTITY = (0.0, 1.0, 0.0, 0.0)  # per-sample parameters: D4 element, contrast factor, brightness shift, noise std
 
@@ -37,12 +38,13 @@ def apply(x: torch.Tensor, y: torch.Tensor, params: torch.Tensor, cfg: DeviceAug
           ) -> tuple[torch.Tensor, torch.Tensor]:
     """Augmented images (float (B, C, S, S) in [0, 1], layout kept) and targets (B, S, S) of a batch.
 
-    ``params`` (B, 4) is best left on the host, as the DataLoader gives it: the D4 groups are read there, so the
-    device never waits; one index_select/rot90/index_copy per group.
+    ``params`` (B, 4) is best left on the host, as the DataLoader gives it: the D4 groups are read there and the
+    indices and colour parameters uploaded from pinned memory, so the host never waits for the device; one
+    index_select/rot90/index_copy per group.
     """
     if cfg.d4:
         ks = params[:, 0].long().cpu()
-        order = torch.argsort(ks, stable=True).to(x.device, non_blocking=True)
+        order = upload(torch.argsort(ks, stable=True), x.device)
         out_x, out_y = torch.empty_like(x), torch.empty_like(y)
         for k, idx in enumerate(order.split(torch.bincount(ks, minlength=8).tolist())):
             if len(idx):
@@ -50,7 +52,7 @@ def apply(x: torch.Tensor, y: torch.Tensor, params: torch.Tensor, cfg: DeviceAug
                 out_y.index_copy_(0, idx, d4(y.index_select(0, idx), k))
         x, y = out_x, out_y
     if cfg.p_color and (cfg.brightness or cfg.contrast or cfg.noise):
-        alpha, beta, std = params[:, 1:, None, None, None].to(x.device, non_blocking=True).unbind(1)
+        alpha, beta, std = upload(params, x.device)[:, 1:, None, None, None].unbind(1)
         x = x * alpha + beta
         if cfg.noise:
             x = x + torch.randn_like(x) * std
