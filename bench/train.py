@@ -46,22 +46,25 @@ def sync(device: torch.device) -> None:
 
 
 def stage(cfg, arch: str, chips: Path) -> tuple[float, tuple[int, int, int], int, str]:
-    """Images/s of the stage's second epoch (the first one warms up), input shape, classes and device."""
+    """Images/s of the stage's second epoch (the first one warms up), input shape, classes and device.
+
+    As the stage does: one DataLoader iterator over both epochs, so the workers prefetch across the epoch end.
+    """
     rt = setup(cfg.device, cfg.threads)
     job = prepare(cfg, arch, chips, rt)
     shape = tuple(job.loader.dataset[(0, 0)][0].shape)
-    seconds = 0.0
+    job.sampler.set_epochs(0, 2)
+    batches, seconds = iter(job.loader), 0.0
     for epoch in range(2):
         seed_epoch(cfg.seed, epoch, rt.rank)
-        job.loader.sampler.set_epoch(epoch)
         sync(rt.device)
         t0 = time.perf_counter()
-        _, n = train_epoch(job.net, job.loader, job.loss_fn, job.optimizer, job.scheduler, rt, cfg.grad_accum,
-                           cfg.device_augment)
+        _, n = train_epoch(job.net, batches, job.sampler.steps, job.loss_fn, job.optimizer, job.scheduler, rt,
+                           cfg.grad_accum, cfg.device_augment)
         sync(rt.device)
         seconds = time.perf_counter() - t0
     n_classes = len(job.target.names(job.spec.classes))
-    del job
+    del job, batches  # the workers end
     return n / seconds, shape, n_classes, rt.device.type
 
 

@@ -66,8 +66,9 @@ def test_preset_trains_and_exports(name, real_batches, tmp_path):
     before = [p.detach().clone() for p in model.parameters()]
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-    loss_sum, n = train_epoch(model, [(x, y, params)], WeightedLoss({"ce": 1.0, "dice": 1.0}, spec.ignore_index),
-                              optimizer, scheduler, Runtime(torch.device("cpu"), 0, 1), grad_accum=1)
+    loss_sum, n = train_epoch(model, iter([(x, y, params)]), 1,
+                              WeightedLoss({"ce": 1.0, "dice": 1.0}, spec.ignore_index), optimizer, scheduler,
+                              Runtime(torch.device("cpu"), 0, 1), grad_accum=1)
     assert n == 2 and np.isfinite(loss_sum)
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
 

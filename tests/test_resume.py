@@ -110,3 +110,10 @@ def test_other_settings_do_not_resume(chips_dir, uninterrupted, tmp_path):
     assert fingerprint(CFG.model_copy(update={"num_workers": 4, "compile": True}), "linknet", chips_dir, 1) == same
     assert fingerprint(CFG.model_copy(update={"lr": 1e-3}), "linknet", chips_dir, 1) != same
     assert fingerprint(CFG, "unet", chips_dir, 1) != same and fingerprint(CFG, "linknet", chips_dir, 2) != same
+
+
+def test_workers_do_not_change_the_run(chips_dir, uninterrupted, tmp_path):
+    finish(start(chips_dir, tmp_path, CFG.model_copy(update={"num_workers": 2, "prefetch": 2})))
+    a, b = weights(uninterrupted / "models" / "last.pt"), weights(tmp_path / "models" / "last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert history(tmp_path / "live") == history(uninterrupted / "live")

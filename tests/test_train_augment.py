@@ -74,20 +74,35 @@ def test_same_seed_same_sample_whatever_came_before(chip):
     np.testing.assert_array_equal(first["mask"], again["mask"])
 
 
+def keys(sampler: ChipSampler) -> list[tuple[int, int]]:
+    return [k for batch in sampler for k in batch]
+
+
 def test_sampler_keys_depend_on_seed_and_epoch_only():
     positive = np.arange(50) % 3 == 0
-    one = ChipSampler(positive, 40, 0.6, seed=1)
-    two = [ChipSampler(positive, 40, 0.6, seed=1, rank=r, world=2) for r in (0, 1)]
+    one = ChipSampler(positive, 40, 0.6, seed=1, batch_size=6)
+    two = [ChipSampler(positive, 40, 0.6, seed=1, batch_size=6, rank=r, world=2) for r in (0, 1)]
     for epoch in (0, 3):
         for s in (one, *two):
-            s.set_epoch(epoch)
-        shards = [list(s) for s in two]
+            s.set_epochs(epoch, epoch + 1)
+        shards = [keys(s) for s in two]
         assert len(shards[0]) == len(shards[1]) == 20 and not set(shards[0]) & set(shards[1])
-        assert sorted(shards[0] + shards[1]) == sorted(one)
-        chips = [c for c, _ in one]
+        assert sorted(shards[0] + shards[1]) == sorted(keys(one)) == sorted(one.keys(epoch))
+        chips = [c for c, _ in keys(one)]
         assert np.mean(positive[chips]) >= 0.6
-    one.set_epoch(1)
-    assert list(one) != sorted(one) and list(one) == list(one)
+    one.set_epochs(1, 2)
+    assert keys(one) != sorted(keys(one)) and keys(one) == keys(one)
+
+
+def test_sampler_batches_epoch_after_epoch_never_across():
+    sampler = ChipSampler(np.arange(50) % 3 == 0, 20, 0.5, seed=4, batch_size=3, rank=1, world=2)
+    sampler.set_epochs(2, 5)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 3 * sampler.steps and sampler.steps == 4
+    for epoch in range(2, 5):
+        mine = sampler.keys(epoch)[1::2]
+        part = batches[(epoch - 2) * 4:(epoch - 1) * 4]
+        assert [len(b) for b in part] == [3, 3, 3, 1] and [k for b in part for k in b] == mine
 
 
 def test_unknown_transform_is_refused():
@@ -100,11 +115,11 @@ def test_batches_do_not_depend_on_workers(chips_dir):
     device = DeviceAugmentConfig(d4=True, brightness=0.2, contrast=0.2, p_color=0.5)
     ds = ChipDataset(chips_dir / "train", Target(len(spec.classes), "footprint_border_contact"), spec.ignore_index,
                      build_augment(PIPELINE, spec.ignore_index), device)
-    sampler = ChipSampler(ds.positive(), 8, 0.5, seed=2)
-    sampler.set_epoch(1)
-    batches = {w: list(loader(ds, 4, sampler=sampler, workers=w, prefetch=2)) for w in (0, 2)}
+    sampler = ChipSampler(ds.positive(), 8, 0.5, seed=2, batch_size=4)
+    sampler.set_epochs(1, 2)
+    batches = {w: list(loader(ds, sampler, workers=w, prefetch=2)) for w in (0, 2)}
     for (x0, y0, p0), (x2, y2, p2) in zip(batches[0], batches[2], strict=True):
         assert x0.dtype == torch.uint8 and x0.shape == (4, 3, 128, 128) and y0.shape == (4, 128, 128)
         assert torch.equal(x0, x2) and torch.equal(y0, y2) and torch.equal(p0, p2) and p0.shape == (4, 4)
     params = torch.cat([p for _, _, p in batches[0]])
-    assert torch.equal(params, torch.from_numpy(np.stack([draw(seed, device) for _, seed in sampler])))
+    assert torch.equal(params, torch.from_numpy(np.stack([draw(seed, device) for _, seed in keys(sampler)])))

@@ -1,8 +1,9 @@
 """Chips from the preprocess stage as a torch Dataset, and a seeded sampler that oversamples positives.
 
-The sampler yields ``(chip, seed)`` keys: the epoch's draw of chips and of augmentation seeds is a function of
-``(seed, epoch)`` only, split between DDP ranks, so a run is the same with any number of workers and after a
-resume. One DataLoader serves every epoch (``set_epoch``), so its workers can persist.
+The sampler yields batches of ``(chip, seed)`` keys: the epoch's draw of chips and of augmentation seeds is a
+function of ``(seed, epoch)`` only, split between DDP ranks, so a run is the same with any number of workers and
+after a resume. It yields every epoch of the run in turn, so one DataLoader iterator serves the whole run and its
+workers prefetch the next epoch while this one ends and rank 0 validates.
 """
 
 from __future__ import annotations
@@ -91,44 +92,52 @@ def epoch_indices(positive: np.ndarray, n: int, positive_fraction: float, rng: n
 
 
 class ChipSampler(Sampler):
-    """This rank's ``(chip, augmentation seed)`` keys of an epoch; every rank gets the same count."""
+    """This rank's batches of ``(chip, augmentation seed)`` keys, epoch after epoch (a DataLoader batch sampler).
 
-    def __init__(self, positive: np.ndarray, samples: int, positive_fraction: float, seed: int,
+    Every rank gets ``per_rank`` keys an epoch, in ``steps`` batches: the last one is short when ``batch_size``
+    does not divide ``per_rank`` (a batch never spans two epochs).
+    """
+
+    def __init__(self, positive: np.ndarray, samples: int, positive_fraction: float, seed: int, batch_size: int,
                  rank: int = 0, world: int = 1):
         self.positive, self.fraction, self.seed, self.rank, self.world = positive, positive_fraction, seed, rank, world
-        self.per_rank = math.ceil(samples / world)
-        self.epoch = 0
+        self.batch_size, self.per_rank = batch_size, math.ceil(samples / world)
+        self.steps = math.ceil(self.per_rank / batch_size)
+        self.epochs = range(1)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epochs(self, start: int, stop: int) -> None:
+        """Iterate over epochs ``start`` … ``stop - 1``."""
+        self.epochs = range(start, stop)
 
-    def keys(self) -> list[tuple[int, int]]:
-        """All ranks' keys of the epoch (rank r takes every world-th one from r)."""
-        rng = np.random.default_rng([self.seed, self.epoch])
+    def keys(self, epoch: int) -> list[tuple[int, int]]:
+        """All ranks' keys of ``epoch`` (rank r takes every world-th one from r)."""
+        rng = np.random.default_rng([self.seed, epoch])
         n = self.per_rank * self.world
         chips = epoch_indices(self.positive, n, self.fraction, rng)
         seeds = rng.integers(0, 2**31, n)
         return list(zip(chips.tolist(), seeds.tolist()))
 
     def __iter__(self):
-        return iter(self.keys()[self.rank::self.world])
+        for epoch in self.epochs:
+            mine = self.keys(epoch)[self.rank::self.world]
+            yield from (mine[i:i + self.batch_size] for i in range(0, self.per_rank, self.batch_size))
 
     def __len__(self) -> int:
-        return self.per_rank
+        return self.steps * len(self.epochs)
 
 
-def loader(dataset: Dataset, batch_size: int, *, sampler: Sampler | None = None, workers: int = 0,
-           prefetch: int = 2, pin: bool = False) -> DataLoader:
-    """A DataLoader that keeps a GPU fed: worker processes that persist across epochs, prefetching, pinned memory.
+def loader(dataset: Dataset, batches: int | Sampler, *, workers: int = 0, prefetch: int = 2,
+           pin: bool = False) -> DataLoader:
+    """A DataLoader that keeps a GPU fed: worker processes that persist across iterators, prefetching, pinned memory.
 
-    With workers, OpenCV (albumentations) gets one thread per process, set before the workers fork: they run in
-    parallel already (setting it inside a forked worker can deadlock).
+    ``batches``: a batch size (the dataset in order) or a batch sampler. With workers, OpenCV (albumentations) gets
+    one thread per process, set before the workers fork: they run in parallel already (setting it inside a forked
+    worker can deadlock).
     """
-    extra = {}
+    extra = {"batch_sampler": batches} if isinstance(batches, Sampler) else {"batch_size": batches}
     if workers:
         import cv2
 
         cv2.setNumThreads(1)
-        extra = {"persistent_workers": True, "prefetch_factor": prefetch}
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, pin_memory=pin,
-                      **extra)
+        extra |= {"persistent_workers": True, "prefetch_factor": prefetch}
+    return DataLoader(dataset, num_workers=workers, pin_memory=pin, **extra)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -21,17 +23,19 @@ def to_device(x: torch.Tensor, y: torch.Tensor, rt: Runtime) -> tuple[torch.Tens
     return x, upload(y, rt.device).long()
 
 
-def train_epoch(net, loader: DataLoader, loss_fn, optimizer, scheduler, rt: Runtime, grad_accum: int,
+def train_epoch(net, batches: Iterator, steps: int, loss_fn, optimizer, scheduler, rt: Runtime, grad_accum: int,
                 augment: DeviceAugmentConfig = DeviceAugmentConfig()) -> tuple[float, int]:
-    """(sum of per-sample losses, samples) of this rank; steps the optimiser every ``grad_accum`` batches.
+    """(sum of per-sample losses, samples) of this rank over the next ``steps`` of ``batches``, the run's one
+    DataLoader iterator; steps the optimiser every ``grad_accum`` batches and on the last.
 
-    Batches are ``(images, targets, device augment parameters)``; ``augment`` is applied on the device.
-    Under DDP, gradients are only all-reduced on the batch that steps (``no_sync`` on the others).
+    Batches are ``(images, targets, device augment parameters)``; ``augment`` is applied on the device. The loop
+    never waits for the device (the ``lovasz`` loss term does: it indexes by a mask). Under DDP, gradients are
+    only all-reduced on the batch that steps (``no_sync`` on the others).
     """
     net.train()
-    total, n, steps = torch.zeros((), device=rt.device), 0, len(loader)
+    total, n = torch.zeros((), device=rt.device), 0
     optimizer.zero_grad(set_to_none=True)
-    for step, (x, y, params) in enumerate(loader, start=1):
+    for step, (x, y, params) in enumerate(itertools.islice(batches, steps), start=1):
         x, y = device_augment.apply(*to_device(x, y, rt), params, augment)
         stepping = step % grad_accum == 0 or step == steps
         sync = contextlib.nullcontext() if stepping or not hasattr(net, "no_sync") else net.no_sync()

@@ -60,7 +60,8 @@ class Job:
 
     spec: InputSpec
     target: Target
-    loader: DataLoader  # its sampler is a ChipSampler
+    sampler: ChipSampler
+    loader: DataLoader  # of the sampler's batches
     model: torch.nn.Module
     net: torch.nn.Module
     optimizer: torch.optim.Optimizer
@@ -76,9 +77,8 @@ def prepare(cfg: TrainConfig, arch: str, chips_dir: Path, rt: Runtime) -> Job:
                             build_augment(cfg.augment, spec.ignore_index) if cfg.augment else None,
                             cfg.device_augment)
     sampler = ChipSampler(train_set.positive(), cfg.samples_per_epoch, cfg.positive_fraction, cfg.seed,
-                          rt.rank, rt.world)
-    train_loader = loader(train_set, cfg.batch_size, sampler=sampler, workers=cfg.num_workers,
-                          prefetch=cfg.prefetch, pin=rt.cuda)
+                          cfg.batch_size, rt.rank, rt.world)
+    train_loader = loader(train_set, sampler, workers=cfg.num_workers, prefetch=cfg.prefetch, pin=rt.cuda)
     seed_epoch(cfg.seed, -1, 0)  # the same initial weights on every rank
     model = build_model(arch, len(spec.bands), len(target.names(spec.classes)))
     model = model.to(rt.device, memory_format=torch.channels_last)
@@ -86,8 +86,9 @@ def prepare(cfg: TrainConfig, arch: str, chips_dir: Path, rt: Runtime) -> Job:
         model, device_ids=[rt.device.index] if rt.cuda else None, gradient_as_bucket_view=True)
     net = torch.compile(net) if cfg.compile else net
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = make_scheduler(cfg, optimizer, cfg.epochs * math.ceil(len(train_loader) / cfg.grad_accum))
-    return Job(spec, target, train_loader, model, net, optimizer, scheduler, WeightedLoss(cfg.loss, spec.ignore_index))
+    scheduler = make_scheduler(cfg, optimizer, cfg.epochs * math.ceil(sampler.steps / cfg.grad_accum))
+    return Job(spec, target, sampler, train_loader, model, net, optimizer, scheduler,
+               WeightedLoss(cfg.loss, spec.ignore_index))
 
 
 def run(cfg: TrainConfig, arch: str, chips_dir: Path, models_dir: Path, live_dir: Path) -> dict:
@@ -108,7 +109,7 @@ def _run(cfg: TrainConfig, arch: str, chips_dir: Path, models_dir: Path, live_di
     start, best, stale = resume(models_dir / "last.pt", fp, model, optimizer, scheduler) if cfg.resume \
         else (0, -1.0, 0)
     log.info("rank %d/%d: %d of %d chips per epoch, epochs %d..%d, classes %s", rt.rank, rt.world,
-             len(job.loader.sampler), len(job.loader.sampler) * rt.world, start + 1, cfg.epochs, names)
+             job.sampler.per_rank, job.sampler.per_rank * rt.world, start + 1, cfg.epochs, names)
     live = val_set = val_loader = None
     if rt.main:
         live = open_live(live_dir, start)
@@ -121,13 +122,14 @@ def _run(cfg: TrainConfig, arch: str, chips_dir: Path, models_dir: Path, live_di
                         extra={**meta, **extra})
 
     key, result = cfg.monitor.split("/")[1], {}
+    job.sampler.set_epochs(start, cfg.epochs)
+    batches = iter(job.loader)  # one iterator for the run: no refill at epoch starts, prefetch during validation
     try:
         for epoch in range(start, cfg.epochs):
             seed_epoch(cfg.seed, epoch, rt.rank)
-            job.loader.sampler.set_epoch(epoch)
             t0 = time.perf_counter()
-            loss_sum, n = all_sum(rt, *train_epoch(job.net, job.loader, job.loss_fn, optimizer, scheduler, rt,
-                                                   cfg.grad_accum, cfg.device_augment))
+            loss_sum, n = all_sum(rt, *train_epoch(job.net, batches, job.sampler.steps, job.loss_fn, optimizer,
+                                                   scheduler, rt, cfg.grad_accum, cfg.device_augment))
             seconds = time.perf_counter() - t0
             stop = False
             if rt.main:
