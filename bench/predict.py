@@ -72,7 +72,12 @@ def part_stage(args) -> dict:
 
     spec = InputSpec(bands=RGB, gsd_m=args.gsd, source_dtype="uint8", low=[0.0] * 3, high=[255.0] * 3,
                      classes=["background", "building"], class_paths=[None, "structure/building"])
-    cfg = PredictConfig(tile=args.tile, overlap=args.overlap, batch_size=args.batch, device=args.device)
+    cfg = PredictConfig(tile=args.tile, overlap=args.overlap, batch_size=args.batch, device=args.device,
+                        overviews=not args.no_overviews)
+    import importlib
+
+    stage = importlib.import_module("geofoundry.predict.run")  # the module (the package's ``run`` is its function)
+    stage.READERS = args.readers or stage.READERS
     tiles: list[int] = []
     model = model_fn(args, tiles)
     for n in (args.batch, 1):  # warm-up (cuDNN autotuning, allocator)
@@ -157,9 +162,11 @@ def main() -> None:
     ap.add_argument("--tile", type=int, default=512)
     ap.add_argument("--overlap", type=int, default=128)
     ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--readers", type=int, default=0, help="strip-reading threads (default: the stage's)")
     ap.add_argument("--tiles", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--part", choices=["stage", "bare", "naive"], help=argparse.SUPPRESS)
     ap.add_argument("--skip-naive", action="store_true")
+    ap.add_argument("--no-overviews", action="store_true", help="predict.overviews: false")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     if args.part:
@@ -181,13 +188,16 @@ def main() -> None:
         args.gsd = args.gsd or args.scene_gsd
         argv = ["--scene", str(args.scene), "--scene-gsd", str(args.scene_gsd), "--gsd", str(args.gsd),
                 "--arch", args.arch, "--device", args.device, "--tile", str(args.tile), "--overlap",
-                str(args.overlap), "--batch", str(args.batch)]
+                str(args.overlap), "--batch", str(args.batch), "--readers", str(args.readers)]
+        argv += ["--no-overviews"] if args.no_overviews else []
         stage = run_part("stage", argv)
         bare = run_part("bare", [*argv, "--tiles", str(stage["tiles"])])
         naive = None if args.skip_naive else run_part("naive", argv)
     result = {"scene": "synthetic %d²" % args.synthetic if args.synthetic else args.scene.name,
               "arch": args.arch, "device": args.device, "tile": args.tile, "overlap": args.overlap,
-              "batch": args.batch, "gsd_m": args.gsd, "stage": stage, "bare": bare, "naive": naive,
+              "batch": args.batch, "readers": args.readers or "default", "gsd_m": args.gsd,
+              "overviews": not args.no_overviews,
+              "stage": stage, "bare": bare, "naive": naive,
               "stage_vs_bare": round(bare["seconds"] / stage["seconds"], 3),
               "stage_vs_naive": round(naive["seconds"] / naive["pixels"] * stage["pixels"] / stage["seconds"], 3)
               if naive else None,

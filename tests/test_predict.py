@@ -31,6 +31,10 @@ def test_predict_stage_writes_masked_cogs(selection_dir, chips_dir, tiny_model, 
             assert ds.read(1)[mask == 0].max() == 0
             assert abs(ds.transform.a - 0.3) < 0.01
     assert not list(out.glob(".*")), "no temporary file left behind"
+    scene_id = result["scenes"][0]
+    predict.run(PredictConfig(tile=256, overlap=32, overviews=False), selection_dir, chips_dir, tiny_model, out)
+    with rasterio.open(out / f"{scene_id}.tif") as ds:
+        assert not ds.overviews(1) and ds.profile["tiled"], "a COG without overviews"
 
 
 def test_tiling_leaves_no_seam(selection_dir, chips_dir, tiny_model, tmp_path):

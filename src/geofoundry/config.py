@@ -213,6 +213,8 @@ class PredictConfig(Section):
     tta: Literal["none", "flips", "d4"] = Field("none", description="test-time augmentation, averaged")
     ensemble: list[EnsembleMember] = Field([], description="models averaged with models/best.pt (weight 1)")
     geofence: str | None = Field(None, description="limit prediction to this area: WKT (EPSG:4326) or a vector file")
+    overviews: bool = Field(True, description="internal overviews in the probability COG, for viewing; building them "
+                                              "is most of the time left after inference on very large scenes")
 
     @model_validator(mode="after")
     def _overlap_fits(self) -> PredictConfig:

@@ -46,19 +46,34 @@ class ModelGrid:
 
     def read(self, window) -> tuple[np.ndarray, np.ndarray]:
         """Return (bands (C,h,w) in the source dtype, valid (h,w) bool) for a window; outside the raster is invalid."""
-        h, w = int(window.height), int(window.width)
-        data = np.zeros((len(self.indexes), h, w), dtype=self.ds.dtypes[0])
-        valid = np.zeros((h, w), dtype=bool)
+        return self.bands(window), self.valid(window)
+
+    def bands(self, window) -> np.ndarray:
+        """Bands (C,h,w) in the source dtype; 0 outside the raster."""
+        out = np.zeros((len(self.indexes), int(window.height), int(window.width)), dtype=self.ds.dtypes[0])
+        inner, rows, cols = self._inside(window)
+        if inner is not None:
+            out[:, rows, cols] = self.ds.read(self.indexes, window=inner)
+        return out
+
+    def valid(self, window) -> np.ndarray:
+        """Valid pixels (h,w) bool (the dataset mask); False outside the raster."""
+        out = np.zeros((int(window.height), int(window.width)), dtype=bool)
+        inner, rows, cols = self._inside(window)
+        if inner is not None:
+            out[rows, cols] = self.ds.dataset_mask(window=inner) > 0
+        return out
+
+    def _inside(self, window) -> tuple[Window | None, slice, slice]:
+        """The part of ``window`` inside the raster, and where it lies in the window's array."""
         c0, r0 = max(0, int(window.col_off)), max(0, int(window.row_off))
-        c1 = min(self.ds.width, int(window.col_off) + w)
-        r1 = min(self.ds.height, int(window.row_off) + h)
-        if c1 > c0 and r1 > r0:
-            inner = Window(c0, r0, c1 - c0, r1 - r0)
-            rows = slice(r0 - int(window.row_off), r1 - int(window.row_off))
-            cols = slice(c0 - int(window.col_off), c1 - int(window.col_off))
-            data[:, rows, cols] = self.ds.read(self.indexes, window=inner)
-            valid[rows, cols] = self.ds.dataset_mask(window=inner) > 0
-        return data, valid
+        c1 = min(self.ds.width, int(window.col_off) + int(window.width))
+        r1 = min(self.ds.height, int(window.row_off) + int(window.height))
+        if c1 <= c0 or r1 <= r0:
+            return None, slice(0), slice(0)
+        rows = slice(r0 - int(window.row_off), r1 - int(window.row_off))
+        cols = slice(c0 - int(window.col_off), c1 - int(window.col_off))
+        return Window(c0, r0, c1 - c0, r1 - r0), rows, cols
 
 
 @contextlib.contextmanager

@@ -5,7 +5,8 @@ A backend names its array module ``xp`` (the blending code uses only operations 
 
 * ``stage(a)`` runs in reader threads: prepare a host array for a fast transfer (torch/CUDA: page-locked copy);
 * ``put(a)`` in the main thread: float32 on the device;
-* ``take(p)`` starts the copy of a uint8 device array to the host and returns a function that waits for it.
+* ``take(p)`` starts the copy of a uint8 device array to the host and returns a function that waits for it;
+* ``steady_shapes``: pad every batch to the full batch size (cuDNN autotunes once per shape).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class NumpyArrays:
     """Everything on the host."""
 
     xp = np
+    steady_shapes = False  # batches may shrink at the end of a strip
 
     def stage(self, a: np.ndarray) -> np.ndarray:
         return a

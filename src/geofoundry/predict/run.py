@@ -7,6 +7,7 @@ import logging
 import os
 import queue
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ from .sliding import predict_region
 from .writer import ProbabilityWriter
 
 log = logging.getLogger(__name__)
-READERS = 4  # strip-reading threads (at most the CPU count)
+READERS = 3  # strip-reading threads (at most the CPU count); as many strips are in flight
 
 
 def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_3857: shapely.Geometry | None,
@@ -55,24 +56,31 @@ def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_385
             return False
         height, width = int(region.height), int(region.width)
 
-        def read_strip(row: int):
-            win = Window(region.col_off, region.row_off + row, max(width, cfg.tile), cfg.tile)
-            reader = grids.get()
+        @contextlib.contextmanager
+        def reader() -> Iterator[ModelGrid]:
+            handle = grids.get()
             try:
-                pixels, valid = reader.read(win)
+                yield handle
             finally:
-                grids.put(reader)
-            wanted = valid & geometry_mask([area], out_shape=valid.shape, transform=grid.ds.window_transform(win),
-                                           invert=True)
-            wanted[max(0, height - row):] = False
-            wanted[:, width:] = False
-            return tuple(model.arrays.stage(a) for a in (pixels, valid, wanted))
+                grids.put(handle)
+
+        def read_flags(row: int) -> np.ndarray:
+            win = Window(region.col_off, region.row_off + row, width, cfg.tile)
+            with reader() as g:
+                valid = g.valid(win)
+            inside = geometry_mask([area], out_shape=valid.shape, transform=grid.ds.window_transform(win), invert=True)
+            inside[max(0, height - row):] = False
+            return valid.view(np.uint8) * (1 + 2 * inside.view(np.uint8))
+
+        def read_bands(row: int, first: int, end: int) -> np.ndarray:
+            with reader() as g:
+                return g.bands(Window(region.col_off + first, region.row_off + row, end - first, cfg.tile))
 
         n_valid = 0
         with ProbabilityWriter(out_path, grid.ds.crs, grid.ds.window_transform(region), width, height,
-                               spec.classes[1:]) as writer:
-            strips = predict_region(read_strip, height, width, model, len(spec.classes), np.asarray(spec.low),
-                                    cfg.tile, cfg.overlap, cfg.batch_size, readers)
+                               spec.classes[1:], cfg.overviews) as writer:
+            strips = predict_region(read_flags, read_bands, height, width, model, len(spec.classes),
+                                    np.asarray(spec.low), cfg.tile, cfg.overlap, cfg.batch_size, readers)
             for top, values, wanted in strips:
                 n_valid += int(wanted.sum())
                 writer.write(Window(0, top, width, len(wanted)), values, wanted)

@@ -29,6 +29,10 @@ class TorchArrays:
     def cuda(self) -> bool:
         return self.device.type == "cuda"
 
+    @property
+    def steady_shapes(self) -> bool:
+        return self.cuda
+
     def stage(self, a: np.ndarray) -> torch.Tensor:
         t = torch.from_numpy(a)
         return t.pin_memory() if self.cuda else t

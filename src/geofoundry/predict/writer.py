@@ -15,6 +15,7 @@ from ..io.atomic import atomic_path
 
 
 PENDING = 2  # strips queued for the writing thread before ``write`` waits
+DEFLATE_LEVEL = 1  # 2-3x faster than GDAL's default 6 for about 5 % larger probability maps
 
 
 class ProbabilityWriter:
@@ -23,8 +24,9 @@ class ProbabilityWriter:
     Strips are written by one background thread (GDAL releases the GIL), at most ``PENDING`` queued.
     """
 
-    def __init__(self, path: Path, crs, transform, width: int, height: int, class_names: list[str]):
-        self.path, self.class_names = Path(path), class_names
+    def __init__(self, path: Path, crs, transform, width: int, height: int, class_names: list[str],
+                 overviews: bool = True):
+        self.path, self.class_names, self.overviews = Path(path), class_names, overviews
         self.profile = {"driver": "GTiff", "dtype": "uint8", "count": len(class_names), "crs": crs,
                         "transform": transform, "width": width, "height": height, "tiled": True,
                         "blockxsize": 256, "blockysize": 256, "BIGTIFF": "IF_SAFER"}
@@ -58,7 +60,8 @@ class ProbabilityWriter:
             self._ds.close()
             if exc_type is None and failed is None:
                 with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
-                    rio_copy(self._raw_path, self._final, driver="COG", compress="DEFLATE", blocksize=512,
+                    rio_copy(self._raw_path, self._final, driver="COG", compress="DEFLATE", level=DEFLATE_LEVEL,
+                             blocksize=512, overviews="AUTO" if self.overviews else "NONE",
                              overview_resampling="average", num_threads="ALL_CPUS")
         finally:
             self._raw_path.unlink(missing_ok=True)
