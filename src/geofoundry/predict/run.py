@@ -41,11 +41,11 @@ def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_385
     indexes = band_indexes(image_path, band_names, spec.bands)
     readers = max(1, min(READERS, os.cpu_count() or 1))
     with bounded_gdal_cache(), contextlib.ExitStack() as stack:
-        grids: queue.SimpleQueue[ModelGrid] = queue.SimpleQueue()
-        for _ in range(readers):
-            grids.put(stack.enter_context(open_model_grid(image_path, gsd_m, spec.gsd_m, indexes, spec.resampling)))
-        grid = grids.get()
-        grids.put(grid)
+        handles = [stack.enter_context(open_model_grid(image_path, gsd_m, spec.gsd_m, indexes, spec.resampling))
+                   for _ in range(readers)]
+        grid, grids = handles[0], queue.SimpleQueue()
+        for handle in handles:
+            grids.put(handle)
         if area_3857 is None:
             area = shapely.box(*grid.ds.bounds)
         else:
@@ -65,9 +65,10 @@ def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_385
                 grids.put(handle)
 
         def read_flags(row: int) -> np.ndarray:
-            win = Window(region.col_off, region.row_off + row, width, cfg.tile)
+            win = Window(region.col_off, region.row_off + row, max(width, cfg.tile), cfg.tile)
             with reader() as g:
                 valid = g.valid(win)
+            valid[:, width:] = False  # a region narrower than a tile: the rest of the tile is padding
             inside = geometry_mask([area], out_shape=valid.shape, transform=grid.ds.window_transform(win), invert=True)
             inside[max(0, height - row):] = False
             return valid.view(np.uint8) * (1 + 2 * inside.view(np.uint8))

@@ -18,7 +18,7 @@ from ..preprocess.chips import starts
 from .arrays import TileModel
 from .blend import StripBlender
 
-# row -> (tile, region width) uint8: 0 invalid, 1 valid, 3 valid and wanted (inside the area and the region)
+# row -> (tile, max(region width, tile)) uint8: 0 invalid, 1 valid, 3 valid and wanted (inside area and region)
 FlagReader = Callable[[int], np.ndarray]
 # (row, first column, end column) -> bands (C, tile, end - first) in the source dtype
 BandReader = Callable[[int, int, int], np.ndarray]
@@ -43,8 +43,7 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
     blender = StripBlender(arrays, n_classes, span, tile, overlap)
 
     def load(row: int):
-        flags = np.zeros((tile, span), np.uint8)
-        flags[:, :width] = read_flags(row)
+        flags = read_flags(row)
         wanted = flags == WANTED
         todo = [c for c in cols if wanted[:, c:c + tile].any()]
         pixels = arrays.stage(read_bands(row, todo[0], todo[-1] + tile)) if todo else None
