@@ -15,8 +15,11 @@ Each part runs in its own process (peak RSS per part). Pixels/s are model-grid p
 from __future__ import annotations
 
 import argparse
+import contextlib
+import cProfile
 import json
 import platform
+import pstats
 import resource
 import subprocess
 import sys
@@ -84,6 +87,7 @@ def part_stage(args) -> dict:
         model(model.arrays.put(np.zeros((n, 3, args.tile, args.tile), np.float32)))
     tiles.clear()
     import geofoundry.predict.writer as writer
+    from geofoundry.io.raster import ModelGrid
 
     cog = []  # seconds of the final COG conversion (part of the stage's time)
 
@@ -93,13 +97,37 @@ def part_stage(args) -> dict:
         cog.append(time.perf_counter() - t)
 
     writer_copy, writer.rio_copy = writer.rio_copy, timed_copy
+    busy = {"read_mask": busy_time(ModelGrid, "valid"), "read_bands": busy_time(ModelGrid, "bands"),
+            "write": busy_time(writer.ProbabilityWriter, "_write")}
+    profiler = cProfile.Profile() if args.profile else contextlib.nullcontext()
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        predict_scene(str(args.scene), RGB, args.scene_gsd, None, spec, model, cfg, Path(tmp) / "p.tif")
+        with profiler:
+            predict_scene(str(args.scene), RGB, args.scene_gsd, None, spec, model, cfg, Path(tmp) / "p.tif")
         seconds = time.perf_counter() - t0
         with rasterio.open(Path(tmp) / "p.tif") as ds:
             pixels = ds.width * ds.height
-    return {"seconds": seconds, "cog_seconds": sum(cog), "pixels": pixels, "tiles": int(sum(tiles))}
+    if args.profile:
+        with args.profile.open("w") as f:
+            pstats.Stats(profiler, stream=f).sort_stats("tottime").print_stats(40)
+    return {"seconds": seconds, "cog_seconds": sum(cog), "pixels": pixels, "tiles": int(sum(tiles)),
+            "busy_seconds": {k: round(sum(v), 2) for k, v in busy.items()}}
+
+
+def busy_time(cls, name: str) -> list[float]:
+    """Wrap method ``name`` of ``cls`` to record the seconds of each call (whatever thread makes it)."""
+    seconds: list[float] = []
+    method = getattr(cls, name)
+
+    def timed(*a, **k):
+        t = time.perf_counter()
+        try:
+            return method(*a, **k)
+        finally:
+            seconds.append(time.perf_counter() - t)
+
+    setattr(cls, name, timed)
+    return seconds
 
 
 def part_bare(args) -> dict:
@@ -167,6 +195,7 @@ def main() -> None:
     ap.add_argument("--part", choices=["stage", "bare", "naive"], help=argparse.SUPPRESS)
     ap.add_argument("--skip-naive", action="store_true")
     ap.add_argument("--no-overviews", action="store_true", help="predict.overviews: false")
+    ap.add_argument("--profile", type=Path, help="stage: write the main thread's cProfile (by own time) here")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     if args.part:
@@ -190,7 +219,7 @@ def main() -> None:
                 "--arch", args.arch, "--device", args.device, "--tile", str(args.tile), "--overlap",
                 str(args.overlap), "--batch", str(args.batch), "--readers", str(args.readers)]
         argv += ["--no-overviews"] if args.no_overviews else []
-        stage = run_part("stage", argv)
+        stage = run_part("stage", [*argv, *(["--profile", str(args.profile)] if args.profile else [])])
         bare = run_part("bare", [*argv, "--tiles", str(stage["tiles"])])
         naive = None if args.skip_naive else run_part("naive", argv)
     result = {"scene": "synthetic %d²" % args.synthetic if args.synthetic else args.scene.name,

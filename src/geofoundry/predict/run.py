@@ -28,7 +28,7 @@ from .sliding import predict_region
 from .writer import ProbabilityWriter
 
 log = logging.getLogger(__name__)
-READERS = 3  # strip-reading threads (at most the CPU count); as many strips are in flight
+READERS = min(8, max(2, (os.cpu_count() or 2) // 2))  # strip-reading threads = strips in flight
 
 
 def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_3857: shapely.Geometry | None,
@@ -39,10 +39,9 @@ def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_385
     one thread writes finished rows, so reading, inference and writing overlap.
     """
     indexes = band_indexes(image_path, band_names, spec.bands)
-    readers = max(1, min(READERS, os.cpu_count() or 1))
     with bounded_gdal_cache(), contextlib.ExitStack() as stack:
         handles = [stack.enter_context(open_model_grid(image_path, gsd_m, spec.gsd_m, indexes, spec.resampling))
-                   for _ in range(readers)]
+                   for _ in range(READERS)]
         grid, grids = handles[0], queue.SimpleQueue()
         for handle in handles:
             grids.put(handle)
@@ -81,10 +80,11 @@ def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_385
         with ProbabilityWriter(out_path, grid.ds.crs, grid.ds.window_transform(region), width, height,
                                spec.classes[1:], cfg.overviews) as writer:
             strips = predict_region(read_flags, read_bands, height, width, model, len(spec.classes),
-                                    np.asarray(spec.low), cfg.tile, cfg.overlap, cfg.batch_size, readers)
-            for top, values, wanted in strips:
-                n_valid += int(wanted.sum())
-                writer.write(Window(0, top, width, len(wanted)), values, wanted)
+                                    np.asarray(spec.low), cfg.tile, cfg.overlap, cfg.batch_size, READERS,
+                                    writer.factors)
+            for strip in strips:
+                n_valid += int(strip.wanted.sum())
+                writer.write(strip)
         if n_valid == 0:
             out_path.unlink()
             warnings.warn(f"{image_path}: no valid pixel in the prediction area; skipped", stacklevel=2)

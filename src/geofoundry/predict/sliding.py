@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator
+from typing import NamedTuple
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -17,6 +18,7 @@ import numpy as np
 from ..preprocess.chips import starts
 from .arrays import TileModel
 from .blend import StripBlender
+from .pyramid import Pyramid
 
 # row -> (tile, max(region width, tile)) uint8: 0 invalid, 1 valid, 3 valid and wanted (inside area and region)
 FlagReader = Callable[[int], np.ndarray]
@@ -25,22 +27,34 @@ BandReader = Callable[[int, int, int], np.ndarray]
 WANTED = 3
 
 
-def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, width: int, model: TileModel,
-                   n_classes: int, low: np.ndarray, tile: int, overlap: int, batch_size: int, readers: int = 2
-                   ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """Yield (first row, uint8 probabilities of classes 1..K-1 (K-1, n, width), wanted (n, width)) top to bottom.
+class Strip(NamedTuple):
+    """Finished rows ``top..top+n`` of the region, on the host."""
 
-    Probabilities are 0 outside ``wanted``; strips without wanted pixels are not yielded, tiles without any are not
-    run. Invalid input pixels are set to each band's stretch ``low`` (0 after the stretch, as in training).
+    top: int
+    values: np.ndarray | None  # (K-1, n, width) uint8 round(255·p) of classes 1..K-1, 0 outside wanted; None: none
+    wanted: np.ndarray  # (n, width) bool
+    levels: list[tuple[np.ndarray, np.ndarray]]  # per overview level: the rows completed, (K-1, m, w) and (m, w)
+
+
+def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, width: int, model: TileModel,
+                   n_classes: int, low: np.ndarray, tile: int, overlap: int, batch_size: int, readers: int = 2,
+                   overview_factors: list[int] | None = None) -> Iterator[Strip]:
+    """Yield the :class:`Strip` of every row of tiles, top to bottom.
+
+    Probabilities are 0 outside ``wanted``; tiles without wanted pixels are not run, strips without any have no
+    ``values``. Invalid input pixels are set to each band's stretch ``low`` (0 after the stretch, as in training).
     Readers are called with rows from ``starts(0, height, tile, tile - overlap)``; the strip ``tile`` rows tall may
-    reach below the region (rows there must not be wanted).
+    reach below the region (rows there must not be wanted). ``overview_factors`` (2, 4, …): overview rows are built
+    on the device as the strips pass (:mod:`.pyramid`).
     """
     arrays, xp = model.arrays, model.arrays.xp
     rows, cols = starts(0, height, tile, tile - overlap), starts(0, width, tile, tile - overlap)
     span = max(width, tile)
     fill = arrays.put(np.asarray(low, dtype=np.float32)[:, None, None])
+    one = arrays.put(np.ones(1, np.float32))
     pad = arrays.put(np.zeros((len(low), tile, tile), np.float32)) if arrays.steady_shapes else None
     blender = StripBlender(arrays, n_classes, span, tile, overlap)
+    pyramid = Pyramid(xp, overview_factors) if overview_factors else None
 
     def load(row: int):
         flags = read_flags(row)
@@ -67,13 +81,16 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
                         tiles += [pad] * (batch_size - len(chunk))
                     for c, probs in zip(chunk, model(xp.stack(tiles))):
                         blender.add(probs, c)
-            n = rows[i + 1] - row if i + 1 < len(rows) else min(tile, height - row)
+            last = i + 1 == len(rows)
+            n = min(tile, height - row) if last else rows[i + 1] - row
             blended = blender.flush(n)
             done = np.asarray(staged)[:n, :width] == WANTED
-            if done.any():
-                keep = flags[:n, :width] == WANTED
-                quantized = arrays.to_uint8((blended[1:, :, :width].clip(0, 1) * 255).round() * keep)
-                waiting.append((row, arrays.take(quantized), done))
-            while len(waiting) > 1 or (waiting and i + 1 == len(rows)):
-                top, get, done = waiting.popleft()
-                yield top, get(), done
+            keep = (flags[:n, :width] == WANTED) * one
+            scaled = (blended[1:, :, :width].clip(0, 1) * 255).round() * keep if done.any() or pyramid else None
+            values = arrays.take(arrays.to_uint8(scaled)) if done.any() else None
+            levels = [(arrays.take(arrays.to_uint8(v)), arrays.take(arrays.to_uint8(m)))
+                      for v, m in pyramid.add(scaled, keep, last)] if pyramid else []
+            waiting.append((row, values, done, levels))
+            while len(waiting) > 1 or (waiting and last):
+                top, values, done, levels = waiting.popleft()
+                yield Strip(top, values() if values else None, done, [(v(), m() > 0) for v, m in levels])

@@ -1,0 +1,78 @@
+"""Overviews built while strips stream: the COG's levels equal GDAL's own ``average`` overviews, mask included."""
+
+from __future__ import annotations
+
+import numpy as np
+import rasterio
+import torch
+from rasterio.shutil import copy as rio_copy
+from rasterio.windows import Window
+
+from geofoundry.predict.pyramid import Pyramid, overview_factors
+from geofoundry.predict.sliding import Strip
+from geofoundry.predict.writer import ProbabilityWriter
+
+STRIPS = [383, 1, 384, 200, 7, 384, 384, 384]  # odd heights: rows of every level wait for the next strip
+
+
+def _stream(pyramid: Pyramid, values, valid, as_host):
+    """Feed ``values``/``valid`` to ``pyramid`` in uneven strips; yield (top, strip values, strip valid, levels)."""
+    top, sizes = 0, iter(STRIPS)
+    while top < valid.shape[0]:
+        n = min(next(sizes, 384), valid.shape[0] - top)
+        last = top + n == valid.shape[0]
+        v, m = values[:, top:top + n], valid[top:top + n]
+        yield top, v, m, [(as_host(a), as_host(b)) for a, b in pyramid.add(v, m, last)]
+        top += n
+
+
+def test_streamed_overviews_equal_gdal_average(dev_root, tmp_path):
+    """A real scene's corner (with its nodata) as a one-band map: our COG's overviews and mask overviews are the
+    ones GDAL's COG driver computes itself (``average``), bit for bit."""
+    with rasterio.open(dev_root / "images" / "kampala_ug_z19.tif") as src:
+        window = Window(src.width - 1536, 0, 1536, 1024)  # sizes divide by every factor: GDAL uses 2x2 blocks too
+        valid = src.read_masks(1, window=window) > 0
+        values = src.read(1, window=window)[None] * valid
+        crs, transform = src.crs, src.window_transform(window)
+    assert 0.1 < valid.mean() < 0.9
+    out = tmp_path / "streamed.tif"
+    with ProbabilityWriter(out, crs, transform, 1536, 1024, ["building"]) as writer:
+        assert writer.factors == [2, 4]
+        pyramid = Pyramid(np, writer.factors)
+        for top, v, m, levels in _stream(pyramid, values.astype(np.float32), valid.astype(np.float32), np.asarray):
+            writer.write(Strip(top, v.astype(np.uint8), m > 0, [(a.astype(np.uint8), b > 0) for a, b in levels]))
+    reference = tmp_path / "reference.tif"
+    profile = {"driver": "GTiff", "dtype": "uint8", "count": 1, "width": 1536, "height": 1024, "crs": crs,
+               "transform": transform}
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        with rasterio.open(tmp_path / "full.tif", "w", **profile) as ds:
+            ds.write(values)
+            ds.write_mask(valid.astype(np.uint8) * 255)
+        rio_copy(tmp_path / "full.tif", reference, driver="COG", blocksize=512, overview_resampling="average")
+    with rasterio.open(out) as ours, rasterio.open(reference) as gdal:
+        assert ours.overviews(1) == gdal.overviews(1) == [2, 4]
+        assert ours.descriptions == ("p(building)",) and ours.tags()["scale"] == "1/255"
+        assert (ours.read() == values).all() and (ours.dataset_mask() == gdal.dataset_mask()).all()
+    for level in range(2):
+        with rasterio.open(out, overview_level=level) as ours, rasterio.open(reference, overview_level=level) as gdal:
+            assert (ours.dataset_mask() == gdal.dataset_mask()).all(), f"mask of overview {level}"
+            assert (ours.read() == gdal.read()).all(), f"overview {level}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full.tif", "reference.tif", "streamed.tif"]
+
+
+def test_pyramid_on_torch_equals_numpy_for_odd_sizes():
+    """Odd sizes and strips: torch and numpy give the same rows; every level gets ceil(size / factor) rows."""
+    rng = np.random.default_rng(0)
+    h, w = 1001, 777
+    valid = (rng.random((h, w)) > 0.2).astype(np.float32)
+    values = np.round(rng.random((2, h, w)) * 255).astype(np.float32) * valid
+    factors = overview_factors(w, h, 100)
+    assert factors == [2, 4, 8, 16]
+    rows = {}
+    for name, xp, put in [("numpy", np, np.asarray), ("torch", torch, torch.from_numpy)]:
+        levels = [lv for *_, lv in _stream(Pyramid(xp, factors), put(values), put(valid), np.asarray)]
+        rows[name] = [np.concatenate([lv[i][0] for lv in levels], axis=1) for i in range(len(factors))]
+        masks = [np.concatenate([lv[i][1] for lv in levels], axis=0) for i in range(len(factors))]
+        assert [m.shape for m in masks] == [(-(-h // f), -(-w // f)) for f in factors]
+    for a, b in zip(rows["numpy"], rows["torch"]):
+        assert a.shape == b.shape and np.array_equal(a, b)
