@@ -110,7 +110,11 @@ def test_instances_npy_travels_with_the_augmentation(chips_dir, tmp_path):
     np.save(split / "instances.npy", ids)
     target = Target(len(spec.classes), "footprint_border_contact")
     d4 = build_augment([{"D4": {}}], spec.ignore_index)  # keeps the components, so both ways must agree
-    with_ids, without = (ChipDataset(d, target, spec.ignore_index, d4) for d in (split, chips_dir / "train"))
+    without = tmp_path / "without"
+    without.mkdir()
+    for name in ("labels", "images"):
+        (without / f"{name}.npy").symlink_to(split / f"{name}.npy")
+    with_ids, without = (ChipDataset(d, target, spec.ignore_index, d4) for d in (split, without))
     assert with_ids.instances is not None and without.instances is None
     for i in range(6):
         np.testing.assert_array_equal(with_ids[(i, 11)][1].numpy(), without[(i, 11)][1].numpy())
@@ -119,3 +123,23 @@ def test_instances_npy_travels_with_the_augmentation(chips_dir, tmp_path):
         out = reseed(affine, i)(image=np.moveaxis(with_ids.images[i], 0, -1), masks=[labels[i], ids[i]])["masks"]
         valid = out[0] != spec.ignore_index
         np.testing.assert_array_equal((out[1] > 0)[valid], (out[0] > 0)[valid])
+
+
+def test_preprocess_instances_split_touching_buildings(chips_dir):
+    """instances.npy (written by preprocess from the label polygons) numbers touching buildings apart: their
+    border targets then separate more objects than connected components of the class mask, which merge them."""
+    spec = InputSpec.load(chips_dir / "stats.json")
+    labels = np.load(chips_dir / "train" / "labels.npy", mmap_mode="r")
+    ids = np.load(chips_dir / "train" / "instances.npy", mmap_mode="r")
+    assert ids.dtype == np.uint16 and ids.shape == labels.shape
+    target, border = Target(len(spec.classes), "footprint_border"), len(spec.classes)
+    touching, counts = 0, np.zeros((2, 2), int)  # [with ids, components] × [border pixels, objects]
+    for mask, inst in zip(labels, ids):
+        mask, inst = np.array(mask), np.array(inst)
+        valid = mask != spec.ignore_index
+        np.testing.assert_array_equal(inst > 0, (mask > 0) & valid)  # ids exactly on the object pixels
+        touching += len(np.unique(inst[inst > 0])) > components(mask, spec.ignore_index).max()
+        for row, enc in enumerate([target.encode(mask, spec.ignore_index, inst), target.encode(mask, spec.ignore_index)]):
+            counts[row] += (enc == border).sum(), target.instances(enc).max()
+    assert touching >= 3, "Kampala's touching buildings appear in several chips"
+    assert counts[0, 0] > counts[1, 0] and counts[0, 1] > counts[1, 1], counts

@@ -110,6 +110,7 @@ def write_chips(refs: list[ChipRef], scenes: pd.DataFrame, blocks: gpd.GeoDataFr
         (out_dir / split).mkdir(parents=True, exist_ok=True)
         images = NpyWriter(out_dir / split / "images.npy", (len(split_refs), n_bands, size, size))
         labels = NpyWriter(out_dir / split / "labels.npy", (len(split_refs), size, size))
+        instances = NpyWriter(out_dir / split / "instances.npy", (len(split_refs), size, size), np.uint16)
         i = 0
         by_id = scenes.set_index("scene_id", drop=False)
         for scene_id, group in pd.Series(split_refs).groupby([r.scene_id for r in split_refs], sort=False):
@@ -120,23 +121,24 @@ def write_chips(refs: list[ChipRef], scenes: pd.DataFrame, blocks: gpd.GeoDataFr
                 for ref in track(group, f"preprocess: {split} chips of {scene_id}"):
                     data, valid = grid.read(ref.window)
                     valid &= block_area_mask(geoms[ref.block_id], grid, ref.window)
-                    mask = burner.burn(grid.ds.window_transform(ref.window), (size, size), valid, cfg.ignore_index)
+                    t = grid.ds.window_transform(ref.window)
+                    mask = burner.burn(t, (size, size), valid, cfg.ignore_index)
                     images[i] = stretch.apply(data) * valid
                     labels[i] = mask
-                    t = grid.ds.window_transform(ref.window)
+                    instances[i] = burner.instances(t, (size, size)) * (mask != cfg.ignore_index)
                     rows.append({"split": split, "index": i, "scene_id": scene_id, "block_id": ref.block_id,
                                  "col_off": int(ref.window.col_off), "row_off": int(ref.window.row_off),
                                  "size": size, "valid_frac": ref.valid_frac,
                                  "positive_frac": float(((mask > 0) & (mask != cfg.ignore_index)).mean()),
                                  "crs": grid.ds.crs.to_string(), "transform": json.dumps(list(t)[:6])})
                     i += 1
-        images.close()
-        labels.close()
+        for writer in (images, labels, instances):
+            writer.close()
     return pd.DataFrame(rows)
 
 
 def run(cfg: PreprocessConfig, selection_dir: Path, out_dir: Path, gdal_cache_mb: int = GDAL_CACHE_MB) -> dict:
-    """Write ``{train,val}/images.npy``, ``{train,val}/labels.npy``, ``index.parquet`` and ``stats.json``.
+    """Write ``{train,val}/{images,labels,instances}.npy``, ``index.parquet`` and ``stats.json``.
 
     GDAL's block cache is capped at ``gdal_cache_mb`` so that memory stays bounded whatever the scene size.
     """

@@ -55,7 +55,8 @@ class ChipDataset(Dataset):
 
     @property
     def instances(self) -> np.ndarray | None:
-        return self._array("instances")
+        """Object ids of the chips, when preprocess wrote them and the target needs them (border targets)."""
+        return None if self.target.kind == "classes" else self._array("instances")
 
     def __len__(self) -> int:
         return len(self.images)
