@@ -206,8 +206,8 @@ def test_gto_versions_and_dvc_artifacts_get(exported, spacenet_root, tmp_path):
     name = next(n for n, a in artifacts.items() if a["type"] == "model")
     v1, v2, p = exported["bundle"], tmp_path / "v2", exported["params"]
     card = {**open_bundle(v1).card, "exported_at": "later"}
-    write_bundle(v2, exported["dir"] / "model.onnx", open_bundle(v1).spec, p.postprocess, p.predict, card,
-                 p.export.docker_base)
+    write_bundle(v2, exported["dir"] / "model.onnx", open_bundle(v1).spec, open_bundle(v1).outputs, p.postprocess,
+                 p.predict, card, p.export.docker_base)
     repo = tmp_path / "repo"
     (repo / "export").mkdir(parents=True)
     sh("git", "init", "-q", "-b", "main")

@@ -188,7 +188,7 @@ def test_watershed_border_separates_touching_real_buildings(real, scene, objects
     ids = real.ids
     edge = (ids > 0) & (ndi.grey_erosion(ids, size=3) != ndi.grey_dilation(ids, size=3))
     prob = np.stack([scene.prob[0], ndi.gaussian_filter(edge.astype(np.float32), 0.7) * 2]).clip(0, 1)
-    state = replace(scene, prob=prob, class_names=("building", "border"))
+    state = replace(scene, prob=prob, class_names=("building", "border"), auxiliary=("border",))
     split = apply(state, "threshold", "watershed_border", "polygonize").objects
     buildings = len(np.unique(ids[ids > 0]))
     assert len(objects.objects) < len(split) <= buildings + 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,8 @@ def predict_bundle(bundle: Bundle, scenes: list[Path], out_dir: Path, bands: lis
             raise GeofoundryError(f"{scene}: scene not found")
     if Path(out_dir).resolve().is_relative_to(bundle.root.resolve()):
         raise GeofoundryError(f"{out_dir}: outputs must go outside the bundle {bundle.root} (it must stay unchanged)")
-    spec, cfg = bundle.spec, bundle.predict
+    targets, cfg = bundle.spec.classes, bundle.predict
+    spec = replace(bundle.spec, classes=bundle.outputs)  # predict_scene: one band per non-background output class
     model_fn = onnx_model_fn(bundle.model, len(spec.bands), threads)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".predict-") as tmp:
@@ -68,7 +70,7 @@ def predict_bundle(bundle: Bundle, scenes: list[Path], out_dir: Path, bands: lis
             log.info("%s: bands %s, gsd %.3f m → model grid %.3f m", scene, names, gsd, spec.gsd_m)
             if predict_scene(str(scene), names, gsd, None, spec, model_fn, cfg, preds / f"{scene.stem}.tif"):
                 done.append(scene.stem)
-        summary = postprocess.run(bundle.postprocess, preds, vectors, spec.classes[1:]) if done else {"objects": 0}
+        summary = postprocess.run(bundle.postprocess, preds, vectors, targets[1:]) if done else {"objects": 0}
         for stem in done:
             os.replace(preds / f"{stem}.tif", out_dir / f"{stem}.tif")
             os.replace(vectors / f"{stem}.gpkg", out_dir / f"{stem}.gpkg")

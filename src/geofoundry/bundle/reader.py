@@ -15,6 +15,7 @@ import yaml
 
 from ..config import PostprocessConfig, PredictConfig
 from ..errors import GeofoundryError
+from ..io.outputs import auxiliary
 from ..preprocess.stats import InputSpec
 from .manifest import MANIFEST, check_type, files_on_disk, read_manifest
 
@@ -56,6 +57,20 @@ class Bundle:
             return InputSpec(**self.json(STATS))
         except TypeError as e:
             raise GeofoundryError(f"{self.root / STATS}: not an input spec ({e})") from None
+
+    @property
+    def outputs(self) -> list[str]:
+        """The model's output classes (``classes.json`` names): the ``stats.json`` classes, then the auxiliary ones
+        listed under ``auxiliary`` (``border``, ``contact``; none when the key is absent)."""
+        classes = self.json(CLASSES)
+        names = classes.get("names") if isinstance(classes, dict) else None
+        if not isinstance(names, list):
+            raise GeofoundryError(f"{self.root / CLASSES}: needs a 'names' list, got {classes}")
+        where = f"{self.root / CLASSES} (beside {STATS} classes {self.spec.classes})"
+        if list(auxiliary(names, self.spec.classes, where)) != classes.get("auxiliary", []):
+            raise GeofoundryError(f"{self.root / CLASSES}: 'auxiliary' {classes.get('auxiliary')} are not the classes "
+                                  f"after the {STATS} ones in {names}")
+        return names
 
     @property
     def card(self) -> dict:
@@ -110,12 +125,5 @@ def open_bundle(root: str | Path, digest: str | None = None) -> Bundle:
         check_type(name, data)
         files[name] = data
     bundle = Bundle(root, files, own)
-    _check_consistent(bundle)
+    bundle.outputs  # checks classes.json against stats.json
     return bundle
-
-
-def _check_consistent(bundle: Bundle) -> None:
-    """classes.json and stats.json must describe the same classes."""
-    spec, classes = bundle.spec, bundle.json(CLASSES)
-    if not isinstance(classes, dict) or classes.get("names") != spec.classes:
-        raise GeofoundryError(f"{bundle.root / CLASSES}: classes {classes} differ from {STATS} classes {spec.classes}")

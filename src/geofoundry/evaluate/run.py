@@ -2,7 +2,9 @@
 
 Object metrics use the objects whose representative point lies in the evaluation area and whose area is at least
 ``min_area_m2``; pixel metrics use every polygon, rasterized on the prediction grid, inside the evaluation area.
-Counts are pooled over scenes and classes before the ratios are taken (micro average).
+Counts are pooled over scenes and classes before the ratios are taken (micro average). Only the object classes of
+``classes.json`` are scored: a border model's auxiliary outputs are not (its footprint probability, for the pixel
+curves, is p(class) + p(border); contact is background).
 """
 
 from __future__ import annotations
@@ -141,7 +143,7 @@ def run(
     results, placed = [], []
     for pred_path, vector_path in tqdm(list(zip(pred_paths, vector_paths)), desc="evaluate", unit="scene"):
         row = scenes.loc[pred_path.stem]
-        result, grid = evaluate_scene(row, pred_path, vector_path, paths[1:], cfg)
+        result, grid = evaluate_scene(row, pred_path, vector_path, names[1:], paths[1:], cfg)
         render(row["image_path"], grid, result.outlines, plots_dir / "overlays" / f"{result.scene_id}.png")
         placed.append(outcomes(result.outlines, grid.crs, float(row["gsd_m"])))
         result.outlines = {}  # geometries are only needed for the overlay and the breakdowns

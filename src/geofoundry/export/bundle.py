@@ -19,13 +19,21 @@ from .card import render_markdown
 from .delivery import build_engine_script, dockerfile
 
 
-def write_bundle(bundle_dir: Path, onnx_path: Path, spec: InputSpec, postprocess: PostprocessConfig,
-                 predict: PredictConfig, card: dict, docker_base: str) -> str:
-    """Write the bundle and check it with the reader; return the sha256 of its SHA256SUMS."""
+def classes_json(spec: InputSpec, outputs: list[str]) -> dict:
+    """``classes.json``: the model's output classes (background first) with their class paths (none for background
+    and the auxiliary classes), and which of them are ``auxiliary`` (after the chip classes: border, contact)."""
+    extra = outputs[len(spec.classes):]
+    return {"names": outputs, "paths": [*spec.class_paths, *[None] * len(extra)], "auxiliary": extra}
+
+
+def write_bundle(bundle_dir: Path, onnx_path: Path, spec: InputSpec, outputs: list[str],
+                 postprocess: PostprocessConfig, predict: PredictConfig, card: dict, docker_base: str) -> str:
+    """Write the bundle of a model with output classes ``outputs`` and check it with the reader; return the
+    sha256 of its SHA256SUMS."""
     predict_yaml = {"tile": predict.tile, "overlap": predict.overlap, "batch_size": predict.batch_size}
     texts = {
         STATS: json.dumps(asdict(spec), indent=2) + "\n",
-        CLASSES: json.dumps({"names": spec.classes, "paths": spec.class_paths}, indent=2) + "\n",
+        CLASSES: json.dumps(classes_json(spec, outputs), indent=2) + "\n",
         POSTPROCESS: yaml.safe_dump(postprocess.model_dump(mode="json"), sort_keys=False),
         PREDICT: yaml.safe_dump(predict_yaml, sort_keys=False),
         CARD: json.dumps(card, indent=2) + "\n",

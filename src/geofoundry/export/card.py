@@ -83,7 +83,10 @@ def read_metrics(files: dict[str, Path]) -> dict:
     return {name: json.loads(p.read_text()) if p.is_file() else None for name, p in files.items()}
 
 
-def build_card(prov: Provenance, spec: InputSpec, preset: str, export_metrics: dict, runtime: dict) -> dict:
+def build_card(prov: Provenance, spec: InputSpec, outputs: list[str], preset: str, export_metrics: dict,
+               runtime: dict) -> dict:
+    """card.json of a model with output classes ``outputs``: the chip classes (``target_classes``), then any
+    ``auxiliary_classes`` (border, contact)."""
     from ..models.registry import get_preset
 
     p = get_preset(preset)
@@ -92,7 +95,8 @@ def build_card(prov: Provenance, spec: InputSpec, preset: str, export_metrics: d
         "format": FORMAT,
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": {"preset": preset, "architecture": p.arch, "encoder": p.encoder, "bricks": p.bricks,
-                  "bands": spec.bands, "gsd_m": spec.gsd_m, "classes": spec.classes, "class_paths": spec.class_paths,
+                  "bands": spec.bands, "gsd_m": spec.gsd_m, "classes": outputs, "target_classes": spec.classes,
+                  "auxiliary_classes": outputs[len(spec.classes):], "class_paths": spec.class_paths,
                   "input": "raw band values, float32 (batch, bands, height, width); per-band stretch inside",
                   "output": "softmax probabilities, float32 (batch, classes, height, width), background first"},
         "data": {"dataset": title, "version": data_version(prov.repo), "licence_and_attribution": licence},
@@ -122,14 +126,17 @@ def render_markdown(card: dict) -> str:
     version = f"`{data['version']['md5']}`" if data["version"].get("md5") else data["version"].get("note")
     metrics = "\n".join(f"| {name} | {key} | {value} |" for name, values in card["metrics"].items()
                         for key, value in _scalars(values or {}) if name != "select")
-    return f"""# Model card: {m['preset']} ({m['architecture']}, {m['encoder']}) — {', '.join(m['classes'][1:])}
+    auxiliary = (f" The auxiliary classes {m['auxiliary_classes']} (after the object classes "
+                 f"{m['target_classes']}) only help to separate touching objects: `border` is part of the objects' "
+                 "footprint, `contact` is background; neither is ever an object." if m["auxiliary_classes"] else "")
+    return f"""# Model card: {m['preset']} ({m['architecture']}, {m['encoder']}) — {', '.join(m['target_classes'][1:])}
 
 Exported {card['exported_at']} by geofoundry {code['geofoundry']} at git revision `{code['git_revision']}`.
 
 ## Model
 - {m['bricks']}
 - Input: {m['input']}; bands {m['bands']} (by name, in this order) at {m['gsd_m']} m ground sample distance.
-- Output: {m['output']}; classes {m['classes']}.
+- Output: {m['output']}; classes {m['classes']}.{auxiliary}
 - Files: `model.onnx` (ONNX), `stats.json` (input spec), `classes.json`, `postprocess.yaml` (vectorisation chain),
   `predict.yaml` (sliding windows), `card.json` (this card), `Dockerfile`, `build_engine.sh`, `SHA256SUMS`.
 

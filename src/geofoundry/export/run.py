@@ -14,7 +14,7 @@ from ..bundle.engine import engine_metrics
 from ..config import ExportConfig
 from ..errors import GeofoundryError
 from ..io.atomic import write_json
-from ..models.checkpoint import load_checkpoint, model_from_checkpoint
+from ..models.checkpoint import load_checkpoint, model_from_checkpoint, output_classes
 from ..models.deployed import DeployedModel
 from ..preprocess.stats import InputSpec
 from .bundle import write_bundle
@@ -30,9 +30,12 @@ def run(cfg: ExportConfig, chips_dir: Path, model_path: Path, onnx_path: Path, m
         bundle_dir: Path, prov: Provenance) -> dict:
     spec = InputSpec.load(chips_dir / "stats.json")
     ckpt = load_checkpoint(model_path, spec.bands)
+    outputs = output_classes(ckpt, spec.classes, model_path)
     model = DeployedModel(model_from_checkpoint(ckpt), spec.low, spec.high)
     meta = {"geofoundry.preset": ckpt["preset"], "geofoundry.bands": json.dumps(spec.bands),
-            "geofoundry.classes": json.dumps(spec.classes), "geofoundry.gsd_m": str(spec.gsd_m)}
+            "geofoundry.classes": json.dumps(outputs), "geofoundry.target_classes": json.dumps(spec.classes),
+            "geofoundry.auxiliary_classes": json.dumps(outputs[len(spec.classes):]),
+            "geofoundry.gsd_m": str(spec.gsd_m)}
     export_onnx(model, len(spec.bands), onnx_path, cfg.opset, meta)
     images = np.load(chips_dir / "val" / "images.npy", mmap_mode="r")
     if len(images) == 0:
@@ -49,9 +52,9 @@ def run(cfg: ExportConfig, chips_dir: Path, model_path: Path, onnx_path: Path, m
     else:
         metrics["tensorrt"] = {"built": False, "exercised": False, "reason": "export.tensorrt is false"}
     if metrics["onnx"]["passed"]:
-        card = build_card(prov, spec, ckpt["preset"], metrics, inference_pins())
-        digest = write_bundle(bundle_dir, onnx_path, spec, prov.params.postprocess, prov.params.predict, card,
-                              cfg.docker_base)
+        card = build_card(prov, spec, outputs, ckpt["preset"], metrics, inference_pins())
+        digest = write_bundle(bundle_dir, onnx_path, spec, outputs, prov.params.postprocess, prov.params.predict,
+                              card, cfg.docker_base)
         metrics["bundle"] = {"path": str(bundle_dir), "sha256sums_sha256": digest,
                              "git_revision": card["code"]["git_revision"]}
     write_json(metrics_path, metrics)

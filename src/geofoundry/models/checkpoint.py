@@ -9,6 +9,7 @@ import torch
 
 from ..errors import GeofoundryError
 from ..io.atomic import atomic_path
+from ..io.outputs import auxiliary
 from .registry import PRESETS, build_model
 
 FORMAT = "geofoundry-checkpoint/1"
@@ -44,3 +45,10 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> torch.nn.Module:
     model = build_model(ckpt["preset"], len(ckpt["bands"]), len(ckpt["classes"]))
     model.load_state_dict(ckpt["state_dict"])
     return model.eval()
+
+
+def output_classes(ckpt: dict[str, Any], targets: list[str], path: Path) -> list[str]:
+    """The checkpoint's output classes, checked: the chip classes ``targets`` (background first), then the auxiliary
+    classes of its training target (``border``, ``contact``)."""
+    auxiliary(ckpt["classes"], targets, str(path), ckpt.get("target", "classes"))
+    return list(ckpt["classes"])

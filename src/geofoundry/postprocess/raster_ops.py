@@ -14,6 +14,8 @@ from skimage.segmentation import watershed as flood
 
 from .registry import Probability, register
 from .state import SceneState
+from ..errors import GeofoundryError
+from ..io.outputs import BORDER
 from ..io.units import pixel_area_m2
 
 # Ops that edit the mask must run before instances exist, or the instance ids would no longer match it.
@@ -54,19 +56,28 @@ def _pixels(state: SceneState, area_m2: float) -> float:
 
 @register("threshold", needs=("prob",), gives=("mask",), refuses=("instances",))
 def threshold(state: SceneState, *, value: Probability | dict[str, Probability] = 0.5) -> SceneState:
-    """Class mask from probabilities: the most probable class among those at or above their threshold, else 0.
+    """Class mask from probabilities: the most probable object class among those at or above their threshold,
+    else 0.
 
-    ``value`` is one threshold for every class or ``{class_name: threshold}`` (classes left out use 0.5).
-    Pixels outside the valid area are 0.
+    ``value`` is one threshold for every object class or ``{class_name: threshold}`` (classes left out use 0.5).
+    Pixels outside the valid area are 0. With a border model's auxiliary outputs (``train.target:
+    footprint_border[_contact]``) an object class scores its footprint probability: the most probable object
+    class of a pixel gets p(class) + p(border), since the border is part of every footprint; ``contact`` counts as
+    background. So the mask holds object classes only, every later op sees whole footprints, and
+    ``watershed_border`` splits touching ones.
     """
-    if isinstance(value, dict):
-        t = np.full(len(state.class_names), 0.5, np.float32)
-        for name, v in value.items():
-            t[state.class_id(name) - 1] = v
-    else:
-        t = np.full(len(state.class_names), value, np.float32)
-    above = state.prob >= t[:, None, None]
-    best = np.where(above, state.prob, -1).argmax(0) + 1
+    n = state.n_targets
+    t = np.full(n, value if not isinstance(value, dict) else 0.5, np.float32)
+    for name, v in (value.items() if isinstance(value, dict) else ()):
+        if state.class_id(name) > n:
+            raise GeofoundryError(f"threshold: {name!r} is an auxiliary output, not an object class")
+        t[state.class_id(name) - 1] = v
+    prob = state.prob[:n]
+    if BORDER in state.auxiliary:
+        top = np.arange(n)[:, None, None] == prob.argmax(0)
+        prob = prob + top * state.prob[state.class_id(BORDER) - 1]
+    above = prob >= t[:, None, None]
+    best = np.where(above, prob, -1).argmax(0) + 1
     return replace(state, mask=np.where(above.any(0) & state.valid, best, 0).astype(np.int32))
 
 
@@ -120,17 +131,20 @@ def watershed(state: SceneState, *, min_distance_px: PositiveInt = 10) -> SceneS
 def watershed_border(
     state: SceneState, *, border_class: str = "border", seed_max: Probability = 0.3, min_seed_px: PositiveInt = 4
 ) -> SceneState:
-    """Split touching objects along the model's border band (footprint + border models).
+    """Split touching objects along the model's border band (``train.target: footprint_border[_contact]``).
 
     Seeds are object pixels with p(border) < ``seed_max`` (seeds smaller than ``min_seed_px`` are ignored); they
-    grow over the whole thresholded area, border pixels included, in order of p(border). Each grown object takes
-    its seed's class, so border pixels join their nearest object and regions without a seed are dropped.
+    grow over the thresholded footprints (border pixels included, contact pixels left out: see ``threshold``) in
+    order of p(border). Each grown object takes its seed's class, so border pixels join their nearest object and
+    regions without a seed are dropped.
     """
-    b = state.class_id(border_class)
-    border = state.prob[b - 1]
+    if border_class not in state.auxiliary:
+        raise GeofoundryError(f"needs the auxiliary output {border_class!r} of a model trained with train.target "
+                              f"footprint_border[_contact]; the classes are {list(state.class_names)}")
+    border = state.prob[state.class_id(border_class) - 1]
     markers = np.zeros(state.shape, np.int32)
     seed_class = [0]
-    for k in np.unique(state.mask[(state.mask > 0) & (state.mask != b)]):
+    for k in np.unique(state.mask[state.mask > 0]):
         seeds = (state.mask == k) & (border < seed_max)
         lab, n = ndi.label(seeds & ~_small_components(seeds, min_seed_px))
         markers[lab > 0] = lab[lab > 0] + len(seed_class) - 1

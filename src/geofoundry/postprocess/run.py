@@ -14,6 +14,7 @@ import rasterio
 from ..config import PostprocessConfig
 from ..errors import GeofoundryError
 from ..io.atomic import atomic_path
+from ..io.outputs import probability_classes
 from ..progress import track
 from .registry import build_chain
 from .state import SceneState
@@ -25,19 +26,20 @@ ALL = "all"
 
 
 def read_scene(path: Path, class_names: list[str]) -> SceneState:
-    """A probability GeoTIFF (one uint8 band per class, round(255·p), internal mask = valid) as a SceneState."""
+    """A probability GeoTIFF (one uint8 band per class, round(255·p), internal mask = valid) as a SceneState.
+
+    Its classes are its band descriptions ``p(<class>)`` (``class_names`` when it has none): ``class_names``, the
+    object classes, then any auxiliary outputs of the model (``border``, ``contact``).
+    """
     with rasterio.open(path) as ds:
-        if ds.count != len(class_names):
-            raise GeofoundryError(
-                f"{path}: {ds.count} bands but {len(class_names)} classes {class_names}; "
-                "expected one band per non-background class"
-            )
+        names, auxiliary = probability_classes(ds, class_names)
         return SceneState(
             transform=ds.transform,
             crs=ds.crs,
             valid=ds.dataset_mask() > 0,
-            class_names=tuple(class_names),
+            class_names=tuple(names),
             prob=ds.read().astype(np.float32) / 255,
+            auxiliary=auxiliary,
         )
 
 
@@ -54,7 +56,8 @@ def run(cfg: PostprocessConfig, predictions_dir: Path, vectors_dir: Path, class_
 
     Writes ``vectors_dir/<scene_id>.gpkg`` (objects' CRS: the scene CRS unless the chain reprojects) with at least
     ``class_id``, ``class_name``, ``score``, ``area_m2``; ``vectors_dir/all.gpkg`` holds every scene in EPSG:4326
-    with ``scene_id``. Other ``.gpkg`` files in ``vectors_dir`` are removed. ``class_names`` exclude background.
+    with ``scene_id``. Other ``.gpkg`` files in ``vectors_dir`` are removed. ``class_names``: the object classes
+    (background excluded); the rasters' band descriptions may add the model's auxiliary classes after them.
     """
     chain = build_chain(cfg.steps)
     predictions_dir, vectors_dir = Path(predictions_dir), Path(vectors_dir)
@@ -67,7 +70,11 @@ def run(cfg: PostprocessConfig, predictions_dir: Path, vectors_dir: Path, class_
     merged = []
     log.info("postprocess chain: %s", chain)
     for tif in track(tifs, description="postprocess"):
-        objects = chain(read_scene(tif, class_names)).objects
+        state = read_scene(tif, class_names)
+        try:
+            objects = chain(state).objects
+        except GeofoundryError as e:
+            raise GeofoundryError(f"{tif}: {e}") from None
         if "area_m2" not in objects.columns:
             objects = objects.assign(area_m2=area_m2(objects.geometry).to_numpy())
         write_objects(objects, vectors_dir / f"{tif.stem}.gpkg")

@@ -29,14 +29,14 @@ def _polygons(ids: np.ndarray, transform) -> dict[int, shapely.Geometry]:
 def polygonize(state: SceneState) -> SceneState:
     """Polygons of the instances (after a watershed) or of each connected region of a class in the mask.
 
-    ``score`` is the mean probability of the object's class over its pixels. The rasters are dropped: only
-    vector ops can follow.
+    ``score`` is the mean probability of the object's class over its pixels (of its footprint, p(class) +
+    p(border), for a border model). The rasters are dropped: only vector ops can follow.
     """
     ids = state.instances if state.instances is not None else label_classes(state.mask, lambda b: ndi.label(b)[0])
     n = int(ids.max()) + 1
     class_of = np.zeros(n, np.int32)
     class_of[ids.ravel()] = state.mask.ravel()
-    p = np.take_along_axis(state.prob, np.clip(state.mask - 1, 0, None)[None], 0)[0]
+    p = state.footprint_prob(state.mask)
     pixels = np.maximum(np.bincount(ids.ravel(), minlength=n), 1)
     score = np.bincount(ids.ravel(), weights=p.ravel(), minlength=n) / pixels
     polygons = _polygons(ids.astype(np.int32), state.transform)

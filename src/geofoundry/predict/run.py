@@ -8,6 +8,7 @@ import os
 import queue
 import warnings
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -105,8 +106,9 @@ def run(cfg: PredictConfig, selection_dir: Path, chips_dir: Path, model_path: Pa
     from ..io.areas import area_in
     from .torch_model import build_model_fn  # torch only here: bundle prediction runs without it
 
-    spec = InputSpec.load(chips_dir / "stats.json")
-    model = build_model_fn(cfg, spec, model_path)
+    chips = InputSpec.load(chips_dir / "stats.json")
+    model, outputs = build_model_fn(cfg, chips, model_path)
+    spec = replace(chips, classes=outputs)  # predict_scene: one band per non-background output class
     scenes = pd.read_parquet(selection_dir / "scenes.parquet")
     areas = test_areas(scenes, gpd.read_parquet(selection_dir / "blocks.parquet"))
     if cfg.geofence:

@@ -11,7 +11,7 @@ import torch
 
 from ..config import PredictConfig
 from ..errors import GeofoundryError
-from ..models.checkpoint import load_checkpoint, model_from_checkpoint
+from ..models.checkpoint import load_checkpoint, model_from_checkpoint, output_classes
 from ..models.deployed import DeployedModel
 from ..preprocess.stats import InputSpec
 from .arrays import TileModel
@@ -75,15 +75,19 @@ def torch_model_fn(model: DeployedModel, device: str) -> TileModel:
     return TileModel(fn, arrays)
 
 
-def build_model_fn(cfg: PredictConfig, spec: InputSpec, model_path: Path) -> TileModel:
-    """The best model, averaged with the ensemble members, under test-time augmentation."""
+def build_model_fn(cfg: PredictConfig, spec: InputSpec, model_path: Path) -> tuple[TileModel, list[str]]:
+    """The best model, averaged with the ensemble members, under test-time augmentation; and its output classes
+    (the chip classes, then any auxiliary ones), which every member must share."""
     members = [(model_path, 1.0)] + [(Path(m.path), m.weight) for m in cfg.ensemble]
-    models = []
+    models, outputs = [], None
     for path, _ in members:
         ckpt = load_checkpoint(path, spec.bands)
-        if ckpt["classes"] != spec.classes:
-            raise GeofoundryError(f"{path}: predicts classes {ckpt['classes']}, expected {spec.classes}")
+        classes = output_classes(ckpt, spec.classes, path)
+        if outputs is not None and classes != outputs:
+            raise GeofoundryError(f"{path}: outputs the classes {classes}, but {model_path} outputs {outputs}; "
+                                  "ensemble members must output the same classes")
+        outputs = classes
         models.append(torch_model_fn(DeployedModel(model_from_checkpoint(ckpt), spec.low, spec.high), cfg.device))
     arrays = models[0].arrays
     fn = with_tta(ensemble([m.fn for m in models], [w for _, w in members]), cfg.tta, arrays.xp)
-    return TileModel(fn, arrays)
+    return TileModel(fn, arrays), outputs

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..io.outputs import AUXILIARY
+
 _BIG = np.iinfo(np.int32).max
 
 
@@ -50,8 +52,7 @@ class Target:
 
     def names(self, classes: list[str]) -> list[str]:
         """Output class names: the chip classes, then ``border`` (and ``contact``)."""
-        return [*classes, *{"classes": [], "footprint_border": ["border"],
-                            "footprint_border_contact": ["border", "contact"]}[self.kind]]
+        return [*classes, *AUXILIARY[self.kind]]
 
     def encode(self, mask: np.ndarray, ignore_index: int, instances: np.ndarray | None = None) -> np.ndarray:
         """Target class map (uint8) of one chip's label mask (and instance ids, when known)."""
