@@ -7,7 +7,8 @@
 * bare: the same preset, batch, input size, loss and optimiser on GPU-resident random tensors, nothing else.
 
 Both time ``--steps`` optimiser steps after a warm-up (the stage: one full epoch, so workers, cuDNN autotuning
-and ``torch.compile`` are warm). Validation is left out of both. Prints and writes the ratio stage/bare.
+and ``torch.compile`` are warm). Validation is left out of both. Prints and writes the ratio stage/bare
+(``--repeat``: of the medians of alternated runs).
 
     python bench/train.py --out bench-train.json                        # CUDA; params.yaml and data/chips
     python bench/train.py --workers 12 --batch 32 --compile --out b.json
@@ -21,6 +22,7 @@ import importlib.util
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -104,6 +106,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=10, help="bare loop warm-up steps")
     ap.add_argument("--device", default="cuda", choices=["cuda", "cpu", "auto"])
     ap.add_argument("--compile", action="store_true", help="torch.compile both models")
+    ap.add_argument("--repeat", type=int, default=1, help="alternate stage and bare this often; medians")
     args = ap.parse_args()
 
     params = load_params(args.params)
@@ -114,17 +117,23 @@ def main() -> None:
     cfg = params.train.model_copy(update={
         "batch_size": batch, "grad_accum": 1, "samples_per_epoch": args.steps * batch, "epochs": 2,
         "num_workers": args.workers, "device": args.device, "compile": args.compile, "augment": augment})
-    stage_ips, shape, n_classes, device = stage(cfg, arch, args.chips)
-    if device == "cuda":
-        torch.cuda.empty_cache()
-    bare_ips = bare(cfg, arch, shape, n_classes, args.steps, args.warmup)
+    stages, bares = [], []
+    for _ in range(args.repeat):  # alternated, so that drifts of the machine hit both alike
+        stage_ips, shape, n_classes, device = stage(cfg, arch, args.chips)
+        if device == "cuda":
+            torch.cuda.empty_cache()
+        stages.append(stage_ips)
+        bares.append(bare(cfg, arch, shape, n_classes, args.steps, args.warmup))
+    stage_ips, bare_ips = statistics.median(stages), statistics.median(bares)
     result = {
         "arch": arch, "batch": batch, "input": list(shape), "classes": n_classes, "steps": args.steps,
         "workers": args.workers, "precision": "bf16 autocast" if device == "cuda" else "fp32",
         "channels_last": True, "compile": args.compile, "target": cfg.target, "augment": augment,
         "device_augment": cfg.device_augment.model_dump(),
         "stage_images_per_s": round(stage_ips, 2), "bare_images_per_s": round(bare_ips, 2),
-        "ratio": round(stage_ips / bare_ips, 3), "command": " ".join(["python", *sys.argv]),
+        "ratio": round(stage_ips / bare_ips, 3), "repeats": {"stage": [round(v, 1) for v in stages],
+                                                              "bare": [round(v, 1) for v in bares]},
+        "command": " ".join(["python", *sys.argv]),
         "machine": {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
                     "cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__},
     }
