@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import rasterio
 import torch
 from rasterio.shutil import copy as rio_copy
@@ -76,3 +77,20 @@ def test_pyramid_on_torch_equals_numpy_for_odd_sizes():
         assert [m.shape for m in masks] == [(-(-h // f), -(-w // f)) for f in factors]
     for a, b in zip(rows["numpy"], rows["torch"]):
         assert a.shape == b.shape and np.array_equal(a, b)
+
+
+def test_a_failed_prediction_leaves_nothing_behind(tmp_path):
+    """An error while strips stream: no COG, no temporary level file or VRT, and an existing map stays as it was."""
+    out = tmp_path / "map.tif"
+    out.write_bytes(b"previous map")
+    transform = rasterio.transform.from_origin(0, 0, 0.3, 0.3)
+    with pytest.raises(RuntimeError, match="model failed"):
+        with ProbabilityWriter(out, rasterio.crs.CRS.from_epsg(3857), transform, 1200, 1100, ["building"]) as writer:
+            assert writer.factors == [2, 4]
+            valid = np.ones((384, 1200), bool)
+            levels = Pyramid(np, writer.factors).add(np.zeros((1, 384, 1200), np.float32), valid * np.float32(1), False)
+            writer.write(Strip(0, np.zeros((1, 384, 1200), np.uint8), valid,
+                               [(v.astype(np.uint8), m > 0) for v, m in levels]))
+            raise RuntimeError("model failed")
+    assert out.read_bytes() == b"previous map"
+    assert [p.name for p in tmp_path.iterdir()] == ["map.tif"]
