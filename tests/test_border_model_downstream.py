@@ -28,7 +28,7 @@ from geofoundry.bundle.manifest import write_manifest
 from geofoundry.bundle.predict import predict_bundle
 from geofoundry.config import EvaluateConfig, ExportConfig, PostprocessConfig, PredictConfig, TrainConfig
 from geofoundry.errors import GeofoundryError
-from geofoundry.evaluate.scene import footprint_levels
+from geofoundry.io.outputs import footprints
 from geofoundry.params import load_params
 from geofoundry.postprocess import SceneState, build_chain
 from geofoundry.postprocess.run import read_scene
@@ -56,7 +56,7 @@ def thresholds(predictions) -> dict[str, float]:
     values = []
     for tif in sorted(predictions.glob("*.tif")):
         with rasterio.open(tif) as ds:
-            values.append(footprint_levels(ds.read(), ("border", "contact"))[0][ds.dataset_mask() > 0])
+            values.append(footprints(ds.read(), ("border", "contact"), 255)[0][ds.dataset_mask() > 0])
     return {"building": float(np.percentile(np.concatenate(values), 90) / 255)}
 
 
@@ -108,7 +108,7 @@ def test_evaluate_scores_the_object_classes_only(downstream):
     assert metrics["n_scenes"] == len(downstream["scenes"]) and 0 <= metrics["object"]["f1"] <= 1
     with rasterio.open(downstream["preds"] / f"{SCENE}.tif") as ds:
         p = ds.read()
-    np.testing.assert_array_equal(footprint_levels(p, ("border", "contact")),
+    np.testing.assert_array_equal(footprints(p, ("border", "contact"), 255),
                                   np.minimum(p[:1].astype(int) + p[1], 255))
 
 

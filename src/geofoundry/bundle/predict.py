@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -55,8 +54,7 @@ def predict_bundle(bundle: Bundle, scenes: list[Path], out_dir: Path, bands: lis
             raise GeofoundryError(f"{scene}: scene not found")
     if Path(out_dir).resolve().is_relative_to(bundle.root.resolve()):
         raise GeofoundryError(f"{out_dir}: outputs must go outside the bundle {bundle.root} (it must stay unchanged)")
-    targets, cfg = bundle.spec.classes, bundle.predict
-    spec = replace(bundle.spec, classes=bundle.outputs)  # predict_scene: one band per non-background output class
+    spec, cfg = bundle.spec, bundle.predict
     model_fn = onnx_model_fn(bundle.model, len(spec.bands), threads)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".predict-") as tmp:
@@ -68,9 +66,10 @@ def predict_bundle(bundle: Bundle, scenes: list[Path], out_dir: Path, bands: lis
             with rasterio.open(scene) as ds:
                 gsd = scene_gsd_m(ds)
             log.info("%s: bands %s, gsd %.3f m → model grid %.3f m", scene, names, gsd, spec.gsd_m)
-            if predict_scene(str(scene), names, gsd, None, spec, model_fn, cfg, preds / f"{scene.stem}.tif"):
+            if predict_scene(str(scene), names, gsd, None, spec, model_fn, cfg, preds / f"{scene.stem}.tif",
+                             bundle.outputs):
                 done.append(scene.stem)
-        summary = postprocess.run(bundle.postprocess, preds, vectors, targets[1:]) if done else {"objects": 0}
+        summary = postprocess.run(bundle.postprocess, preds, vectors, spec.classes[1:]) if done else {"objects": 0}
         for stem in done:
             os.replace(preds / f"{stem}.tif", out_dir / f"{stem}.tif")
             os.replace(vectors / f"{stem}.gpkg", out_dir / f"{stem}.gpkg")

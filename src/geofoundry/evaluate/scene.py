@@ -13,7 +13,7 @@ import rasterio
 
 from ..config import EvaluateConfig
 from ..errors import GeofoundryError
-from ..io.outputs import BORDER, probability_classes
+from ..io.outputs import footprints, probability_classes
 from ..io.raw import read_labels, select_classes
 from ..io.units import area_m2
 from .objects import match
@@ -75,15 +75,6 @@ def counted(gdf: gpd.GeoDataFrame, grid: Grid, min_area_m2: float) -> gpd.GeoDat
     return gdf[keep]
 
 
-def footprint_levels(prob: np.ndarray, auxiliary: tuple[str, ...]) -> np.ndarray:
-    """uint8 probabilities of the object classes' footprints from a raster's bands (object classes, then
-    ``auxiliary``): p(class), plus p(border) when the model outputs a border; contact is left out (background)."""
-    n = len(prob) - len(auxiliary)
-    if BORDER not in auxiliary:
-        return prob[:n]
-    return np.minimum(prob[:n].astype(np.uint16) + prob[n + auxiliary.index(BORDER)], 255).astype(np.uint8)
-
-
 def evaluate_scene(
     row: pd.Series, pred_path: Path, vectors_path: Path, class_names: list[str], class_paths: list[str],
     cfg: EvaluateConfig,
@@ -91,12 +82,12 @@ def evaluate_scene(
     """Count object matches, pixel confusion and probability histograms of one scene.
 
     ``class_names`` and ``class_paths`` are the object classes (background excluded); a border model's raster has
-    auxiliary bands after them (see :func:`footprint_levels`).
+    auxiliary bands after them: pixels are scored on the footprints (``io.outputs.footprints``).
     """
     n_classes = len(class_paths) + 1
     with rasterio.open(pred_path) as ds:
         _, auxiliary = probability_classes(ds, class_names)
-        prob = footprint_levels(ds.read(), auxiliary)
+        prob = footprints(ds.read(), auxiliary, 255)
         grid = Grid(ds.crs, ds.transform, ds.dataset_mask() > 0)
     truth = select_classes(read_labels(row["labels_path"]), class_paths).to_crs(grid.crs)
     pred = read_vectors(vectors_path, grid.crs)

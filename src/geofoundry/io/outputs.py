@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+import numpy as np
+
 from ..errors import GeofoundryError
 
 BORDER, CONTACT = "border", "contact"
@@ -48,3 +50,16 @@ def probability_classes(ds, targets: Sequence[str]) -> tuple[list[str], tuple[st
             raise GeofoundryError(f"{ds.name}: {ds.count} bands but {len(names)} classes {names} and no band "
                                   "descriptions; expected one band per non-background class")
     return names, auxiliary(names, targets, f"{ds.name} (band descriptions)")
+
+
+def footprints(prob: np.ndarray, auxiliary: Sequence[str], full: float) -> np.ndarray:
+    """Footprint probabilities (n_objects, H, W) of the object classes from a model's bands (object classes, then
+    ``auxiliary``): p(class), plus p(border) for each pixel's most probable object class (the border is part of
+    the footprint); ``contact`` is left out (background). ``full`` is probability 1 in ``prob``'s units (1.0 for
+    floats, 255 for uint8 levels); the dtype is kept."""
+    n = len(prob) - len(auxiliary)
+    if BORDER not in auxiliary:
+        return prob[:n]
+    top = np.arange(n)[:, None, None] == prob[:n].argmax(0)
+    total = prob[:n].astype(np.float32) + top * prob[n + list(auxiliary).index(BORDER)].astype(np.float32)
+    return np.minimum(total, full).astype(prob.dtype)

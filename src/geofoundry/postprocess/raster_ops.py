@@ -15,7 +15,7 @@ from skimage.segmentation import watershed as flood
 from .registry import Probability, register
 from .state import SceneState
 from ..errors import GeofoundryError
-from ..io.outputs import BORDER
+from ..io.outputs import footprints
 from ..io.units import pixel_area_m2
 
 # Ops that edit the mask must run before instances exist, or the instance ids would no longer match it.
@@ -72,10 +72,7 @@ def threshold(state: SceneState, *, value: Probability | dict[str, Probability] 
         if state.class_id(name) > n:
             raise GeofoundryError(f"threshold: {name!r} is an auxiliary output, not an object class")
         t[state.class_id(name) - 1] = v
-    prob = state.prob[:n]
-    if BORDER in state.auxiliary:
-        top = np.arange(n)[:, None, None] == prob.argmax(0)
-        prob = prob + top * state.prob[state.class_id(BORDER) - 1]
+    prob = footprints(state.prob, state.auxiliary, 1.0)
     above = prob >= t[:, None, None]
     best = np.where(above, prob, -1).argmax(0) + 1
     return replace(state, mask=np.where(above.any(0) & state.valid, best, 0).astype(np.int32))

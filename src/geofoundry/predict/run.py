@@ -8,7 +8,6 @@ import os
 import queue
 import warnings
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +32,12 @@ READERS = min(8, max(2, (os.cpu_count() or 2) // 2))  # strip-reading threads = 
 
 
 def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_3857: shapely.Geometry | None,
-                  spec: InputSpec, model: TileModel, cfg: PredictConfig, out_path: Path) -> bool:
+                  spec: InputSpec, model: TileModel, cfg: PredictConfig, out_path: Path,
+                  classes: list[str] | None = None) -> bool:
     """Predict the part of one scene inside ``area_3857`` (None = the whole scene); False when nothing is valid.
+
+    ``classes``: the model's output classes, background first (default: the chip classes of ``spec``); one band
+    ``p(<class>)`` per non-background class.
 
     ``READERS`` threads read strips (each with its own dataset handle), the calling thread drives the model, and
     one thread writes finished rows, so reading, inference and writing overlap.
@@ -78,9 +81,10 @@ def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_385
                 return g.bands(Window(region.col_off + first, region.row_off + row, end - first, cfg.tile))
 
         n_valid = 0
+        classes = classes or spec.classes
         with ProbabilityWriter(out_path, grid.ds.crs, grid.ds.window_transform(region), width, height,
-                               spec.classes[1:], cfg.overviews) as writer:
-            strips = predict_region(read_flags, read_bands, height, width, model, len(spec.classes),
+                               classes[1:], cfg.overviews) as writer:
+            strips = predict_region(read_flags, read_bands, height, width, model, len(classes),
                                     np.asarray(spec.low), cfg.tile, cfg.overlap, cfg.batch_size, READERS,
                                     writer.factors)
             for strip in strips:
@@ -106,9 +110,8 @@ def run(cfg: PredictConfig, selection_dir: Path, chips_dir: Path, model_path: Pa
     from ..io.areas import area_in
     from .torch_model import build_model_fn  # torch only here: bundle prediction runs without it
 
-    chips = InputSpec.load(chips_dir / "stats.json")
-    model, outputs = build_model_fn(cfg, chips, model_path)
-    spec = replace(chips, classes=outputs)  # predict_scene: one band per non-background output class
+    spec = InputSpec.load(chips_dir / "stats.json")
+    model, outputs = build_model_fn(cfg, spec, model_path)
     scenes = pd.read_parquet(selection_dir / "scenes.parquet")
     areas = test_areas(scenes, gpd.read_parquet(selection_dir / "blocks.parquet"))
     if cfg.geofence:
@@ -128,7 +131,7 @@ def run(cfg: PredictConfig, selection_dir: Path, chips_dir: Path, model_path: Pa
     done = []
     for _, row in track(scenes[scenes["scene_id"].isin(areas)].iterrows(), "predict", total=len(areas)):
         if predict_scene(row["image_path"], row["band_names"].split("|"), float(row["gsd_m"]), areas[row["scene_id"]],
-                         spec, model, cfg, out_dir / f"{row['scene_id']}.tif"):
+                         spec, model, cfg, out_dir / f"{row['scene_id']}.tif", outputs):
             done.append(row["scene_id"])
     log.info("predicted %d scenes: %s", len(done), done)
     return {"scenes": done}
