@@ -61,13 +61,13 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
         wanted = flags == WANTED
         todo = [c for c in cols if wanted[:, c:c + tile].any()]
         pixels = arrays.stage(read_bands(row, todo[0], todo[-1] + tile)) if todo else None
-        return todo, pixels, arrays.stage(flags)
+        return todo, pixels, arrays.stage(flags), wanted
 
     waiting: deque = deque()  # rows whose device → host copy is in flight
     with ThreadPoolExecutor(max_workers=readers, thread_name_prefix="read") as pool:
         ahead = deque(pool.submit(load, r) for r in rows[:readers])  # strips in flight: bounded host memory
         for i, row in enumerate(rows):
-            todo, pixels, staged = ahead.popleft().result()
+            todo, pixels, staged, wanted = ahead.popleft().result()
             if i + len(ahead) + 1 < len(rows):
                 ahead.append(pool.submit(load, rows[i + len(ahead) + 1]))
             flags = arrays.put(staged)
@@ -84,7 +84,7 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
             last = i + 1 == len(rows)
             n = min(tile, height - row) if last else rows[i + 1] - row
             blended = blender.flush(n)
-            done = np.asarray(staged)[:n, :width] == WANTED
+            done = wanted[:n, :width]
             keep = (flags[:n, :width] == WANTED) * one
             scaled = (blended[1:, :, :width].clip(0, 1) * 255).round() * keep if done.any() or pyramid else None
             values = arrays.take(arrays.to_uint8(scaled)) if done.any() else None

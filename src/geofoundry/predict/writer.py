@@ -70,7 +70,7 @@ class ProbabilityWriter:
         self._final = self._atomic.__enter__()
         self._paths = [self._final.with_suffix(f".x{f}.tif") for f in [1, *self.factors]]
         self._vrt_path = self._final.with_suffix(".vrt")
-        self._rows = [0] * len(self._paths)  # rows written so far, per level
+        self._level_rows = [0] * len(self.factors)  # rows written so far, per overview level
         with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
             self._files = [rasterio.open(p, "w", **self._profile(f)) for p, f in zip(self._paths, [1, *self.factors])]
         self._pool, self._pending = ThreadPoolExecutor(max_workers=1, thread_name_prefix="write"), deque()
@@ -83,15 +83,13 @@ class ProbabilityWriter:
         self._pending.append(self._pool.submit(self._write, strip))
 
     def _write(self, strip: Strip) -> None:
-        self._rows[0] = strip.top
-        parts = [(strip.values, strip.wanted), *strip.levels]
-        for i, (ds, (values, valid)) in enumerate(zip(self._files, parts)):
-            n = len(valid)
-            if values is not None and n:
-                window = Window(0, self._rows[i], ds.width, n)
+        tops = [strip.top, *self._level_rows]
+        for ds, top, (values, valid) in zip(self._files, tops, [(strip.values, strip.wanted), *strip.levels]):
+            if values is not None and len(valid):
+                window = Window(0, top, ds.width, len(valid))
                 ds.write(values, window=window)
                 ds.write_mask(valid.view(np.uint8) * np.uint8(255), window=window)
-            self._rows[i] += n
+        self._level_rows = [top + len(valid) for top, (_, valid) in zip(self._level_rows, strip.levels)]
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self._pool.shutdown(wait=True)
