@@ -67,11 +67,14 @@ def threshold(state: SceneState, *, value: Probability | dict[str, Probability] 
     ``watershed_border`` splits touching ones.
     """
     n = state.n_targets
-    t = np.full(n, value if not isinstance(value, dict) else 0.5, np.float32)
-    for name, v in (value.items() if isinstance(value, dict) else ()):
-        if state.class_id(name) > n:
-            raise GeofoundryError(f"threshold: {name!r} is an auxiliary output, not an object class")
-        t[state.class_id(name) - 1] = v
+    if isinstance(value, dict):
+        t = np.full(n, 0.5, np.float32)
+        for name, v in value.items():
+            if state.class_id(name) > n:
+                raise GeofoundryError(f"threshold: {name!r} is an auxiliary output, not an object class")
+            t[state.class_id(name) - 1] = v
+    else:
+        t = np.full(n, value, np.float32)
     prob = footprints(state.prob, state.auxiliary, 1.0)
     above = prob >= t[:, None, None]
     best = np.where(above, prob, -1).argmax(0) + 1
