@@ -3,8 +3,10 @@
 A backend names its array module ``xp`` (the blending code uses only operations numpy and torch share: slicing,
 ``+=``, ``*``, ``/``, ``clip``, ``stack``, ``rot90``, ``flip``) and moves arrays across the host boundary:
 
-* ``stage(a)`` runs in reader threads: prepare a host array for a fast transfer (torch/CUDA: page-locked copy);
-* ``put(a)`` in the main thread: float32 on the device;
+* ``empty(shape, dtype)`` in reader threads: a host buffer to read into (``np.asarray`` views it) that is fast
+  to transfer (torch/CUDA: page-locked);
+* ``put(a)`` in the main thread: float32 on the device; ``copied()`` then returns a function that waits until the
+  host array may be overwritten;
 * ``take(p)`` starts the copy of a uint8 device array to the host and returns a function that waits for it;
 * ``steady_shapes``: pad every batch to the full batch size (cuDNN autotunes once per shape).
 """
@@ -27,11 +29,14 @@ class NumpyArrays:
     xp = np
     steady_shapes = False  # batches may shrink at the end of a strip
 
-    def stage(self, a: np.ndarray) -> np.ndarray:
-        return a
+    def empty(self, shape: tuple[int, ...], dtype) -> np.ndarray:
+        return np.empty(shape, dtype)
 
     def put(self, a: np.ndarray) -> np.ndarray:
         return a.astype(np.float32)
+
+    def copied(self) -> Callable[[], None]:
+        return lambda: None
 
     def to_uint8(self, a: np.ndarray) -> np.ndarray:
         return a.astype(np.uint8)

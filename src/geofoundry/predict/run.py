@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
-import queue
+import threading
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import shapely
 from rasterio.features import geometry_mask
-from rasterio.windows import Window
+from rasterio.windows import Window, bounds as window_bounds, transform as window_transform
 
 from ..config import PredictConfig
 from ..errors import GeofoundryError
 from ..io.geometry import reproject
-from ..io.raster import ModelGrid, band_indexes, bounded_gdal_cache, open_model_grid
+from ..io.raster import band_indexes, bounded_gdal_cache, open_model_grid
 from ..preprocess.chips import block_window
 from ..preprocess.stats import InputSpec
 from ..progress import track
@@ -28,7 +28,18 @@ from .sliding import predict_region
 from .writer import ProbabilityWriter
 
 log = logging.getLogger(__name__)
-READERS = min(8, max(2, (os.cpu_count() or 2) // 2))  # strip-reading threads = strips in flight
+READERS = min(8, max(2, (os.cpu_count() or 2) // 2))  # reading threads, each with its own dataset handle
+M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+
+
+def return_large_frees_to_os() -> None:
+    """glibc: serve allocations of 1 MB and more with mmap, so freed strip-sized arrays go back to the OS at once.
+
+    Otherwise glibc raises that threshold after the first large free, and the strips' arrays, freed by other threads
+    than the ones that made them, stay in per-thread heaps (hundreds of MB of resident memory on wide scenes).
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, 2**20)
 
 
 def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_3857: shapely.Geometry | None,
@@ -39,16 +50,15 @@ def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_385
     ``classes``: the model's output classes, background first (default: the chip classes of ``spec``); one band
     ``p(<class>)`` per non-background class.
 
-    ``READERS`` threads read strips (each with its own dataset handle), the calling thread drives the model, and
-    one thread writes finished rows, so reading, inference and writing overlap.
+    ``READERS`` lanes read strips by column pieces (each lane with its own dataset handle), the calling thread drives
+    the model, and three threads write finished rows, so reading, inference and writing overlap.
     """
     indexes = band_indexes(image_path, band_names, spec.bands)
+    return_large_frees_to_os()
     with bounded_gdal_cache(), contextlib.ExitStack() as stack:
         handles = [stack.enter_context(open_model_grid(image_path, gsd_m, spec.gsd_m, indexes, spec.resampling))
                    for _ in range(READERS)]
-        grid, grids = handles[0], queue.SimpleQueue()
-        for handle in handles:
-            grids.put(handle)
+        grid = handles[0]
         if area_3857 is None:
             area = shapely.box(*grid.ds.bounds)
         else:
@@ -58,34 +68,34 @@ def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_385
             warnings.warn(f"{image_path}: the prediction area lies outside the scene; skipped", stacklevel=2)
             return False
         height, width = int(region.height), int(region.width)
+        transform = grid.transform  # read once: a dataset handle is not for several threads at a time
+        shapely.prepare(area)
+        rasterizing = threading.Lock()
 
-        @contextlib.contextmanager
-        def reader() -> Iterator[ModelGrid]:
-            handle = grids.get()
-            try:
-                yield handle
-            finally:
-                grids.put(handle)
-
-        def read_flags(row: int) -> np.ndarray:
-            win = Window(region.col_off, region.row_off + row, max(width, cfg.tile), cfg.tile)
-            with reader() as g:
-                valid = g.valid(win)
-            valid[:, width:] = False  # a region narrower than a tile: the rest of the tile is padding
-            inside = geometry_mask([area], out_shape=valid.shape, transform=grid.ds.window_transform(win), invert=True)
+        def read_flags(lane: int, row: int, first: int, end: int, out: np.ndarray) -> None:
+            win = Window(region.col_off + first, region.row_off + row, end - first, cfg.tile)
+            valid = handles[lane].valid(win)
+            valid[:, max(0, width - first):] = False  # a region narrower than a tile: the rest is padding
+            box = shapely.box(*window_bounds(win, transform))
+            if area.contains_properly(box):
+                inside = np.ones(valid.shape, bool)
+            else:
+                with rasterizing:  # rasterio's rasterize is not quiet when threads share it
+                    inside = geometry_mask([area], out_shape=valid.shape, transform=window_transform(win, transform),
+                                           invert=True)
             inside[max(0, height - row):] = False
-            return valid.view(np.uint8) * (1 + 2 * inside.view(np.uint8))
+            np.multiply(valid.view(np.uint8), 1 + 2 * inside.view(np.uint8), out=out)
 
-        def read_bands(row: int, first: int, end: int) -> np.ndarray:
-            with reader() as g:
-                return g.bands(Window(region.col_off + first, region.row_off + row, end - first, cfg.tile))
+        def read_bands(lane: int, row: int, first: int, end: int, out: np.ndarray) -> None:
+            handles[lane].bands(Window(region.col_off + first, region.row_off + row, end - first, cfg.tile), out=out)
 
         n_valid = 0
         classes = classes or spec.classes
         with ProbabilityWriter(out_path, grid.ds.crs, grid.ds.window_transform(region), width, height,
-                               classes[1:], cfg.overviews) as writer:
+                               classes[1:], cfg.overviews, cfg.compress) as writer:
             strips = predict_region(read_flags, read_bands, height, width, model, len(classes),
-                                    np.asarray(spec.low), cfg.tile, cfg.overlap, cfg.batch_size, READERS,
+                                    np.asarray(spec.low), np.dtype(grid.ds.dtypes[0]), cfg.tile, cfg.overlap,
+                                    cfg.batch_size, READERS, (grid.ds.block_shapes[0][1], int(region.col_off)),
                                     writer.factors)
             for strip in strips:
                 n_valid += int(strip.wanted.sum())

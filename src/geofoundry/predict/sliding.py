@@ -1,17 +1,22 @@
 """Sliding-window prediction over a region, one row of tiles at a time, streamed as final blended row strips.
 
-Rows of tiles ("strips", one tile tall and the region wide) are read by a pool of threads (GDAL releases the GIL)
-ahead of the model: first the mask, then the bands of the columns that hold tiles to run. Each strip goes to the
-model's device once; tiles are cut, run in batches and blended there; only finished rows come back, as uint8
-probabilities (round(255·p)), while the next strip runs.
+Rows of tiles ("strips", one tile tall and the region wide) are read ahead of the model into a few reused host
+buffers (page-locked on CUDA): first the mask, then the bands of the columns that hold tiles to run. The region's width is
+cut into column pieces aligned on the source's blocks, and reading lane ``k`` (a thread with its own dataset
+handle; GDAL releases the GIL) reads piece ``k`` of every strip, so the block rows that one strip shares with the
+next are still in that handle's block cache. The buffers take at most ``STRIP_BUDGET`` bytes (and at least two
+strips), so host memory stays bounded whatever the scene's size. Each strip goes to the model's device in one copy; tiles are cut, run in batches
+and blended there; only finished rows come back, as uint8 probabilities (round(255·p)), while the next strip runs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import queue
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import NamedTuple
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 
@@ -20,11 +25,13 @@ from .arrays import TileModel
 from .blend import StripBlender
 from .pyramid import Pyramid
 
-# row -> (tile, max(region width, tile)) uint8: 0 invalid, 1 valid, 3 valid and wanted (inside area and region)
-FlagReader = Callable[[int], np.ndarray]
-# (row, first column, end column) -> bands (C, tile, end - first) in the source dtype
-BandReader = Callable[[int, int, int], np.ndarray]
+# (lane, row, first column, end column, out) fill out (tile, end - first) with the flags of those columns:
+# 0 invalid, 1 valid, 3 valid and wanted (inside area and region); lane: which reading lane (and handle) calls
+FlagReader = Callable[[int, int, int, int, np.ndarray], None]
+# (lane, row, first column, end column, out) fill out (C, tile, end - first) with the bands, in the source dtype
+BandReader = Callable[[int, int, int, int, np.ndarray], None]
 WANTED = 3
+STRIP_BUDGET = 256 * 2**20  # host bytes of the strip buffers, at least three (two read ahead, one in use)
 
 
 class Strip(NamedTuple):
@@ -37,15 +44,18 @@ class Strip(NamedTuple):
 
 
 def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, width: int, model: TileModel,
-                   n_classes: int, low: np.ndarray, tile: int, overlap: int, batch_size: int, readers: int = 2,
+                   n_classes: int, low: np.ndarray, dtype: np.dtype, tile: int, overlap: int, batch_size: int,
+                   readers: int = 2, align: tuple[int, int] = (1, 0),
                    overview_factors: list[int] | None = None) -> Iterator[Strip]:
     """Yield the :class:`Strip` of every row of tiles, top to bottom.
 
     Probabilities are 0 outside ``wanted``; tiles without wanted pixels are not run, strips without any have no
     ``values``. Invalid input pixels are set to each band's stretch ``low`` (0 after the stretch, as in training).
-    Readers are called with rows from ``starts(0, height, tile, tile - overlap)``; the strip ``tile`` rows tall may
-    reach below the region (rows there must not be wanted). ``overview_factors`` (2, 4, …): overview rows are built
-    on the device as the strips pass (:mod:`.pyramid`).
+    Readers are called with rows from ``starts(0, height, tile, tile - overlap)`` by lanes ``0..readers-1``, on
+    column pieces whose inner edges fall on the source's blocks (``align``: the block width and the region's first
+    column in the source; ``dtype``: the bands' dtype); the strip ``tile`` rows tall may reach below the region
+    (rows there must not be wanted). ``overview_factors`` (2, 4, …): overview rows are built on the device as the strips pass
+    (:mod:`.pyramid`).
     """
     arrays, xp = model.arrays, model.arrays.xp
     rows, cols = starts(0, height, tile, tile - overlap), starts(0, width, tile, tile - overlap)
@@ -56,24 +66,61 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
     blender = StripBlender(arrays, n_classes, span, tile, overlap)
     pyramid = Pyramid(xp, overview_factors) if overview_factors else None
 
-    def load(row: int):
-        flags = read_flags(row)
-        wanted = flags == WANTED
-        todo = [c for c in cols if wanted[:, c:c + tile].any()]
-        pixels = arrays.stage(read_bands(row, todo[0], todo[-1] + tile)) if todo else None
-        return todo, pixels, arrays.stage(flags), wanted
+    block, col_off = align
+    block = block if block * readers <= span else 1  # striped sources (a block is a whole row): any edges do
+    inner = {round((col_off + k * span / readers) / block) * block - col_off for k in range(1, readers)}
+    edges = sorted({0, span} | {e for e in inner if 0 < e < span})  # lane k reads edges[k]:edges[k + 1] of every strip
+    lanes = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"read-{k}") for k in range(len(edges) - 1)]
 
+    def read_piece(reader, k: int, row: int, out: np.ndarray, parts: list[tuple[int, int]]) -> None:
+        for s, e in parts:
+            reader(k, row, s, e, out[..., s:e])
+
+    def read(reader, row: int, out: np.ndarray, needed: list[tuple[int, int]]) -> None:
+        """Columns ``needed`` of one strip into ``out``, each lane its piece."""
+        jobs = []
+        for k, (a, b) in enumerate(zip(edges, edges[1:])):
+            parts = [(max(a, s), min(b, e)) for s, e in needed if max(a, s) < min(b, e)]
+            if parts:
+                jobs.append(lanes[k].submit(read_piece, reader, k, row, out, parts))
+        for job in jobs:
+            job.result()
+
+    def load(row: int):
+        """Read one strip into a free buffer (runs on a strip thread, the pieces on the reading lanes): bands in
+        planes ``:-1`` (where tiles run), flags in the last plane."""
+        buffer, copied = free.get()
+        copied()  # the previous strip in this buffer has reached the device
+        host = np.asarray(buffer)
+        read(read_flags, row, host[-1], [(0, span)])
+        wanted = host[-1] == WANTED
+        todo = [c for c in cols if wanted[:, c:c + tile].any()]
+        if todo:
+            read(read_bands, row, host[:-1], runs([(c, c + tile) for c in todo]))
+        return todo, buffer, wanted
+
+    shape = (len(low) + 1, tile, span)
+    n_buffers = max(3, min(readers + 1, STRIP_BUDGET // (np.prod(shape) * np.dtype(dtype).itemsize)))
+    buffers = arrays.empty((n_buffers, *shape), dtype)  # one allocation: page-locked sizes round up to powers of 2
+    free: queue.SimpleQueue = queue.SimpleQueue()  # (buffer, wait until its last copy to the device is done)
+    for buffer in buffers:
+        free.put((buffer, lambda: None))
+    n_ahead = n_buffers - 1
     waiting: deque = deque()  # rows whose device → host copy is in flight
-    with ThreadPoolExecutor(max_workers=readers, thread_name_prefix="read") as pool:
-        ahead = deque(pool.submit(load, r) for r in rows[:readers])  # strips in flight: bounded host memory
+    with contextlib.ExitStack() as stack, ThreadPoolExecutor(max_workers=n_ahead, thread_name_prefix="strip") as strips:
+        for lane in lanes:
+            stack.enter_context(lane)
+        ahead = deque(strips.submit(load, r) for r in rows[:n_ahead])  # strips in flight: bounded host memory
         for i, row in enumerate(rows):
-            todo, pixels, staged, wanted = ahead.popleft().result()
+            todo, buffer, wanted = ahead.popleft().result()
+            staged = arrays.put(buffer)
+            free.put((buffer, arrays.copied()))
             if i + len(ahead) + 1 < len(rows):
-                ahead.append(pool.submit(load, rows[i + len(ahead) + 1]))
-            flags = arrays.put(staged)
+                ahead.append(strips.submit(load, rows[i + len(ahead) + 1]))
+            flags = staged[-1]
             if todo:
-                c0 = todo[0]
-                x = fill + (arrays.put(pixels) - fill) * (flags[None, :, c0:c0 + pixels.shape[-1]] > 0)
+                c0, c1 = todo[0], todo[-1] + tile
+                x = fill + (staged[:-1, :, c0:c1] - fill) * (flags[None, :, c0:c1] > 0)
                 for b in range(0, len(todo), batch_size):
                     chunk = todo[b:b + batch_size]
                     tiles = [x[:, :, c - c0:c - c0 + tile] for c in chunk]
@@ -94,3 +141,14 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
             while len(waiting) > 1 or (waiting and last):
                 top, values, done, levels = waiting.popleft()
                 yield Strip(top, values() if values else None, done, [(v(), m() > 0) for v, m in levels])
+
+
+def runs(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted (start, end) spans merged where they overlap or touch."""
+    merged: list[tuple[int, int]] = []
+    for s, e in sorted(spans):
+        if merged and s <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], e))
+        else:
+            merged.append((s, e))
+    return merged

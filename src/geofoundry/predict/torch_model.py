@@ -33,13 +33,21 @@ class TorchArrays:
     def steady_shapes(self) -> bool:
         return self.cuda
 
-    def stage(self, a: np.ndarray) -> torch.Tensor:
-        t = torch.from_numpy(a)
-        return t.pin_memory() if self.cuda else t
+    def empty(self, shape: tuple[int, ...], dtype) -> torch.Tensor:
+        """A host tensor; page-locked on CUDA."""
+        return torch.empty(shape, dtype=torch.from_numpy(np.empty(0, dtype)).dtype, pin_memory=self.cuda)
 
     def put(self, a: np.ndarray | torch.Tensor) -> torch.Tensor:
         t = torch.from_numpy(a) if isinstance(a, np.ndarray) else a
         return t.to(self.device, non_blocking=True).float()
+
+    def copied(self) -> Callable[[], None]:
+        """Wait for the copies queued so far (CPU: ``put`` has copied already)."""
+        if not self.cuda:
+            return lambda: None
+        event = torch.cuda.Event()
+        event.record()
+        return event.synchronize
 
     def to_uint8(self, a: torch.Tensor) -> torch.Tensor:
         return a.to(torch.uint8)

@@ -74,11 +74,16 @@ class WarpedView:
                   resampling=self.resampling, dst_alpha=len(indexes) + 1, **src_georef, **self.options)
         return out
 
-    def read(self, indexes=None, window=None, out_shape=None, resampling=None, **_) -> np.ndarray:
+    def read(self, indexes=None, window=None, out=None, out_shape=None, resampling=None, **_) -> np.ndarray:
         single = isinstance(indexes, int)
         idx = [indexes] if single else list(indexes or range(1, self.count + 1))
-        data = self._warp(idx, window, out_shape[-2:] if out_shape else None)[:-1]
-        return data[0] if single else data
+        shape = out.shape if out is not None else out_shape
+        data = self._warp(idx, window, shape[-2:] if shape else None)[:-1]
+        data = data[0] if single else data
+        if out is None:
+            return data
+        out[...] = data
+        return out
 
     def dataset_mask(self, window=None, out_shape=None, **_) -> np.ndarray:
         alpha = self._warp([1], window, out_shape[-2:] if out_shape else None)[-1]

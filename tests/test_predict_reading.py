@@ -1,0 +1,80 @@
+"""Strip reading: column pieces on several lanes, gaps between runs of tiles, other source dtypes."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+import shapely
+
+from geofoundry.config import PredictConfig
+from geofoundry.predict.arrays import TileModel
+from geofoundry.predict.sliding import runs
+from geofoundry.preprocess.stats import InputSpec
+
+predict_run = importlib.import_module("geofoundry.predict.run")  # the package's ``run`` is the stage function
+SCALE = 4000.0  # the echo model's p(building) = first band / SCALE
+
+
+def echo(batch: np.ndarray) -> np.ndarray:
+    """A model whose p(building) is its first input band, scaled: the map shows what was read where."""
+    p = np.clip(batch[:, 0] / SCALE, 0, 1)
+    return np.stack([1 - p, p], axis=1)
+
+
+def spec_for(bands: list[str], gsd: float, dtype: str) -> InputSpec:
+    return InputSpec(bands=bands, gsd_m=gsd, source_dtype=dtype, low=[0.0] * len(bands), high=[SCALE] * len(bands),
+                     classes=["background", "building"], class_paths=[None, "structure/building"])
+
+
+def test_runs_merge_overlapping_and_touching_spans():
+    assert runs([(10, 20), (0, 5), (5, 8), (15, 30), (40, 50)]) == [(0, 8), (10, 30), (40, 50)]
+    assert runs([]) == []
+
+
+@pytest.mark.parametrize("readers", [1, 3])
+def test_uint16_scene_is_read_exactly(spacenet_root, readers, tmp_path, monkeypatch):
+    """An 8-band uint16 SpaceNet scene with nodata, 3 of its bands by name: the map is the first band, scaled,
+    on the valid pixels and 0 elsewhere, however many lanes read it."""
+    row = pd.read_csv(spacenet_root / "scenes.csv").set_index("scene_id").loc["rio_img01_8band"]
+    path, names = str(spacenet_root / row["image"]), row["band_names"].split("|")
+    monkeypatch.setattr(predict_run, "READERS", readers)
+    cfg = PredictConfig(tile=32, overlap=8, batch_size=3, overviews=False)
+    spec = spec_for(["nir1", "red", "green"], float(row["gsd_m"]), "uint16")
+    assert predict_run.predict_scene(path, names, float(row["gsd_m"]), None, spec, TileModel(echo), cfg,
+                                     tmp_path / "p.tif")
+    with rasterio.open(path) as src, rasterio.open(tmp_path / "p.tif") as out:
+        nir, valid = src.read(names.index("nir1") + 1).astype(np.float64), src.dataset_mask() > 0
+        got = out.read(1).astype(int)
+        assert (out.dataset_mask() > 0).tolist() == valid.tolist()
+    expected = np.round(np.clip(nir / SCALE, 0, 1) * 255) * valid
+    assert 0.05 < valid.mean() < 0.95 and np.abs(got - expected).max() <= 1
+
+
+def test_lanes_and_tile_gaps_do_not_change_the_map(dev_root, tmp_path, monkeypatch):
+    """Two separate areas of one DEV scene (tiles run in two runs with a gap between them), read by one lane and
+    by five lanes (pieces aligned on the scene's blocks, then not): the same file, byte for byte."""
+    row = pd.read_csv(dev_root / "scenes.csv").set_index("scene_id").loc["kampala_ug_z19"]
+    path, names, gsd = str(dev_root / row["image"]), row["band_names"].split("|"), float(row["gsd_m"])
+    with rasterio.open(path) as src:
+        x0, y0, x1, y1 = src.bounds
+        assert src.crs.to_epsg() == 3857
+    w, h = x1 - x0, y1 - y0
+    area = shapely.union_all([shapely.box(x0 + 0.1 * w, y0 + 0.2 * h, x0 + 0.3 * w, y0 + 0.6 * h),
+                              shapely.box(x0 + 0.7 * w, y0 + 0.4 * h, x0 + 0.9 * w, y0 + 0.8 * h)])
+    cfg = PredictConfig(tile=96, overlap=16, batch_size=4)
+    spec = spec_for(["red", "green", "blue"], gsd, "uint8")
+    maps = {}
+    for readers in (1, 5):
+        monkeypatch.setattr(predict_run, "READERS", readers)
+        out = tmp_path / f"lanes{readers}.tif"
+        assert predict_run.predict_scene(path, names, gsd, area, spec, TileModel(echo), cfg, out)
+        with rasterio.open(out) as ds:
+            maps[readers] = ds.read(1), ds.dataset_mask()
+            gap = ds.index(x0 + 0.5 * w, y0 + 0.5 * h)
+    assert all((a == b).all() for a, b in zip(maps[1], maps[5]))
+    values, mask = maps[1]
+    assert mask[gap] == 0 and values[mask > 0].max() > 0
