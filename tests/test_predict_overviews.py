@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import rasterio
+from rasterio.enums import MaskFlags
 import torch
 from rasterio.shutil import copy as rio_copy
 from rasterio.windows import Window
@@ -53,6 +54,8 @@ def test_streamed_overviews_equal_gdal_average(dev_root, tmp_path):
     with rasterio.open(out) as ours, rasterio.open(reference) as gdal:
         assert ours.overviews(1) == gdal.overviews(1) == [2, 4]
         assert ours.descriptions == ("p(building)",) and ours.tags()["scale"] == "1/255"
+        assert ours.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+        assert ours.mask_flag_enums == gdal.mask_flag_enums == ([MaskFlags.per_dataset],)
         assert (ours.read() == values).all() and (ours.dataset_mask() == gdal.dataset_mask()).all()
     for level in range(2):
         with rasterio.open(out, overview_level=level) as ours, rasterio.open(reference, overview_level=level) as gdal:

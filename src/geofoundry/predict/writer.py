@@ -1,8 +1,9 @@
 """Probability GeoTIFF writer: strips into temporary tiled files, then one Cloud-Optimized GeoTIFF, renamed.
 
-The full-resolution rows go to one temporary file and each overview level's rows (built on the model's device,
-:mod:`.pyramid`) to one more; a VRT names the levels as the full-resolution file's overviews, and the COG driver
-copies them (``OVERVIEWS=FORCE_USE_EXISTING``) instead of reading the whole map back to average it.
+The full-resolution rows go to one temporary file, their mask to another, and each overview level's rows (built on
+the model's device, :mod:`.pyramid`) to one more; three threads write them side by side (GDAL releases the GIL). A
+VRT joins the mask to the rows and names the levels as their overviews, and the COG driver copies them
+(``OVERVIEWS=FORCE_USE_EXISTING``) instead of reading the whole map back to average it.
 """
 
 from __future__ import annotations
@@ -22,85 +23,105 @@ from .pyramid import overview_factors
 from .sliding import Strip
 
 PENDING = 2  # strips queued for the writing thread before ``write`` waits
-DEFLATE_LEVEL = 1  # 2-3x faster than GDAL's default 6 for about 5 % larger probability maps
+LEVEL = 1  # zstd and deflate: several times faster than GDAL's defaults (9 and 6), files a few % larger
 COG_BLOCK = 512
 TAGS = {"scale": "1/255", "content": "class probability"}
 
 
-def _vrt(raw: Path, levels: list[Path], descriptions: list[str], width: int, height: int, crs, transform) -> str:
-    """VRT XML of ``raw`` (bands and per-dataset mask) with ``levels`` as the overviews of every band and mask."""
+def _vrt(raw: Path, mask: Path, levels: list[Path], descriptions: list[str], width: int, height: int, crs,
+         transform) -> str:
+    """VRT XML of the bands of ``raw`` with band 1 of ``mask`` as their per-dataset mask, and ``levels`` (bands and
+    internal mask) as the overviews of every band and of the mask."""
     def overviews(band: str) -> str:
         return "".join(f"<Overview><SourceFilename>{escape(str(p))}</SourceFilename><SourceBand>{band}</SourceBand>"
                        "</Overview>" for p in levels)
 
-    def source(band: str) -> str:
-        return (f"<SimpleSource><SourceFilename>{escape(str(raw))}</SourceFilename><SourceBand>{band}</SourceBand>"
+    def source(path: Path, band: str) -> str:
+        return (f"<SimpleSource><SourceFilename>{escape(str(path))}</SourceFilename><SourceBand>{band}</SourceBand>"
                 "</SimpleSource>")
 
-    mask = f"<MaskBand><VRTRasterBand dataType='Byte'>{source('mask,1')}{overviews('mask,1')}</VRTRasterBand></MaskBand>"
+    masks = f"<MaskBand><VRTRasterBand dataType='Byte'>{source(mask, '1')}{overviews('mask,1')}</VRTRasterBand></MaskBand>"
     bands = "".join(f"<VRTRasterBand dataType='Byte' band='{b}'><Description>{escape(d)}</Description>"
-                    f"{source(str(b))}{overviews(str(b))}</VRTRasterBand>" for b, d in enumerate(descriptions, 1))
+                    f"{source(raw, str(b))}{overviews(str(b))}</VRTRasterBand>" for b, d in enumerate(descriptions, 1))
     tags = "".join(f"<MDI key='{k}'>{escape(v)}</MDI>" for k, v in TAGS.items())
     return (f"<VRTDataset rasterXSize='{width}' rasterYSize='{height}'><SRS>{escape(crs.to_wkt())}</SRS>"
             f"<GeoTransform>{', '.join(map(repr, transform.to_gdal()))}</GeoTransform>"
-            f"<Metadata>{tags}</Metadata>{mask}{bands}</VRTDataset>")
+            f"<Metadata>{tags}</Metadata>{masks}{bands}</VRTDataset>")
 
 
 class ProbabilityWriter:
     """Context manager: ``write(strip)`` for the strips of :func:`.sliding.predict_region`, in order; on success
-    the COG appears at ``path``. ``factors``: the overview levels the strips must carry ([] without overviews).
+    the COG appears at ``path``, compressed with ``compress`` (a GDAL codec name). ``factors``: the overview levels
+    the strips must carry ([] without overviews).
 
-    Strips are written by one background thread (GDAL releases the GIL), at most ``PENDING`` queued.
+    Three threads write the rows, their mask and the overview levels; at most ``PENDING`` strips are queued.
     """
 
     def __init__(self, path: Path, crs, transform, width: int, height: int, class_names: list[str],
-                 overviews: bool = True):
-        self.path, self.descriptions = Path(path), [f"p({name})" for name in class_names]
+                 overviews: bool = True, compress: str = "zstd"):
+        self.path, self.descriptions, self.compress = Path(path), [f"p({name})" for name in class_names], compress
         self.crs, self.transform, self.width, self.height = crs, transform, width, height
         self.factors = overview_factors(width, height, COG_BLOCK) if overviews else []
 
-    def _profile(self, factor: int) -> dict:
+    def _profile(self, factor: int, count: int, **options) -> dict:
         width, height = -(-self.width // factor), -(-self.height // factor)
-        return {"driver": "GTiff", "dtype": "uint8", "count": len(self.descriptions), "crs": self.crs,
+        return {"driver": "GTiff", "dtype": "uint8", "count": count, "crs": self.crs,
                 "transform": self.transform * self.transform.scale(factor), "width": width, "height": height,
-                "tiled": True, "blockxsize": 256, "blockysize": 256, "BIGTIFF": "IF_SAFER"}
+                "tiled": True, "blockxsize": 256, "blockysize": 256, "BIGTIFF": "IF_SAFER", **options}
 
     def __enter__(self) -> ProbabilityWriter:
         self._atomic = atomic_path(self.path)
         self._final = self._atomic.__enter__()
+        bands = len(self.descriptions)
         self._paths = [self._final.with_suffix(f".x{f}.tif") for f in [1, *self.factors]]
-        self._vrt_path = self._final.with_suffix(".vrt")
+        self._mask_path, self._vrt_path = self._final.with_suffix(".mask.tif"), self._final.with_suffix(".vrt")
         self._level_rows = [0] * len(self.factors)  # rows written so far, per overview level
         with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
-            self._files = [rasterio.open(p, "w", **self._profile(f)) for p, f in zip(self._paths, [1, *self.factors])]
-        self._pool, self._pending = ThreadPoolExecutor(max_workers=1, thread_name_prefix="write"), deque()
+            self._files = [rasterio.open(p, "w", **self._profile(f, bands))
+                           for p, f in zip(self._paths, [1, *self.factors])]
+            # the mask is runs of 0 and 255: PackBits keeps the file small at memcpy speed
+            self._mask = rasterio.open(self._mask_path, "w", **self._profile(1, 1, compress="packbits"))
+        self._lanes = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"write-{n}")
+                       for n in ("rows", "mask", "levels")]
+        self._pending: deque = deque()
         return self
 
     def write(self, strip: Strip) -> None:
-        """Queue one strip (its full-resolution rows, if any are wanted, and its rows of every overview level)."""
+        """Queue one strip (its full-resolution rows and mask, if any are wanted, and its rows of every level)."""
         while len(self._pending) >= PENDING:
-            self._pending.popleft().result()
-        self._pending.append(self._pool.submit(self._write, strip))
+            for f in self._pending.popleft():
+                f.result()
+        jobs = (self._write_rows, self._write_mask, self._write_levels)
+        self._pending.append([lane.submit(job, strip) for lane, job in zip(self._lanes, jobs)])
 
-    def _write(self, strip: Strip) -> None:
-        tops = [strip.top, *self._level_rows]
-        for ds, top, (values, valid) in zip(self._files, tops, [(strip.values, strip.wanted), *strip.levels]):
-            if values is not None and len(valid):
+    def _write_rows(self, strip: Strip) -> None:
+        if strip.values is not None:
+            self._files[0].write(strip.values, window=Window(0, strip.top, self.width, len(strip.wanted)))
+
+    def _write_mask(self, strip: Strip) -> None:
+        if strip.values is not None:
+            self._mask.write(strip.wanted.view(np.uint8) * np.uint8(255), 1,
+                             window=Window(0, strip.top, self.width, len(strip.wanted)))
+
+    def _write_levels(self, strip: Strip) -> None:
+        for ds, top, (values, valid) in zip(self._files[1:], self._level_rows, strip.levels):
+            if len(valid):
                 window = Window(0, top, ds.width, len(valid))
                 ds.write(values, window=window)
                 ds.write_mask(valid.view(np.uint8) * np.uint8(255), window=window)
         self._level_rows = [top + len(valid) for top, (_, valid) in zip(self._level_rows, strip.levels)]
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self._pool.shutdown(wait=True)
-        failed = next((f.exception() for f in self._pending if f.exception() is not None), None)
+        for lane in self._lanes:
+            lane.shutdown(wait=True)
+        failed = next((f.exception() for fs in self._pending for f in fs if f.exception() is not None), None)
         try:
-            for ds in self._files:
+            for ds in [*self._files, self._mask]:
                 ds.close()
             if exc_type is None and failed is None:
                 self._convert()
         finally:
-            for p in [*self._paths, self._vrt_path]:
+            for p in [*self._paths, self._mask_path, self._vrt_path]:
                 p.unlink(missing_ok=True)
             if failed is not None and exc_type is None:
                 self._atomic.__exit__(type(failed), failed, failed.__traceback__)
@@ -109,9 +130,9 @@ class ProbabilityWriter:
 
     def _convert(self) -> None:
         """The temporary files as one COG at the temporary final path."""
-        self._vrt_path.write_text(_vrt(self._paths[0], self._paths[1:], self.descriptions, self.width, self.height,
-                                       self.crs, self.transform))
+        self._vrt_path.write_text(_vrt(self._paths[0], self._mask_path, self._paths[1:], self.descriptions,
+                                       self.width, self.height, self.crs, self.transform))
         with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
-            rio_copy(self._vrt_path, self._final, driver="COG", compress="DEFLATE", level=DEFLATE_LEVEL,
+            rio_copy(self._vrt_path, self._final, driver="COG", compress=self.compress.upper(), level=LEVEL,
                      blocksize=COG_BLOCK, overviews="FORCE_USE_EXISTING" if self.factors else "NONE",
                      num_threads="ALL_CPUS")
