@@ -81,7 +81,7 @@ def part_stage(args) -> dict:
     spec = InputSpec(bands=RGB, gsd_m=args.gsd, source_dtype="uint8", low=[0.0] * 3, high=[255.0] * 3,
                      classes=["background", "building"], class_paths=[None, "structure/building"])
     cfg = PredictConfig(tile=args.tile, overlap=args.overlap, batch_size=args.batch, device=args.device,
-                        overviews=not args.no_overviews)
+                        overviews=not args.no_overviews, compress=args.compress)
     import importlib
 
     stage = importlib.import_module("geofoundry.predict.run")  # the module (the package's ``run`` is its function)
@@ -96,9 +96,11 @@ def part_stage(args) -> dict:
     from geofoundry.io.raster import ModelGrid
 
     cog = []  # seconds of the final COG conversion (part of the stage's time)
+    rss = RssPhases()
 
     def timed_copy(*a, **k):
         t = time.perf_counter()
+        rss.phase = "cog"
         writer_copy(*a, **k)
         cog.append(time.perf_counter() - t)
 
@@ -108,15 +110,19 @@ def part_stage(args) -> dict:
     from geofoundry.predict.torch_model import TorchArrays
 
     busy = {"read_mask": busy_time(ModelGrid, "valid"), "read_bands": busy_time(ModelGrid, "bands"),
-            "write": busy_time(writer.ProbabilityWriter, "_write"),  # reader and writer threads; main thread:
+            "write_rows": busy_time(writer.ProbabilityWriter, "_write_rows"),  # reader and writer threads
+            "write_mask": busy_time(writer.ProbabilityWriter, "_write_mask"),
+            "write_levels": busy_time(writer.ProbabilityWriter, "_write_levels"),  # main thread:
             "main_model": MODEL_SECONDS, "main_blend": busy_time(StripBlender, "add"),
             "main_flush": busy_time(StripBlender, "flush"), "main_pyramid": busy_time(Pyramid, "add"),
             "main_put": busy_time(TorchArrays, "put"), "main_take": busy_time(TorchArrays, "take"),
             "main_write_wait": busy_time(writer.ProbabilityWriter, "write")}
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
     profiler = cProfile.Profile() if args.profile else contextlib.nullcontext()
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        with profiler:
+        with profiler, rss:
             predict_scene(str(args.scene), RGB, args.scene_gsd, None, spec, model, cfg, Path(tmp) / "p.tif")
         seconds = time.perf_counter() - t0
         with rasterio.open(Path(tmp) / "p.tif") as ds:
@@ -125,7 +131,37 @@ def part_stage(args) -> dict:
         with args.profile.open("w") as f:
             pstats.Stats(profiler, stream=f).sort_stats("tottime").print_stats(40)
     return {"seconds": seconds, "cog_seconds": sum(cog), "pixels": pixels, "tiles": int(sum(tiles)),
-            "busy_seconds": {k: round(sum(v), 2) for k, v in busy.items()}}
+            "busy_seconds": {k: round(sum(v), 2) for k, v in busy.items()}, "rss_gb": rss.peaks}
+
+
+class RssPhases:
+    """Peak resident memory (GB) before the stage ("start"), while strips stream, and during the COG conversion
+    (sampled every 20 ms from /proc/self/statm by a thread; set ``phase = "cog"`` when the conversion starts)."""
+
+    def __init__(self):
+        self.peaks, self.phase = {}, "start"
+        self.peaks["start"] = self._now()
+
+    @staticmethod
+    def _now() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize() / 2**30
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.02):
+            self.peaks[self.phase] = round(max(self.peaks.get(self.phase, 0.0), self._now()), 3)
+
+    def __enter__(self):
+        import threading
+
+        self.phase, self._done = "stream", threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join()
 
 
 def busy_time(cls, name: str) -> list[float]:
@@ -211,6 +247,9 @@ def main() -> None:
     ap.add_argument("--null-model", action="store_true",
                     help="stage only, with a model that returns zeros at once: the pipeline's own cost")
     ap.add_argument("--no-overviews", action="store_true", help="predict.overviews: false")
+    ap.add_argument("--compress", default="zstd", choices=["zstd", "deflate"], help="predict.compress")
+    ap.add_argument("--switch-interval", type=float, default=0.0,
+                    help="stage: sys.setswitchinterval (s) for the run, 0 = Python's default (GIL hand-off experiment)")
     ap.add_argument("--profile", type=Path, help="stage: write the main thread's cProfile (by own time) here")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
@@ -235,6 +274,8 @@ def main() -> None:
                 "--arch", args.arch, "--device", args.device, "--tile", str(args.tile), "--overlap",
                 str(args.overlap), "--batch", str(args.batch), "--readers", str(args.readers)]
         argv += ["--no-overviews"] if args.no_overviews else []
+        argv += ["--compress", args.compress]
+        argv += ["--switch-interval", str(args.switch_interval)]
         argv += ["--null-model"] if args.null_model else []
         stage = run_part("stage", [*argv, *(["--profile", str(args.profile)] if args.profile else [])])
         bare = None if args.null_model else run_part("bare", [*argv, "--tiles", str(stage["tiles"])])
@@ -242,7 +283,7 @@ def main() -> None:
     result = {"scene": "synthetic %d²" % args.synthetic if args.synthetic else args.scene.name,
               "arch": args.arch, "device": args.device, "tile": args.tile, "overlap": args.overlap,
               "batch": args.batch, "readers": args.readers or "default", "gsd_m": args.gsd,
-              "overviews": not args.no_overviews,
+              "overviews": not args.no_overviews, "compress": args.compress, "switch_interval": args.switch_interval or None,
               "stage": stage, "bare": bare, "naive": naive,
               "stage_vs_bare": round(bare["seconds"] / stage["seconds"], 3) if bare else None,
               "stage_vs_naive": round(naive["seconds"] / naive["pixels"] * stage["pixels"] / stage["seconds"], 3)
