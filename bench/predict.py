@@ -60,7 +60,8 @@ def model_fn(args, counter: list[int]):
 
     from geofoundry.predict.arrays import TileModel
 
-    model = torch_model_fn(DeployedModel(build_model(args.arch, 3, 2), [0.0] * 3, [255.0] * 3), args.device)
+    model = torch_model_fn(DeployedModel(build_model(args.arch, 3, 2), [0.0] * 3, [255.0] * 3), args.device,
+                           not args.no_cuda_graphs)
 
     def counted(batch):
         counter.append(len(batch))
@@ -248,6 +249,7 @@ def main() -> None:
                     help="stage only, with a model that returns zeros at once: the pipeline's own cost")
     ap.add_argument("--no-overviews", action="store_true", help="predict.overviews: false")
     ap.add_argument("--compress", default="zstd", choices=["zstd", "deflate"], help="predict.compress")
+    ap.add_argument("--no-cuda-graphs", action="store_true", help="predict.cuda_graphs: false (stage and bare)")
     ap.add_argument("--switch-interval", type=float, default=0.0,
                     help="stage: sys.setswitchinterval (s) for the run, 0 = Python's default (GIL hand-off experiment)")
     ap.add_argument("--profile", type=Path, help="stage: write the main thread's cProfile (by own time) here")
@@ -275,6 +277,7 @@ def main() -> None:
                 str(args.overlap), "--batch", str(args.batch), "--readers", str(args.readers)]
         argv += ["--no-overviews"] if args.no_overviews else []
         argv += ["--compress", args.compress]
+        argv += ["--no-cuda-graphs"] if args.no_cuda_graphs else []
         argv += ["--switch-interval", str(args.switch_interval)]
         argv += ["--null-model"] if args.null_model else []
         stage = run_part("stage", [*argv, *(["--profile", str(args.profile)] if args.profile else [])])
@@ -284,6 +287,7 @@ def main() -> None:
               "arch": args.arch, "device": args.device, "tile": args.tile, "overlap": args.overlap,
               "batch": args.batch, "readers": args.readers or "default", "gsd_m": args.gsd,
               "overviews": not args.no_overviews, "compress": args.compress, "switch_interval": args.switch_interval or None,
+              "cuda_graphs": not args.no_cuda_graphs,
               "stage": stage, "bare": bare, "naive": naive,
               "stage_vs_bare": round(bare["seconds"] / stage["seconds"], 3) if bare else None,
               "stage_vs_naive": round(naive["seconds"] / naive["pixels"] * stage["pixels"] / stage["seconds"], 3)

@@ -217,6 +217,8 @@ class PredictConfig(Section):
                                               "is most of the time left after inference on very large scenes")
     compress: Literal["zstd", "deflate"] = Field("zstd", description="probability COG codec (level 1): zstd writes "
                                                                   "~3x faster; deflate for readers without zstd")
+    cuda_graphs: bool = Field(True, description="CUDA: replay the model's forward from a CUDA graph per batch shape "
+                                                "(one launch per batch; costs GPU memory per shape)")
 
     @model_validator(mode="after")
     def _overlap_fits(self) -> PredictConfig:

@@ -16,6 +16,7 @@ from ..models.deployed import DeployedModel
 from ..preprocess.stats import InputSpec
 from .arrays import TileModel
 from .combine import ensemble, with_tta
+from .cuda_graph import graphed
 
 
 @dataclass(frozen=True)
@@ -66,19 +67,25 @@ def resolve_device(device: str) -> torch.device:
     return torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
 
 
-def torch_model_fn(model: DeployedModel, device: str) -> TileModel:
-    """The deployed torch model on its device (CUDA: bf16 autocast, channels_last, cuDNN autotuning)."""
+def torch_model_fn(model: DeployedModel, device: str, cuda_graphs: bool = True) -> TileModel:
+    """The deployed torch model on its device (CUDA: bf16 autocast, channels_last, cuDNN autotuning and, with
+    ``cuda_graphs``, the forward replayed from a CUDA graph per batch shape)."""
     arrays = TorchArrays(resolve_device(device))
     cuda = arrays.cuda
     model = model.to(arrays.device, memory_format=torch.channels_last if cuda else torch.preserve_format).eval()
     torch.backends.cudnn.benchmark = cuda
 
+    def forward(batch: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda, cache_enabled=False):
+            return model(batch).float()
+
+    run = graphed(forward) if cuda and cuda_graphs else forward
+
     @torch.inference_mode()
     def fn(batch: torch.Tensor) -> torch.Tensor:
         if cuda:
             batch = batch.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-            return model(batch).float()
+        return run(batch)
 
     return TileModel(fn, arrays)
 
@@ -95,7 +102,8 @@ def build_model_fn(cfg: PredictConfig, spec: InputSpec, model_path: Path) -> tup
             raise GeofoundryError(f"{path}: outputs the classes {classes}, but {model_path} outputs {outputs}; "
                                   "ensemble members must output the same classes")
         outputs = classes
-        models.append(torch_model_fn(DeployedModel(model_from_checkpoint(ckpt), spec.low, spec.high), cfg.device))
+        models.append(torch_model_fn(DeployedModel(model_from_checkpoint(ckpt), spec.low, spec.high), cfg.device,
+                                     cfg.cuda_graphs))
     arrays = models[0].arrays
     fn = with_tta(ensemble([m.fn for m in models], [w for _, w in members]), cfg.tta, arrays.xp)
     return TileModel(fn, arrays), outputs
