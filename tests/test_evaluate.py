@@ -299,3 +299,15 @@ def test_hierarchy_levels_group_classes():
     groups = level_groups(paths)
     assert groups["vehicle"] == [1, 2, 3] and groups["vehicle/aircraft"] == [1, 2]
     assert groups["vehicle/aircraft/military/fighter"] == [1] and groups["structure"] == [4]
+
+
+def test_gsd_bins_join_scenes_that_round_alike():
+    """Three 0.3 m scenes whose GSDs differ in the 4th decimal share one bin (their counts add up), 0.15 m another."""
+    from geofoundry.evaluate.breakdown import breakdowns
+
+    frame = gpd.GeoDataFrame({"outcome": ["tp", "fp", "fn", "tp", "tp"], "area_m2": [60.0] * 5,
+                              "gsd_m": [0.2986, 0.2991, 0.2986, 0.3003, 0.1493]},
+                             geometry=[shapely.Point(0, 0)] * 5, crs="EPSG:3857")
+    by_gsd = breakdowns(frame, None)["by_gsd"]
+    assert list(by_gsd) == ["0.15m", "0.30m"]
+    assert {k: by_gsd["0.30m"][k] for k in ("tp", "fp", "fn")} == {"tp": 2, "fp": 1, "fn": 1}

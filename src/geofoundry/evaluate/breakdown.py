@@ -40,8 +40,9 @@ def _binned(frame: pd.DataFrame, column: str, bins) -> dict:
 
 def breakdowns(frame: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame | None) -> dict:
     """``{"by_size": {bin: scores}, "by_gsd": {...}, "by_vegetation": {...}, ...}`` (flat, readable keys)."""
+    gsd = frame["gsd_m"].round(2)  # scenes of one zoom differ in the 4th decimal: one bin each label
     out = {"by_size": _binned(frame, "area_m2", SIZE_BINS),
-           "by_gsd": {f"{g:.2f}m": _scores(frame[frame["gsd_m"] == g]) for g in sorted(frame["gsd_m"].unique())}}
+           "by_gsd": {f"{g:.2f}m": _scores(frame[gsd == g]) for g in sorted(gsd.unique())}}
     if blocks is not None and len(frame):
         present = [c for c in CONTEXTS if c in blocks.columns and blocks[c].notna().any()]
         joined = gpd.sjoin(frame, blocks[[*present, "geometry"]].to_crs("EPSG:3857"), how="left",
