@@ -36,7 +36,8 @@ def return_large_frees_to_os() -> None:
     """glibc: serve allocations of 1 MB and more with mmap, so freed strip-sized arrays go back to the OS at once.
 
     Otherwise glibc raises that threshold after the first large free, and the strips' arrays, freed by other threads
-    than the ones that made them, stay in per-thread heaps (hundreds of MB of resident memory on wide scenes).
+    than the ones that made them, stay in per-thread heaps (hundreds of MB of resident memory on wide scenes). Only
+    for a model on the GPU: on the CPU its activations would pay fresh page faults on every forward (15 % slower).
     """
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, 2**20)
@@ -54,7 +55,8 @@ def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_385
     the model, and three threads write finished rows, so reading, inference and writing overlap.
     """
     indexes = band_indexes(image_path, band_names, spec.bands)
-    return_large_frees_to_os()
+    if getattr(model.arrays, "cuda", False):
+        return_large_frees_to_os()
     with bounded_gdal_cache(), contextlib.ExitStack() as stack:
         handles = [stack.enter_context(open_model_grid(image_path, gsd_m, spec.gsd_m, indexes, spec.resampling))
                    for _ in range(READERS)]
