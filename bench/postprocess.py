@@ -1,11 +1,12 @@
-"""Post-process stage memory and time on synthetic probability maps of growing size (whole-scene processing).
+"""Post-process stage memory and time on synthetic probability maps of growing size.
 
-    python bench/postprocess.py --sides 4000 8000 16000
+    python bench/postprocess.py --sides 4000 8000 16000              # postprocess.window_px 4096 (default)
+    python bench/postprocess.py --sides 4000 8000 16000 --window 0   # whole scenes in memory
 
 Each map (EPSG:3857, 0.3 m, one band p(building), ¾ valid) holds one 8×8 m "building" of probability 0.9 every
 20 m on noise below 0.3, written with the predict stage's COG writer. Each side runs the default chain of
 params.yaml (``postprocess.steps``) in a fresh process; peak RSS is that process's ``ru_maxrss``. Bytes per pixel
-show how memory grows with the scene: the stage holds the whole map in memory.
+show how memory grows with the scene.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def synthetic_map(path: Path, side: int) -> None:
     cols = np.arange(side)
     in_x = (cols % PERIOD_PX) < SIZE_PX
     wanted = np.broadcast_to(cols >= side // 4, (ROWS, side))
-    crs, transform = rasterio.crs.CRS.from_epsg(3857), rasterio.transform.from_origin(3_600_000, 40_000, PIXEL_M, PIXEL_M)
+    crs = rasterio.crs.CRS.from_epsg(3857)
+    transform = rasterio.transform.from_origin(3_600_000, 40_000, PIXEL_M, PIXEL_M)
     with ProbabilityWriter(path, crs, transform, side, side, ["building"], overviews=False) as writer:
         for top in range(0, side, ROWS):
             n = min(ROWS, side - top)
@@ -54,7 +56,8 @@ def part(args) -> dict:
 
     steps = yaml.safe_load((ROOT / "params.yaml").read_text())["postprocess"]["steps"]
     t0 = time.perf_counter()
-    result = run(PostprocessConfig(steps=steps), args.maps, args.maps / "vectors", ["building"])
+    cfg = PostprocessConfig(steps=steps, window_px=args.window)
+    result = run(cfg, args.maps, args.maps / "vectors", ["building"])
     return {"seconds": time.perf_counter() - t0, "objects": result["objects"],
             "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
 
@@ -62,6 +65,7 @@ def part(args) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sides", type=int, nargs="+", default=[4000, 8000, 16000])
+    ap.add_argument("--window", type=int, default=4096, help="postprocess.window_px (0 = whole scenes)")
     ap.add_argument("--maps", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
@@ -73,11 +77,12 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             maps = Path(tmp)
             synthetic_map(maps / f"synthetic_{side}.tif", side)
-            out = subprocess.run([sys.executable, __file__, "--maps", str(maps)], capture_output=True, text=True)
+            out = subprocess.run([sys.executable, __file__, "--maps", str(maps), "--window", str(args.window)],
+                                 capture_output=True, text=True)
             if out.returncode:
                 raise SystemExit(out.stderr[-3000:])
             r = json.loads(out.stdout.strip().splitlines()[-1])
-        rows.append({"side": side, "megapixels": side * side / 1e6, **r,
+        rows.append({"side": side, "window_px": args.window, "megapixels": side * side / 1e6, **r,
                      "bytes_per_pixel": round(r["peak_rss_gb"] * 2**30 / side**2, 1)})
         print(json.dumps(rows[-1]), flush=True)
     result = {"rows": rows, "machine": {"host": platform.node(), "python": platform.python_version()},

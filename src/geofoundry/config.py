@@ -231,6 +231,9 @@ class PostprocessConfig(Section):
     """A chain of registered operations: each item is ``{name: {param: value}}``."""
 
     steps: list[dict[str, dict[str, Any] | None]] = Field(min_length=1)
+    window_px: int = Field(4096, ge=0, description="scenes larger than this run the raster part of the chain by "
+                                                   "windows of this side (bounded memory); 0 = whole scenes")
+    halo_px: int = Field(256, ge=0, description="pixels read around each window; wider than the largest object")
 
     @field_validator("steps")
     @classmethod

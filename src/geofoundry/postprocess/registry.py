@@ -34,6 +34,7 @@ class Op:
     gives: tuple[str, ...]
     drops: tuple[str, ...]
     refuses: tuple[str, ...]
+    scene_mask: bool = False  # a vector op that reads the whole scene's valid mask (``state.valid``)
 
     @property
     def stage(self) -> str:
@@ -65,10 +66,12 @@ def register(
     gives: Sequence[str] = (),
     drops: Sequence[str] = (),
     refuses: Sequence[str] = (),
+    scene_mask: bool = False,
 ) -> Callable[[Callable[..., SceneState]], Callable[..., SceneState]]:
     """Register ``func`` as op ``name``. needs/gives/drops/refuses name :data:`FIELDS` of the state.
 
-    ``refuses``: fields that must not exist yet (the op would leave them stale).
+    ``refuses``: fields that must not exist yet (the op would leave them stale). ``scene_mask``: a vector op that
+    reads ``state.valid`` (windowed runs then read the scene's mask for the vector part).
     """
 
     def deco(func: Callable[..., SceneState]) -> Callable[..., SceneState]:
@@ -82,7 +85,7 @@ def register(
         }
         config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
         model = create_model(f"{name}_params", __config__=config, **fields)
-        OPS[name] = Op(name, func, model, tuple(needs), tuple(gives), tuple(drops), tuple(refuses))
+        OPS[name] = Op(name, func, model, tuple(needs), tuple(gives), tuple(drops), tuple(refuses), scene_mask)
         return func
 
     return deco
@@ -174,6 +177,15 @@ class Chain:
 
     def __str__(self) -> str:
         return " → ".join(op.name for op, _ in self.steps)
+
+    def split(self) -> tuple[Chain, Chain]:
+        """The raster part (up to the op that makes the polygons, included) and the vector part."""
+        cut = next(i for i, (op, _) in enumerate(self.steps) if "objects" in op.gives) + 1
+        return Chain(self.steps[:cut]), Chain(self.steps[cut:])
+
+    @property
+    def needs_scene_mask(self) -> bool:
+        return any(op.scene_mask for op, _ in self.steps)
 
 
 def build_chain(

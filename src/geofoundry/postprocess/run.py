@@ -10,14 +10,16 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import rasterio
+from rasterio.windows import Window
 
 from ..config import PostprocessConfig
 from ..errors import GeofoundryError
 from ..io.atomic import atomic_path
 from ..io.outputs import probability_classes
 from ..progress import track
-from .registry import build_chain
+from .registry import Chain, build_chain
 from .state import SceneState
+from .windows import needs_windows, run_windowed
 from ..io.units import area_m2
 
 log = logging.getLogger(__name__)
@@ -32,15 +34,29 @@ def read_scene(path: Path, class_names: list[str]) -> SceneState:
     object classes, then any auxiliary outputs of the model (``border``, ``contact``).
     """
     with rasterio.open(path) as ds:
-        names, auxiliary = probability_classes(ds, class_names)
-        return SceneState(
-            transform=ds.transform,
-            crs=ds.crs,
-            valid=ds.dataset_mask() > 0,
-            class_names=tuple(names),
-            prob=ds.read().astype(np.float32) / 255,
-            auxiliary=auxiliary,
-        )
+        return read_window(ds, class_names)
+
+
+def read_window(ds: rasterio.DatasetReader, class_names: list[str], window: Window | None = None) -> SceneState:
+    """The SceneState of one window of an open probability GeoTIFF (None: all of it); see :func:`read_scene`."""
+    names, auxiliary = probability_classes(ds, class_names)
+    return SceneState(
+        transform=ds.window_transform(window) if window is not None else ds.transform,
+        crs=ds.crs,
+        valid=ds.dataset_mask(window=window) > 0,
+        class_names=tuple(names),
+        prob=ds.read(window=window).astype(np.float32) / 255,
+        auxiliary=auxiliary,
+    )
+
+
+def process_scene(path: Path, class_names: list[str], chain: Chain, cfg: PostprocessConfig) -> gpd.GeoDataFrame:
+    """The chain's objects for one scene: whole, or the raster part by windows when the scene is larger than one."""
+    with rasterio.open(path) as ds:
+        if needs_windows(ds, cfg.window_px):
+            read = lambda d, w: read_window(d, class_names, w)  # noqa: E731
+            return run_windowed(ds, read, chain, cfg.window_px, cfg.halo_px).objects
+        return chain(read_window(ds, class_names)).objects
 
 
 def write_objects(objects: gpd.GeoDataFrame, path: Path) -> None:
@@ -70,9 +86,8 @@ def run(cfg: PostprocessConfig, predictions_dir: Path, vectors_dir: Path, class_
     merged = []
     log.info("postprocess chain: %s", chain)
     for tif in track(tifs, description="postprocess"):
-        state = read_scene(tif, class_names)
         try:
-            objects = chain(state).objects
+            objects = process_scene(tif, class_names, chain, cfg)
         except GeofoundryError as e:
             raise GeofoundryError(f"{tif}: {e}") from None
         if "area_m2" not in objects.columns:

@@ -18,7 +18,8 @@ from ..io.outputs import BORDER
 class SceneState:
     """One scene on its way from probabilities to polygons; ops return a new state and never mutate arrays.
 
-    Raster fields (``prob``, ``mask``, ``instances``, ``valid``) share the grid ``transform``/``crs``.
+    Raster fields (``prob``, ``mask``, ``instances``, ``valid``) share the grid ``transform``/``crs``. In the vector
+    part of a windowed run (:mod:`.windows`) ``valid`` is the scene's mask if an op needs it, else empty (0 × 0).
     ``objects`` (after ``polygonize``) starts in ``crs`` and keeps its own ``.crs`` (``reproject`` changes it).
     Class ``k`` (1-based) is ``class_names[k - 1]`` and ``prob[k - 1]``; 0 means nothing. The last
     ``len(auxiliary)`` classes are the model's auxiliary outputs (``border``, ``contact``): they have probabilities

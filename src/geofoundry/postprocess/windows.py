@@ -1,0 +1,61 @@
+"""The raster part of a chain by windows, so that a scene of any size fits in memory.
+
+Each window (``window_px`` a side) is read with a halo of ``halo_px`` pixels around it and goes through the raster
+part of the chain (threshold, morphology, watershed, … up to ``polygonize``) on its own. A polygon is kept by the
+one window whose core holds its representative point, so an object narrower than the halo comes out once and
+whole, exactly as from the whole scene. The vector part then runs on all the scene's polygons together.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import replace
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import rasterio
+from rasterio.windows import Window
+
+from .registry import Chain
+from .state import SceneState
+
+
+def windows(height: int, width: int, core: int, halo: int) -> Iterator[tuple[Window, Window]]:
+    """(core, read) windows tiling the raster: cores partition it, reads add the halo (clipped to the raster)."""
+    for r0 in range(0, height, core):
+        for c0 in range(0, width, core):
+            r1, c1 = min(r0 + core, height), min(c0 + core, width)
+            rr0, cc0 = max(0, r0 - halo), max(0, c0 - halo)
+            yield (Window(c0, r0, c1 - c0, r1 - r0),
+                   Window(cc0, rr0, min(width, c1 + halo) - cc0, min(height, r1 + halo) - rr0))
+
+
+def in_core(objects: gpd.GeoDataFrame, core: Window, transform) -> np.ndarray:
+    """Rows whose representative point falls in the pixels of ``core`` (``transform``: the scene's grid)."""
+    points = objects.geometry.representative_point()
+    cols, rows = ~transform * (points.x.to_numpy(), points.y.to_numpy())
+    cols, rows = np.floor(cols), np.floor(rows)
+    return ((cols >= core.col_off) & (cols < core.col_off + core.width)
+            & (rows >= core.row_off) & (rows < core.row_off + core.height))
+
+
+def run_windowed(ds: rasterio.DatasetReader, read, chain: Chain, core: int, halo: int) -> SceneState:
+    """``chain`` on a scene too large to hold: ``read(ds, window)`` gives the :class:`SceneState` of a window.
+
+    Returns the final state; its ``valid`` is the scene's mask when a vector op needs it, else empty (0 × 0).
+    """
+    raster_part, vector_part = chain.split()
+    pieces, state = [], None
+    for core_win, read_win in windows(ds.height, ds.width, core, halo):
+        state = raster_part(read(ds, read_win))
+        pieces.append(state.objects[in_core(state.objects, core_win, ds.transform)])
+    objects = gpd.GeoDataFrame(pd.concat(pieces, ignore_index=True), crs=pieces[0].crs)
+    valid = ds.dataset_mask() > 0 if vector_part.needs_scene_mask else np.zeros((0, 0), bool)
+    return vector_part(replace(state, transform=ds.transform, valid=valid, objects=objects))
+
+
+def needs_windows(ds: rasterio.DatasetReader, window_px: int) -> bool:
+    """True when ``window_px`` is set and the scene spans more than one window."""
+    return bool(window_px) and math.ceil(ds.height / window_px) * math.ceil(ds.width / window_px) > 1
