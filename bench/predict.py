@@ -286,8 +286,8 @@ def main() -> None:
     result = {"scene": "synthetic %d²" % args.synthetic if args.synthetic else args.scene.name,
               "arch": args.arch, "device": args.device, "tile": args.tile, "overlap": args.overlap,
               "batch": args.batch, "readers": args.readers or "default", "gsd_m": args.gsd,
-              "overviews": not args.no_overviews, "compress": args.compress, "switch_interval": args.switch_interval or None,
-              "cuda_graphs": not args.no_cuda_graphs,
+              "overviews": not args.no_overviews, "compress": args.compress, "cuda_graphs": not args.no_cuda_graphs,
+              "switch_interval": args.switch_interval or None,
               "stage": stage, "bare": bare, "naive": naive,
               "stage_vs_bare": round(bare["seconds"] / stage["seconds"], 3) if bare else None,
               "stage_vs_naive": round(naive["seconds"] / naive["pixels"] * stage["pixels"] / stage["seconds"], 3)

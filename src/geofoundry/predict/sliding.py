@@ -1,12 +1,13 @@
 """Sliding-window prediction over a region, one row of tiles at a time, streamed as final blended row strips.
 
 Rows of tiles ("strips", one tile tall and the region wide) are read ahead of the model into a few reused host
-buffers (page-locked on CUDA): first the mask, then the bands of the columns that hold tiles to run. The region's width is
-cut into column pieces aligned on the source's blocks, and reading lane ``k`` (a thread with its own dataset
-handle; GDAL releases the GIL) reads piece ``k`` of every strip, so the block rows that one strip shares with the
-next are still in that handle's block cache. The buffers take at most ``STRIP_BUDGET`` bytes (and at least two
-strips), so host memory stays bounded whatever the scene's size. Each strip goes to the model's device in one copy; tiles are cut, run in batches
-and blended there; only finished rows come back, as uint8 probabilities (round(255·p)), while the next strip runs.
+buffers (page-locked on CUDA): first the mask, then the bands of the columns that hold tiles to run. The region's
+width is cut into column pieces aligned on the source's blocks, and reading lane ``k`` (a thread with its own
+dataset handle; GDAL releases the GIL) reads piece ``k`` of every strip, so the block rows that one strip shares
+with the next are still in that handle's block cache. The buffers take at most ``STRIP_BUDGET`` bytes (or three
+strips, if more), so host memory stays bounded whatever the scene's size. Each strip goes to the model's device in
+one copy; tiles are cut, run in batches and blended there; only finished rows come back, as uint8 probabilities
+(round(255·p)), while the next strip runs.
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
     Readers are called with rows from ``starts(0, height, tile, tile - overlap)`` by lanes ``0..readers-1``, on
     column pieces whose inner edges fall on the source's blocks (``align``: the block width and the region's first
     column in the source; ``dtype``: the bands' dtype); the strip ``tile`` rows tall may reach below the region
-    (rows there must not be wanted). ``overview_factors`` (2, 4, …): overview rows are built on the device as the strips pass
-    (:mod:`.pyramid`).
+    (rows there must not be wanted). ``overview_factors`` (2, 4, …): overview rows are built on the device as the
+    strips pass (:mod:`.pyramid`).
     """
     arrays, xp = model.arrays, model.arrays.xp
     rows, cols = starts(0, height, tile, tile - overlap), starts(0, width, tile, tile - overlap)
@@ -69,7 +70,7 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
     block, col_off = align
     block = block if block * readers <= span else 1  # striped sources (a block is a whole row): any edges do
     inner = {round((col_off + k * span / readers) / block) * block - col_off for k in range(1, readers)}
-    edges = sorted({0, span} | {e for e in inner if 0 < e < span})  # lane k reads edges[k]:edges[k + 1] of every strip
+    edges = sorted({0, span} | {e for e in inner if 0 < e < span})  # lane k reads edges[k]:edges[k + 1]
     lanes = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"read-{k}") for k in range(len(edges) - 1)]
 
     def read_piece(reader, k: int, row: int, out: np.ndarray, parts: list[tuple[int, int]]) -> None:
@@ -107,7 +108,8 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
         free.put((buffer, lambda: None))
     n_ahead = n_buffers - 1
     waiting: deque = deque()  # rows whose device → host copy is in flight
-    with contextlib.ExitStack() as stack, ThreadPoolExecutor(max_workers=n_ahead, thread_name_prefix="strip") as strips:
+    with contextlib.ExitStack() as stack, \
+            ThreadPoolExecutor(max_workers=n_ahead, thread_name_prefix="strip") as strips:
         for lane in lanes:
             stack.enter_context(lane)
         ahead = deque(strips.submit(load, r) for r in rows[:n_ahead])  # strips in flight: bounded host memory

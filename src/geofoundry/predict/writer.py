@@ -40,7 +40,8 @@ def _vrt(raw: Path, mask: Path, levels: list[Path], descriptions: list[str], wid
         return (f"<SimpleSource><SourceFilename>{escape(str(path))}</SourceFilename><SourceBand>{band}</SourceBand>"
                 "</SimpleSource>")
 
-    masks = f"<MaskBand><VRTRasterBand dataType='Byte'>{source(mask, '1')}{overviews('mask,1')}</VRTRasterBand></MaskBand>"
+    masks = (f"<MaskBand><VRTRasterBand dataType='Byte'>{source(mask, '1')}{overviews('mask,1')}</VRTRasterBand>"
+             "</MaskBand>")
     bands = "".join(f"<VRTRasterBand dataType='Byte' band='{b}'><Description>{escape(d)}</Description>"
                     f"{source(raw, str(b))}{overviews(str(b))}</VRTRasterBand>" for b, d in enumerate(descriptions, 1))
     tags = "".join(f"<MDI key='{k}'>{escape(v)}</MDI>" for k, v in TAGS.items())
