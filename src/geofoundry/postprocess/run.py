@@ -52,11 +52,13 @@ def read_window(ds: rasterio.DatasetReader, class_names: list[str], window: Wind
 
 def process_scene(path: Path, class_names: list[str], chain: Chain, cfg: PostprocessConfig) -> gpd.GeoDataFrame:
     """The chain's objects for one scene: whole, or the raster part by windows when the scene is larger than one."""
+    def read(ds: rasterio.DatasetReader, window: Window | None = None) -> SceneState:
+        return read_window(ds, class_names, window)
+
     with rasterio.open(path) as ds:
         if needs_windows(ds, cfg.window_px):
-            read = lambda d, w: read_window(d, class_names, w)  # noqa: E731
             return run_windowed(ds, read, chain, cfg.window_px, cfg.halo_px).objects
-        return chain(read_window(ds, class_names)).objects
+        return chain(read(ds)).objects
 
 
 def write_objects(objects: gpd.GeoDataFrame, path: Path) -> None:
