@@ -24,6 +24,7 @@ from .sliding import Strip
 
 PENDING = 2  # strips queued for the writing thread before ``write`` waits
 LEVEL = 1  # zstd and deflate: several times faster than GDAL's defaults (9 and 6), files a few % larger
+CONVERT_CACHE_MB = 64  # GDAL block cache for the conversion: each source block is read once, so more only adds RSS
 COG_BLOCK = 512
 TAGS = {"scale": "1/255", "content": "class probability"}
 
@@ -133,7 +134,7 @@ class ProbabilityWriter:
         """The temporary files as one COG at the temporary final path."""
         self._vrt_path.write_text(_vrt(self._paths[0], self._mask_path, self._paths[1:], self.descriptions,
                                        self.width, self.height, self.crs, self.transform))
-        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True, GDAL_CACHEMAX=CONVERT_CACHE_MB * 2**20):
             rio_copy(self._vrt_path, self._final, driver="COG", compress=self.compress.upper(), level=LEVEL,
                      blocksize=COG_BLOCK, overviews="FORCE_USE_EXISTING" if self.factors else "NONE",
                      num_threads="ALL_CPUS")
