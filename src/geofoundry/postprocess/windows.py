@@ -8,6 +8,7 @@ whole, exactly as from the whole scene. The vector part then runs on all the sce
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterator
 from dataclasses import replace
@@ -20,6 +21,8 @@ from rasterio.windows import Window
 
 from .registry import Chain
 from .state import SceneState
+
+log = logging.getLogger(__name__)
 
 
 def windows(height: int, width: int, core: int, halo: int) -> Iterator[tuple[Window, Window]]:
@@ -48,7 +51,10 @@ def run_windowed(ds: rasterio.DatasetReader, read, chain: Chain, core: int, halo
     """
     raster_part, vector_part = chain.split()
     pieces, state = [], None
-    for core_win, read_win in windows(ds.height, ds.width, core, halo):
+    tiles = list(windows(ds.height, ds.width, core, halo))
+    log.info("%s: %d × %d px, the raster part by %d windows of %d px (+%d px halo)", ds.name, ds.width, ds.height,
+             len(tiles), core, halo)
+    for core_win, read_win in tiles:
         state = raster_part(read(ds, read_win))
         pieces.append(state.objects[in_core(state.objects, core_win, ds.transform)])
     objects = gpd.GeoDataFrame(pd.concat(pieces, ignore_index=True), crs=pieces[0].crs)
