@@ -1,6 +1,7 @@
 """Post-process stage memory and time on synthetic probability maps of growing size.
 
-    python bench/postprocess.py --sides 4000 8000 16000              # postprocess.window_px 4096 (default)
+    python bench/postprocess.py --sides 4000 8000 16000              # postprocess.window_px 4096, 2 workers
+    python bench/postprocess.py --sides 4000 8000 16000 --workers 1  # one window at a time
     python bench/postprocess.py --sides 4000 8000 16000 --window 0   # whole scenes in memory
 
 Each map (EPSG:3857, 0.3 m, one band p(building), ¾ valid) holds one 8×8 m "building" of probability 0.9 every
@@ -56,7 +57,7 @@ def part(args) -> dict:
 
     steps = yaml.safe_load((ROOT / "params.yaml").read_text())["postprocess"]["steps"]
     t0 = time.perf_counter()
-    cfg = PostprocessConfig(steps=steps, window_px=args.window)
+    cfg = PostprocessConfig(steps=steps, window_px=args.window, workers=args.workers)
     result = run(cfg, args.maps, args.maps / "vectors", ["building"])
     return {"seconds": time.perf_counter() - t0, "objects": result["objects"],
             "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
@@ -66,6 +67,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sides", type=int, nargs="+", default=[4000, 8000, 16000])
     ap.add_argument("--window", type=int, default=4096, help="postprocess.window_px (0 = whole scenes)")
+    ap.add_argument("--workers", type=int, default=2, help="postprocess.workers")
     ap.add_argument("--maps", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
@@ -77,12 +79,13 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             maps = Path(tmp)
             synthetic_map(maps / f"synthetic_{side}.tif", side)
-            out = subprocess.run([sys.executable, __file__, "--maps", str(maps), "--window", str(args.window)],
-                                 capture_output=True, text=True)
+            out = subprocess.run([sys.executable, __file__, "--maps", str(maps), "--window", str(args.window),
+                                  "--workers", str(args.workers)], capture_output=True, text=True)
             if out.returncode:
                 raise SystemExit(out.stderr[-3000:])
             r = json.loads(out.stdout.strip().splitlines()[-1])
-        rows.append({"side": side, "window_px": args.window, "megapixels": side * side / 1e6, **r,
+        rows.append({"side": side, "window_px": args.window, "workers": args.workers,
+                     "megapixels": side * side / 1e6, **r,
                      "bytes_per_pixel": round(r["peak_rss_gb"] * 2**30 / side**2, 1)})
         print(json.dumps(rows[-1]), flush=True)
     result = {"rows": rows, "machine": {"host": platform.node(), "python": platform.python_version()},

@@ -481,12 +481,12 @@ WINDOW_CHAINS = {
 
 @pytest.mark.parametrize("chain", list(WINDOW_CHAINS))
 def test_windows_give_the_objects_of_the_whole_scene(real, chain, tmp_path):
-    """The 512² DEV map by 100² windows (halo 128 px, wider than any building at 0.3 m; 36 windows) and whole:
-    the same objects with the same scores. Window origins round differently in the last bits, which can flip
+    """The 512² DEV map by 100² windows (halo 128 px, wider than any building at 0.3 m; 36 windows on 3 threads)
+    and whole: the same objects with the same scores. Window origins round differently in the last bits, which can flip
     Douglas–Peucker's choice between tied vertices: ``simplify`` may then move an outline by up to its tolerance."""
     runs = {}
     for window in (0, 100):
-        run(PostprocessConfig(steps=WINDOW_CHAINS[chain], window_px=window, halo_px=128), real.tif.parent,
+        run(PostprocessConfig(steps=WINDOW_CHAINS[chain], window_px=window, halo_px=128, workers=3), real.tif.parent,
             tmp_path / str(window), ["building"])
         runs[window] = gpd.read_file(tmp_path / str(window) / f"{SCENE}.gpkg", layer="objects")
     whole, windowed = runs[0], runs[100]

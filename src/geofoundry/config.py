@@ -234,6 +234,7 @@ class PostprocessConfig(Section):
     window_px: int = Field(4096, ge=0, description="scenes larger than this run the raster part of the chain by "
                                                    "windows of this side (bounded memory); 0 = whole scenes")
     halo_px: int = Field(256, ge=0, description="pixels read around each window; wider than the largest object")
+    workers: int = Field(2, ge=1, description="windows post-processed at once (threads), each holding one window")
 
     @field_validator("steps")
     @classmethod

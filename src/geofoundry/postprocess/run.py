@@ -57,7 +57,7 @@ def process_scene(path: Path, class_names: list[str], chain: Chain, cfg: Postpro
 
     with rasterio.open(path) as ds:
         if needs_windows(ds, cfg.window_px):
-            return run_windowed(ds, read, chain, cfg.window_px, cfg.halo_px).objects
+            return run_windowed(ds, read, chain, cfg.window_px, cfg.halo_px, cfg.workers).objects
         return chain(read(ds)).objects
 
 

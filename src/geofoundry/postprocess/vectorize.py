@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from dataclasses import replace
 
@@ -16,11 +17,15 @@ from .raster_ops import label_classes
 from .registry import register
 from .state import SceneState
 
+TRACING = threading.Lock()  # rasterio's shapes builds in-memory GDAL datasets that threads must not build at once
+
 
 def _polygons(ids: np.ndarray, transform) -> dict[int, shapely.Geometry]:
     """One (multi)polygon per non-zero id of ``ids`` (4-connected pixel outlines)."""
     parts: dict[int, list] = defaultdict(list)
-    for geom, value in shapes(ids, mask=ids > 0, connectivity=4, transform=transform):
+    with TRACING:
+        traced = list(shapes(ids, mask=ids > 0, connectivity=4, transform=transform))
+    for geom, value in traced:
         parts[int(value)].append(shape(geom))
     return {k: v[0] if len(v) == 1 else shapely.union_all(v) for k, v in sorted(parts.items())}
 

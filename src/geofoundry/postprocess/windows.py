@@ -3,7 +3,8 @@
 Each window (``window_px`` a side) is read with a halo of ``halo_px`` pixels around it and goes through the raster
 part of the chain (threshold, morphology, watershed, … up to ``polygonize``) on its own. A polygon is kept by the
 one window whose core holds its representative point, so an object narrower than the halo comes out once and
-whole, exactly as from the whole scene. The vector part then runs on all the scene's polygons together.
+whole, exactly as from the whole scene. Windows run on a few threads; the vector part then runs on all the scene's
+polygons together.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import geopandas as gpd
@@ -44,22 +46,30 @@ def in_core(objects: gpd.GeoDataFrame, core: Window, transform) -> np.ndarray:
             & (rows >= core.row_off) & (rows < core.row_off + core.height))
 
 
-def run_windowed(ds: rasterio.DatasetReader, read, chain: Chain, core: int, halo: int) -> SceneState:
-    """``chain`` on a scene too large to hold: ``read(ds, window)`` gives the :class:`SceneState` of a window.
+def run_windowed(ds: rasterio.DatasetReader, read, chain: Chain, core: int, halo: int, workers: int = 1) -> SceneState:
+    """``chain`` on a scene too large to hold: ``read(dataset, window)`` gives the :class:`SceneState` of a window.
 
-    Returns the final state; its ``valid`` is the scene's mask when a vector op needs it, else empty (0 × 0).
+    ``workers`` threads run windows at once, each on its own handle of ``ds``'s file (the ops release the GIL
+    for most of their work); memory grows with them, one window each. Returns the final state; its ``valid`` is
+    the scene's mask when a vector op needs it, else empty (0 × 0).
     """
     raster_part, vector_part = chain.split()
-    pieces, state = [], None
     tiles = list(windows(ds.height, ds.width, core, halo))
-    log.info("%s: %d × %d px, the raster part by %d windows of %d px (+%d px halo)", ds.name, ds.width, ds.height,
-             len(tiles), core, halo)
-    for core_win, read_win in tiles:
-        state = raster_part(read(ds, read_win))
-        pieces.append(state.objects[in_core(state.objects, core_win, ds.transform)])
-    objects = gpd.GeoDataFrame(pd.concat(pieces, ignore_index=True), crs=pieces[0].crs)
-    valid = ds.dataset_mask() > 0 if vector_part.needs_scene_mask else np.zeros((0, 0), bool)
-    return vector_part(replace(state, transform=ds.transform, valid=valid, objects=objects))
+    log.info("%s: %d × %d px, the raster part by %d windows of %d px (+%d px halo), %d at once", ds.name, ds.width,
+             ds.height, len(tiles), core, halo, workers)
+    empty = np.zeros((0, 0), bool)
+
+    def piece(tile: tuple[Window, Window]) -> SceneState:
+        core_win, read_win = tile
+        with rasterio.open(ds.name) as handle:
+            state = raster_part(read(handle, read_win))
+        return replace(state, valid=empty, objects=state.objects[in_core(state.objects, core_win, ds.transform)])
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="postprocess") as pool:
+        states = list(pool.map(piece, tiles))
+    objects = gpd.GeoDataFrame(pd.concat([st.objects for st in states], ignore_index=True), crs=states[0].crs)
+    valid = ds.dataset_mask() > 0 if vector_part.needs_scene_mask else empty
+    return vector_part(replace(states[0], transform=ds.transform, valid=valid, objects=objects))
 
 
 def needs_windows(ds: rasterio.DatasetReader, window_px: int) -> bool:
