@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -19,6 +20,9 @@ from rasterio.windows import Window
 from ..errors import GeofoundryError
 
 GSD_TOLERANCE = 0.01
+# rasterio's rasterize and shapes build in-memory GDAL datasets; threads that build them at once make it warn
+# (NotGeoreferencedWarning), so calls that may run on several threads hold this one lock
+IN_MEMORY_DATASETS = threading.Lock()
 
 
 def band_indexes(path: str, band_names: list[str], wanted: list[str]) -> list[int]:

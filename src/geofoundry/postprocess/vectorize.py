@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections import defaultdict
 from dataclasses import replace
 
@@ -13,17 +12,16 @@ from rasterio.features import shapes
 from scipy import ndimage as ndi
 from shapely.geometry import shape
 
+from ..io.raster import IN_MEMORY_DATASETS
 from .raster_ops import label_classes
 from .registry import register
 from .state import SceneState
-
-TRACING = threading.Lock()  # rasterio's shapes builds in-memory GDAL datasets that threads must not build at once
 
 
 def _polygons(ids: np.ndarray, transform) -> dict[int, shapely.Geometry]:
     """One (multi)polygon per non-zero id of ``ids`` (4-connected pixel outlines)."""
     parts: dict[int, list] = defaultdict(list)
-    with TRACING:
+    with IN_MEMORY_DATASETS:
         traced = list(shapes(ids, mask=ids > 0, connectivity=4, transform=transform))
     for geom, value in traced:
         parts[int(value)].append(shape(geom))

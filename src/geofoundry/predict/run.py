@@ -6,7 +6,6 @@ import contextlib
 import ctypes
 import logging
 import os
-import threading
 import warnings
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from rasterio.windows import Window, bounds as window_bounds, transform as windo
 from ..config import PredictConfig
 from ..errors import GeofoundryError
 from ..io.geometry import reproject
-from ..io.raster import band_indexes, bounded_gdal_cache, open_model_grid
+from ..io.raster import IN_MEMORY_DATASETS, band_indexes, bounded_gdal_cache, open_model_grid
 from ..preprocess.chips import block_window
 from ..preprocess.stats import InputSpec
 from ..progress import track
@@ -72,7 +71,6 @@ def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_385
         height, width = int(region.height), int(region.width)
         transform = grid.transform  # read once: a dataset handle is not for several threads at a time
         shapely.prepare(area)
-        rasterizing = threading.Lock()
 
         def read_flags(lane: int, row: int, first: int, end: int, out: np.ndarray) -> None:
             win = Window(region.col_off + first, region.row_off + row, end - first, cfg.tile)
@@ -82,7 +80,7 @@ def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_385
             if area.contains_properly(box):
                 inside = np.ones(valid.shape, bool)
             else:
-                with rasterizing:  # rasterio's rasterize is not quiet when threads share it
+                with IN_MEMORY_DATASETS:
                     inside = geometry_mask([area], out_shape=valid.shape, transform=window_transform(win, transform),
                                            invert=True)
             inside[max(0, height - row):] = False
