@@ -1,0 +1,206 @@
+"""A Cloud-Optimized GeoTIFF assembled from tiled GeoTIFFs whose tiles are already compressed, without decoding any.
+
+GDAL's COG driver can only start once a raster is complete, and it decodes and re-encodes every tile. Rasters
+written tile by tile in the final block size and codec (the full-resolution bands and their 1-bit mask, each
+overview level with its internal mask) already hold every tile a COG needs. :func:`write_cog` copies those tiles
+byte for byte (``os.copy_file_range``) behind one header, in the order of GDAL's COG driver: all IFDs first (the
+full-resolution image and its mask, the overviews, then their masks), then the tiles from the smallest overview to
+the full resolution, each image tile followed by its mask tile.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8}
+BIG_ONLY_TYPES = {16, 17, 18}  # LONG8, SLONG8, IFD8
+SHORT, LONG, LONG8 = 3, 4, 16
+NEW_SUBFILE_TYPE, PHOTOMETRIC, TILE_OFFSETS, TILE_BYTE_COUNTS = 254, 262, 324, 325
+PHOTOMETRIC_MASK = 4
+IMAGE, OVERVIEW, MASK, OVERVIEW_MASK = 0, 1, 4, 5  # NewSubfileType values
+GEO_TAGS = {33550, 33922, 34264, 34735, 34736, 34737, 42112, 42113}  # georeferencing, GDAL metadata and nodata
+GHOST = ("LAYOUT=IFDS_BEFORE_DATA\nBLOCK_ORDER=ROW_MAJOR\nBLOCK_LEADER=SIZE_AS_UINT4\n"
+         "BLOCK_TRAILER=LAST_4_BYTES_REPEATED\nKNOWN_INCOMPATIBLE_EDITION=NO\n")
+INTERLEAVED = "MASK_INTERLEAVED_WITH_IMAGERY=YES\n"
+LEADER = TRAILER = 4  # bytes around each tile: its size (uint32), then its last 4 bytes again
+
+
+@dataclass
+class Ifd:
+    """One image file directory of ``path``: its tags' raw little-endian values, and where its tiles lie."""
+
+    path: Path
+    tags: dict[int, tuple[int, int, bytes]]  # code -> (TIFF type, count, value bytes)
+    offsets: np.ndarray  # uint64, one per tile (0 for a tile never written)
+    counts: np.ndarray
+
+
+def _array(tag: tuple[int, int, bytes]) -> np.ndarray:
+    kind, count, raw = tag
+    return np.frombuffer(raw, {SHORT: "<u2", LONG: "<u4", LONG8: "<u8"}[kind], count).astype(np.uint64)
+
+
+def read_ifds(path: Path) -> list[Ifd]:
+    """The IFDs of a little-endian tiled TIFF or BigTIFF, in file order."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+        if head[:2] != b"II" or struct.unpack_from("<H", head, 2)[0] not in (42, 43):
+            raise ValueError(f"{path}: not a little-endian TIFF")
+        big = struct.unpack_from("<H", head, 2)[0] == 43
+        entry, count_fmt, value_fmt = (20, "<Q", "<Q") if big else (12, "<H", "<I")
+        inline = 8 if big else 4
+        offset = struct.unpack_from(value_fmt, head, 8 if big else 4)[0]
+        ifds = []
+        while offset:
+            f.seek(offset)
+            n = struct.unpack(count_fmt, f.read(struct.calcsize(count_fmt)))[0]
+            block = f.read(n * entry + inline)
+            tags = {}
+            for i in range(n):
+                code, kind = struct.unpack_from("<HH", block, i * entry)
+                count = struct.unpack_from(value_fmt, block, i * entry + 4)[0]
+                size = TYPE_SIZES[kind] * count
+                value = block[i * entry + 4 + inline: (i + 1) * entry]
+                if size > inline:
+                    here = f.tell()
+                    f.seek(struct.unpack(value_fmt, value)[0])
+                    value = f.read(size)
+                    f.seek(here)
+                tags[code] = (kind, count, value[:size])
+            if TILE_OFFSETS not in tags:
+                raise ValueError(f"{path}: IFD at byte {offset} is not tiled")
+            ifds.append(Ifd(Path(path), tags, _array(tags[TILE_OFFSETS]), _array(tags[TILE_BYTE_COUNTS])))
+            offset = struct.unpack_from(value_fmt, block, n * entry)[0]
+    return ifds
+
+
+def _entries(ifd: Ifd, subfile: int, big: bool) -> dict[int, tuple[int, int, bytes]]:
+    """``ifd``'s tags for its place in the COG (tile offsets left empty): its NewSubfileType, masks with the mask
+    photometric interpretation, georeferencing and metadata only in the full-resolution image."""
+    tags = {code: tag for code, tag in ifd.tags.items()
+            if code not in (NEW_SUBFILE_TYPE, TILE_OFFSETS, TILE_BYTE_COUNTS)
+            and (subfile == IMAGE or code not in GEO_TAGS)}
+    if subfile != IMAGE:
+        tags[NEW_SUBFILE_TYPE] = (LONG, 1, struct.pack("<I", subfile))
+    if subfile in (MASK, OVERVIEW_MASK):
+        tags[PHOTOMETRIC] = (SHORT, 1, struct.pack("<H", PHOTOMETRIC_MASK))
+    kind = LONG8 if big else LONG
+    n = len(ifd.offsets)
+    tags[TILE_OFFSETS] = tags[TILE_BYTE_COUNTS] = (kind, n, bytes(TYPE_SIZES[kind] * n))
+    if not big and (bad := [code for code, (k, _, _) in tags.items() if k in BIG_ONLY_TYPES]):
+        raise ValueError(f"{ifd.path}: tags {bad} need a BigTIFF")
+    return tags
+
+
+def _ifd_bytes(tags: dict, where: int, following: int, big: bool) -> bytes:
+    """One IFD written at byte ``where``, linked to the IFD at ``following`` (0: none), its out-of-line values
+    right after it."""
+    entry_fmt, count_fmt, value_fmt, inline = ("<HHQ", "<Q", "<Q", 8) if big else ("<HHI", "<H", "<I", 4)
+    head = struct.calcsize(count_fmt) + len(tags) * (struct.calcsize(entry_fmt) + inline)
+    extra = where + head + inline  # values beyond the next-IFD link
+    entries, values = [], []
+    for code in sorted(tags):
+        kind, count, raw = tags[code]
+        if len(raw) <= inline:
+            entries.append(struct.pack(entry_fmt, code, kind, count) + raw.ljust(inline, b"\0"))
+        else:
+            entries.append(struct.pack(entry_fmt, code, kind, count) + struct.pack(value_fmt, extra))
+            padded = raw + b"\0" * (len(raw) % 2)
+            values.append(padded)
+            extra += len(padded)
+    return struct.pack(count_fmt, len(tags)) + b"".join(entries) + struct.pack(value_fmt, following) + b"".join(values)
+
+
+def _ghost(masked: bool) -> bytes:
+    """GDAL's structural metadata (the "ghost area" after the TIFF header) for this layout."""
+    text = GHOST + (INTERLEAVED if masked else "")
+    return (f"GDAL_STRUCTURAL_METADATA_SIZE={len(text):06d} bytes\n" + text).encode()
+
+
+def _header(order: list[tuple[Ifd, int]], offsets: dict[int, np.ndarray], ghost: bytes, big: bool) -> bytes:
+    """TIFF header, ghost area and every IFD (tile offsets from ``offsets``, by ``id`` of the source IFD)."""
+    start = len(struct.pack("<2sHHHQ", b"", 0, 0, 0, 0) if big else struct.pack("<2sHI", b"", 0, 0)) + len(ghost)
+    start += start % 2
+    kind = "<u8" if big else "<u4"
+    tags, places, where = [], [], start
+    for ifd, subfile in order:
+        t = _entries(ifd, subfile, big)
+        code = t[TILE_OFFSETS][0]
+        t[TILE_OFFSETS] = (code, len(ifd.offsets), offsets[id(ifd)].astype(kind).tobytes())
+        t[TILE_BYTE_COUNTS] = (code, len(ifd.counts), ifd.counts.astype(kind).tobytes())
+        tags.append(t)
+        places.append(where)
+        where += len(_ifd_bytes(t, where, 0, big))
+        where += where % 2
+    head = struct.pack("<2sHHHQ", b"II", 43, 8, 0, start) if big else struct.pack("<2sHI", b"II", 42, start)
+    out = bytearray(head + ghost)
+    out += bytes(start - len(out))
+    for n, (t, place) in enumerate(zip(tags, places)):
+        out += _ifd_bytes(t, place, places[n + 1] if n + 1 < len(places) else 0, big)
+        out += bytes(len(out) % 2)
+    return bytes(out)
+
+
+def _place(levels: list[tuple[Ifd, Ifd | None]], start: int) -> tuple[dict[int, np.ndarray], list]:
+    """Where each tile goes when the data begin at ``start``: smallest overview first, each image tile followed by
+    its mask tile, each with its leader and trailer. Returns the new offsets (by ``id`` of the source IFD) and the
+    copies to make, ``(source path, offset, size)`` in order."""
+    offsets, plan, pos = {}, [], start
+    for pair in reversed(levels):
+        ifds = [ifd for ifd in pair if ifd is not None]
+        for ifd in ifds:
+            offsets[id(ifd)] = np.zeros_like(ifd.offsets)
+        for i in range(len(pair[0].offsets)):
+            for ifd in ifds:
+                n = int(ifd.counts[i])
+                if n:
+                    offsets[id(ifd)][i] = pos + LEADER
+                    plan.append((ifd.path, int(ifd.offsets[i]), n))
+                    pos += LEADER + n + TRAILER
+    return offsets, plan
+
+
+def _copy(src: int, dst: int, offset: int, count: int) -> None:
+    """``count`` bytes of ``src`` from ``offset`` to the current position of ``dst``, inside the kernel."""
+    while count:
+        done = os.copy_file_range(src, dst, count, offset)
+        if done == 0:
+            raise OSError(f"unexpected end of file after {offset} bytes")
+        offset, count = offset + done, count - done
+
+
+def write_cog(levels: list[tuple[Ifd, Ifd | None]], path: Path, bigtiff: bool | None = None) -> None:
+    """Write ``levels`` (the full resolution first, then overviews of decreasing size; each an image IFD and its
+    mask IFD or None) as one COG at ``path``; ``bigtiff`` None: only when a classic TIFF cannot address it."""
+    for image, mask in levels:
+        if mask is not None and len(mask.offsets) != len(image.offsets):
+            raise ValueError(f"{mask.path}: {len(mask.offsets)} mask tiles for {len(image.offsets)} image tiles")
+    order = [(levels[0][0], IMAGE)] + ([(levels[0][1], MASK)] if levels[0][1] else [])
+    order += [(image, OVERVIEW) for image, _ in levels[1:]]
+    order += [(mask, OVERVIEW_MASK) for _, mask in levels[1:] if mask]
+    ghost = _ghost(levels[0][1] is not None)
+    data = sum(int(ifd.counts.sum()) + (LEADER + TRAILER) * int(np.count_nonzero(ifd.counts)) for ifd, _ in order)
+    zeros = {id(ifd): np.zeros_like(ifd.offsets) for ifd, _ in order}  # the header's size does not depend on them
+    big = len(_header(order, zeros, ghost, big=False)) + data >= 2**32 if bigtiff is None else bigtiff
+    offsets, plan = _place(levels, len(_header(order, zeros, ghost, big)))
+    header = _header(order, offsets, ghost, big)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    sources: dict[Path, int] = {}
+    try:
+        os.write(fd, header)
+        for source, offset, count in plan:
+            if source not in sources:
+                sources[source] = os.open(source, os.O_RDONLY)
+            src = sources[source]
+            os.write(fd, struct.pack("<I", count))
+            _copy(src, fd, offset, count)
+            last = min(count, TRAILER)
+            os.write(fd, os.pread(src, last, offset + count - last).rjust(TRAILER, b"\0"))
+    finally:
+        for src in [*sources.values(), fd]:
+            os.close(src)
