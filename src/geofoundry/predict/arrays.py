@@ -1,13 +1,15 @@
 """Where tiles are stacked and blended: plain numpy on the host (onnxruntime bundles) or torch on the model's device.
 
 A backend names its array module ``xp`` (the blending code uses only operations numpy and torch share: slicing,
-``+=``, ``*``, ``/``, ``clip``, ``stack``, ``rot90``, ``flip``) and moves arrays across the host boundary:
+``+=``, ``*``, ``/``, ``clip``, ``concatenate``, ``moveaxis``, ``rot90``, ``flip``) and moves arrays across the host
+boundary:
 
 * ``empty(shape, dtype)`` in reader threads: a host buffer to read into (``np.asarray`` views it) that is fast
   to transfer (torch/CUDA: page-locked);
 * ``put(a)`` in the main thread: float32 on the device; ``copied()`` then returns a function that waits until the
   host array may be overwritten;
 * ``take(p)`` starts the copy of a uint8 device array to the host and returns a function that waits for it;
+* ``windows(a, size, step)``: a writable view (..., n, size) of the windows of ``a``'s last axis, ``step`` apart;
 * ``steady_shapes``: pad every batch to the full batch size (cuDNN autotunes once per shape).
 """
 
@@ -43,6 +45,10 @@ class NumpyArrays:
 
     def take(self, a: np.ndarray) -> Callable[[], np.ndarray]:
         return lambda: a
+
+    @staticmethod
+    def windows(a: np.ndarray, size: int, step: int) -> np.ndarray:
+        return np.lib.stride_tricks.sliding_window_view(a, size, axis=-1, writeable=True)[..., ::step, :]
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .arrays import Array
@@ -20,25 +22,50 @@ def ramp_weights(tile: int, overlap: int) -> np.ndarray:
     return np.outer(w, w)
 
 
+def runs(cols: list[int], stride: int) -> list[tuple[int, int]]:
+    """``(first index, length)`` of the runs of ``cols`` that go up by ``stride``."""
+    out: list[tuple[int, int]] = []
+    for i, c in enumerate(cols):
+        if out and c == cols[i - 1] + stride:
+            out[-1] = (out[-1][0], out[-1][1] + 1)
+        else:
+            out.append((i, 1))
+    return out
+
+
+def cut(arrays, x: Array, cols: list[int], tile: int, stride: int) -> list[Array]:
+    """Views (n, C, tile, tile) of the tiles of ``x`` (C, tile, width) at ``cols``, one per run of ``cols``."""
+    return [arrays.xp.moveaxis(arrays.windows(x[..., cols[i]:], tile, stride)[:, :, :n], 2, 0)
+            for i, n in runs(cols, stride)]
+
+
 class StripBlender:
     """Weighted sums of tile predictions over rows ``[top, top + tile)`` of a region ``width`` columns wide.
 
-    Tiles come one row of tiles at a time, each row's tiles starting at ``top``. :meth:`flush` returns the blended
-    first ``n`` rows (no later row of tiles can reach them) and moves the window down by ``n``. Two buffers
-    alternate, so moving never copies a buffer onto itself (torch forbids overlapping in-place copies).
+    Tiles come one row of tiles at a time, each row's tiles starting at ``top``, in batches: a run of tiles one
+    ``stride`` apart is added as ``ceil(tile / stride)`` strided views whose tiles do not overlap, so a batch costs a
+    few array operations whatever its size. :meth:`flush` returns the blended first ``n`` rows (no later row of
+    tiles can reach them) and moves the window down by ``n``. Two buffers alternate, so moving never copies a
+    buffer onto itself (torch forbids overlapping in-place copies).
     """
 
     def __init__(self, arrays, n_classes: int, width: int, tile: int, overlap: int):
         zeros = np.zeros((n_classes + 1, tile, width), dtype=np.float32)  # last plane: the weight sum
         self.buffers = [arrays.put(zeros), arrays.put(zeros)]
         self.weights = arrays.put(ramp_weights(tile, overlap))
-        self.tile = tile
+        self.arrays, self.tile, self.stride = arrays, tile, tile - overlap
 
-    def add(self, probs: Array, col: int) -> None:
-        """Add one tile's probabilities (K, tile, tile) at column ``col`` of the current row of tiles."""
-        acc = self.buffers[0][:, :, col:col + self.tile]
-        acc[:-1] += probs * self.weights
-        acc[-1] += self.weights
+    def add(self, probs: Array, cols: list[int]) -> None:
+        """Add tiles' probabilities (B, K, tile, tile) at columns ``cols`` (increasing) of the current row."""
+        xp, acc, t, s = self.arrays.xp, self.buffers[0], self.tile, self.stride
+        weighted = probs * self.weights
+        apart = math.ceil(t / s)  # tiles this many strides apart do not overlap
+        for i, n in runs(cols, s):
+            for r in range(min(apart, n)):
+                picked = weighted[i + r:i + n:apart]
+                view = self.arrays.windows(acc[..., cols[i] + r * s:], t, apart * s)[:, :, :len(picked)]
+                view[:-1] += xp.moveaxis(picked, 0, 2)  # (K, tile, m, tile)
+                view[-1] += self.weights[:, None, :]
 
     def flush(self, n: int) -> Array:
         """The blended probabilities (K, n, width) of the first ``n`` rows; the window moves down by ``n``."""

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..preprocess.chips import starts
 from .arrays import TileModel
-from .blend import StripBlender
+from .blend import StripBlender, cut
 from .pyramid import Pyramid
 
 # (lane, row, first column, end column, out) fill out (tile, end - first) with the flags of those columns:
@@ -63,7 +63,7 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
     span = max(width, tile)
     fill = arrays.put(np.asarray(low, dtype=np.float32)[:, None, None])
     one = arrays.put(np.ones(1, np.float32))
-    pad = arrays.put(np.zeros((len(low), tile, tile), np.float32)) if arrays.steady_shapes else None
+    pad = arrays.put(np.zeros((1, len(low), tile, tile), np.float32)) if arrays.steady_shapes else None
     blender = StripBlender(arrays, n_classes, span, tile, overlap)
     pyramid = Pyramid(xp, overview_factors) if overview_factors else None
 
@@ -125,11 +125,10 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
                 x = fill + (staged[:-1, :, c0:c1] - fill) * (flags[None, :, c0:c1] > 0)
                 for b in range(0, len(todo), batch_size):
                     chunk = todo[b:b + batch_size]
-                    tiles = [x[:, :, c - c0:c - c0 + tile] for c in chunk]
+                    tiles = cut(arrays, x, [c - c0 for c in chunk], tile, tile - overlap)
                     if pad is not None:  # one batch shape: cuDNN autotunes once
                         tiles += [pad] * (batch_size - len(chunk))
-                    for c, probs in zip(chunk, model(xp.stack(tiles))):
-                        blender.add(probs, c)
+                    blender.add(model(xp.concatenate(tiles))[:len(chunk)], chunk)
             last = i + 1 == len(rows)
             n = min(tile, height - row) if last else rows[i + 1] - row
             blended = blender.flush(n)

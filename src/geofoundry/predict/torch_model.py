@@ -53,6 +53,10 @@ class TorchArrays:
     def to_uint8(self, a: torch.Tensor) -> torch.Tensor:
         return a.to(torch.uint8)
 
+    @staticmethod
+    def windows(a: torch.Tensor, size: int, step: int) -> torch.Tensor:
+        return a.unfold(-1, size, step)
+
     def take(self, a: torch.Tensor) -> Callable[[], np.ndarray]:
         if not self.cuda:
             return a.numpy
