@@ -87,6 +87,12 @@ def part_stage(args) -> dict:
 
     stage = importlib.import_module("geofoundry.predict.run")  # the module (the package's ``run`` is its function)
     stage.READERS = args.readers or stage.READERS
+    if args.gdal_cache_mb:
+        from geofoundry.io.raster import bounded_gdal_cache
+        stage.bounded_gdal_cache = lambda: bounded_gdal_cache(args.gdal_cache_mb)
+    if args.strip_budget_mb:
+        import geofoundry.predict.sliding as sliding
+        sliding.STRIP_BUDGET = args.strip_budget_mb * 2**20
     tiles: list[int] = []
     model = model_fn(args, tiles)
     for n in (args.batch, 1):  # warm-up (cuDNN autotuning, allocator)
@@ -96,16 +102,16 @@ def part_stage(args) -> dict:
     import geofoundry.predict.writer as writer
     from geofoundry.io.raster import ModelGrid
 
-    cog = []  # seconds of the final COG conversion (part of the stage's time)
+    cog = []  # seconds of the final COG assembly (part of the stage's time)
     rss = RssPhases()
 
-    def timed_copy(*a, **k):
+    def timed_assembly(*a, **k):
         t = time.perf_counter()
         rss.phase = "cog"
-        writer_copy(*a, **k)
+        write_cog(*a, **k)
         cog.append(time.perf_counter() - t)
 
-    writer_copy, writer.rio_copy = writer.rio_copy, timed_copy
+    write_cog, writer.write_cog = writer.write_cog, timed_assembly
     from geofoundry.predict.blend import StripBlender
     from geofoundry.predict.pyramid import Pyramid
     from geofoundry.predict.torch_model import TorchArrays
@@ -132,16 +138,41 @@ def part_stage(args) -> dict:
         with args.profile.open("w") as f:
             pstats.Stats(profiler, stream=f).sort_stats("tottime").print_stats(40)
     return {"seconds": seconds, "cog_seconds": sum(cog), "pixels": pixels, "tiles": int(sum(tiles)),
-            "busy_seconds": {k: round(sum(v), 2) for k, v in busy.items()}, "rss_gb": rss.peaks}
+            "busy_seconds": {k: round(sum(v), 2) for k, v in busy.items()}, "rss_gb": rss.peaks,
+            "rss_parts_gb": rss.parts}
+
+
+def gdal_cache_bytes():
+    """A function giving the bytes in GDAL's block cache (rasterio's own libgdal, through ctypes), or None."""
+    import ctypes
+    import glob
+
+    libs = glob.glob(str(Path(rasterio.__file__).parent.parent / "rasterio.libs" / "libgdal*.so*"))
+    if not libs:
+        return None
+    used = ctypes.CDLL(libs[0]).GDALGetCacheUsed64
+    used.restype = ctypes.c_int64
+    return used
+
+
+def pinned_bytes():
+    """A function giving the bytes of page-locked host memory torch holds (reserved by its caching allocator)."""
+    import torch
+
+    if not (torch.cuda.is_available() and hasattr(torch.cuda, "host_memory_stats")):
+        return None
+    return lambda: torch.cuda.host_memory_stats().get("reserved_bytes.current", 0)
 
 
 class RssPhases:
-    """Peak resident memory (GB) before the stage ("start"), while strips stream, and during the COG conversion
-    (sampled every 20 ms from /proc/self/statm by a thread; set ``phase = "cog"`` when the conversion starts)."""
+    """Peak resident memory (GB) before the stage ("start"), while strips stream, and during the COG assembly
+    (sampled every 20 ms from /proc/self/statm by a thread; set ``phase = "cog"`` when the assembly starts). At each
+    phase's peak, ``parts`` records GDAL's block cache and torch's page-locked memory (GB)."""
 
     def __init__(self):
-        self.peaks, self.phase = {}, "start"
+        self.peaks, self.parts, self.phase = {}, {}, "start"
         self.peaks["start"] = self._now()
+        self.counters = {"gdal_cache": gdal_cache_bytes(), "pinned": pinned_bytes()}
 
     @staticmethod
     def _now() -> float:
@@ -150,7 +181,10 @@ class RssPhases:
 
     def _sample(self) -> None:
         while not self._done.wait(0.02):
-            self.peaks[self.phase] = round(max(self.peaks.get(self.phase, 0.0), self._now()), 3)
+            now = self._now()
+            if now > self.peaks.get(self.phase, 0.0):
+                self.peaks[self.phase] = round(now, 3)
+                self.parts[self.phase] = {k: round(f() / 2**30, 3) for k, f in self.counters.items() if f}
 
     def __enter__(self):
         import threading
@@ -252,6 +286,8 @@ def main() -> None:
     ap.add_argument("--no-cuda-graphs", action="store_true", help="predict.cuda_graphs: false (stage and bare)")
     ap.add_argument("--switch-interval", type=float, default=0.0,
                     help="stage: sys.setswitchinterval (s) for the run, 0 = Python's default (GIL hand-off experiment)")
+    ap.add_argument("--gdal-cache-mb", type=int, default=0, help="stage: GDAL block cache (default: the stage's)")
+    ap.add_argument("--strip-budget-mb", type=int, default=0, help="stage: strip ring budget (default: the stage's)")
     ap.add_argument("--profile", type=Path, help="stage: write the main thread's cProfile (by own time) here")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
@@ -279,6 +315,7 @@ def main() -> None:
         argv += ["--compress", args.compress]
         argv += ["--no-cuda-graphs"] if args.no_cuda_graphs else []
         argv += ["--switch-interval", str(args.switch_interval)]
+        argv += ["--gdal-cache-mb", str(args.gdal_cache_mb), "--strip-budget-mb", str(args.strip_budget_mb)]
         argv += ["--null-model"] if args.null_model else []
         stage = run_part("stage", [*argv, *(["--profile", str(args.profile)] if args.profile else [])])
         bare = None if args.null_model else run_part("bare", [*argv, "--tiles", str(stage["tiles"])])
@@ -287,7 +324,8 @@ def main() -> None:
               "arch": args.arch, "device": args.device, "tile": args.tile, "overlap": args.overlap,
               "batch": args.batch, "readers": args.readers or "default", "gsd_m": args.gsd,
               "overviews": not args.no_overviews, "compress": args.compress, "cuda_graphs": not args.no_cuda_graphs,
-              "switch_interval": args.switch_interval or None,
+              "switch_interval": args.switch_interval or None, "gdal_cache_mb": args.gdal_cache_mb or "default",
+              "strip_budget_mb": args.strip_budget_mb or "default",
               "stage": stage, "bare": bare, "naive": naive,
               "stage_vs_bare": round(bare["seconds"] / stage["seconds"], 3) if bare else None,
               "stage_vs_naive": round(naive["seconds"] / naive["pixels"] * stage["pixels"] / stage["seconds"], 3)
