@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import threading
 from collections.abc import Iterator
@@ -65,14 +66,25 @@ class ModelGrid:
 
     def valid(self, window) -> np.ndarray:
         """Valid pixels (h,w) bool (the dataset mask); False outside the raster."""
-        out = np.zeros((int(window.height), int(window.width)), dtype=bool)
+        return self.mask(window) > 0
+
+    def mask(self, window, out: np.ndarray | None = None) -> np.ndarray:
+        """The dataset mask (h,w) uint8, 255 valid and 0 not (nor outside the raster), read into ``out`` when given."""
+        out = np.empty((int(window.height), int(window.width)), np.uint8) if out is None else out
         inner, rows, cols = self._inside(window)
+        if inner is None or (inner.height, inner.width) != out.shape:
+            out[:] = 0
         if inner is not None:
-            per_dataset = all(f == [MaskFlags.per_dataset] for f in getattr(self.ds, "mask_flag_enums", [[]]))
-            # one shared mask: reading it is several times faster than rasterio's dataset_mask
-            mask = self.ds.read_masks(1, window=inner) if per_dataset else self.ds.dataset_mask(window=inner)
-            out[rows, cols] = mask > 0
+            if self.one_mask:  # reading it is several times faster than rasterio's dataset_mask
+                self.ds.read_masks(1, window=inner, out=out[rows, cols])
+            else:
+                out[rows, cols] = self.ds.dataset_mask(window=inner)
         return out
+
+    @functools.cached_property
+    def one_mask(self) -> bool:
+        """Whether all bands share one per-dataset mask."""
+        return all(f == [MaskFlags.per_dataset] for f in getattr(self.ds, "mask_flag_enums", [[]]))
 
     def _inside(self, window) -> tuple[Window | None, slice, slice]:
         """The part of ``window`` inside the raster, and where it lies in the window's array."""

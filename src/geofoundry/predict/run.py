@@ -23,11 +23,12 @@ from ..preprocess.chips import block_window
 from ..preprocess.stats import InputSpec
 from ..progress import track
 from .arrays import TileModel
-from .sliding import predict_region
+from .sliding import WANTED, predict_region
 from .writer import ProbabilityWriter
 
 log = logging.getLogger(__name__)
 READERS = min(8, max(2, (os.cpu_count() or 2) // 2))  # reading threads, each with its own dataset handle
+GDAL_CACHE_MB = 128  # the block rows that strips share, and the output tiles being filled (measured: no slower)
 M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
 
 
@@ -56,7 +57,7 @@ def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_385
     indexes = band_indexes(image_path, band_names, spec.bands)
     if getattr(model.arrays, "cuda", False):
         return_large_frees_to_os()
-    with bounded_gdal_cache(), contextlib.ExitStack() as stack:
+    with bounded_gdal_cache(GDAL_CACHE_MB), contextlib.ExitStack() as stack:
         handles = [stack.enter_context(open_model_grid(image_path, gsd_m, spec.gsd_m, indexes, spec.resampling))
                    for _ in range(READERS)]
         grid = handles[0]
@@ -70,26 +71,33 @@ def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_385
             return False
         height, width = int(region.height), int(region.width)
         transform = grid.transform  # read once: a dataset handle is not for several threads at a time
+        quarter = abs(transform.a) / 4
         shapely.prepare(area)
 
         def read_flags(lane: int, row: int, first: int, end: int, out: np.ndarray) -> None:
+            """Flags in place from the mask (0/255): ``& 3`` keeps 3 (wanted) for valid pixels, ``& 1`` keeps 1."""
             win = Window(region.col_off + first, region.row_off + row, end - first, cfg.tile)
-            valid = handles[lane].valid(win)
-            valid[:, max(0, width - first):] = False  # a region narrower than a tile: the rest is padding
-            box = shapely.box(*window_bounds(win, transform))
-            if area.contains_properly(box):
-                inside = np.ones(valid.shape, bool)
+            handles[lane].mask(win, out=out)
+            out[:, max(0, width - first):] = 0  # a region narrower than a tile: the rest is padding
+            if first >= width or row >= height:
+                out &= 1
+                return
+            # the pixel centres of the piece's part inside the region, a quarter pixel inside its box's edges
+            left, bottom, right, top = window_bounds(Window(win.col_off, win.row_off, min(end, width) - first,
+                                                            min(cfg.tile, height - row)), transform)
+            if area.contains_properly(shapely.box(left + quarter, bottom + quarter, right - quarter, top - quarter)):
+                out &= WANTED
             else:
                 with IN_MEMORY_DATASETS:
-                    inside = geometry_mask([area], out_shape=valid.shape, transform=window_transform(win, transform),
+                    inside = geometry_mask([area], out_shape=out.shape, transform=window_transform(win, transform),
                                            invert=True)
-            inside[max(0, height - row):] = False
-            np.multiply(valid.view(np.uint8), 1 + 2 * inside.view(np.uint8), out=out)
+                out &= np.uint8(1) + np.uint8(2) * inside
+            out[max(0, height - row):] &= 1  # below the region: context for tiles, never wanted
 
         def read_bands(lane: int, row: int, first: int, end: int, out: np.ndarray) -> None:
             handles[lane].bands(Window(region.col_off + first, region.row_off + row, end - first, cfg.tile), out=out)
 
-        n_valid = 0
+        any_valid = False
         classes = classes or spec.classes
         with ProbabilityWriter(out_path, grid.ds.crs, grid.ds.window_transform(region), width, height,
                                classes[1:], cfg.overviews, cfg.compress) as writer:
@@ -98,9 +106,9 @@ def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_385
                                     cfg.batch_size, READERS, (grid.ds.block_shapes[0][1], int(region.col_off)),
                                     writer.factors)
             for strip in strips:
-                n_valid += int(strip.wanted.sum())
+                any_valid = any_valid or bool(strip.wanted.any())
                 writer.write(strip)
-        if n_valid == 0:
+        if not any_valid:
             out_path.unlink()
             warnings.warn(f"{image_path}: no valid pixel in the prediction area; skipped", stacklevel=2)
             return False
