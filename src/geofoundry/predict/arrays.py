@@ -8,7 +8,8 @@ boundary:
   to transfer (torch/CUDA: page-locked);
 * ``put(a)`` in the main thread: float32 on the device; ``copied()`` then returns a function that waits until the
   host array may be overwritten;
-* ``take(p)`` starts the copy of a uint8 device array to the host and returns a function that waits for it;
+* ``take(parts)`` starts the copies of uint8 device arrays to the host and returns a function that waits for
+  them and gives the host arrays;
 * ``windows(a, size, step)``: a writable view (..., n, size) of the windows of ``a``'s last axis, ``step`` apart;
 * ``steady_shapes``: pad every batch to the full batch size (cuDNN autotunes once per shape).
 """
@@ -43,8 +44,8 @@ class NumpyArrays:
     def to_uint8(self, a: np.ndarray) -> np.ndarray:
         return a.astype(np.uint8)
 
-    def take(self, a: np.ndarray) -> Callable[[], np.ndarray]:
-        return lambda: a
+    def take(self, parts: list[np.ndarray]) -> Callable[[], list[np.ndarray]]:
+        return lambda: parts
 
     @staticmethod
     def windows(a: np.ndarray, size: int, step: int) -> np.ndarray:

@@ -22,7 +22,7 @@ def ramp_weights(tile: int, overlap: int) -> np.ndarray:
     return np.outer(w, w)
 
 
-def runs(cols: list[int], stride: int) -> list[tuple[int, int]]:
+def strided_runs(cols: list[int], stride: int) -> list[tuple[int, int]]:
     """``(first index, length)`` of the runs of ``cols`` that go up by ``stride``."""
     out: list[tuple[int, int]] = []
     for i, c in enumerate(cols):
@@ -36,7 +36,7 @@ def runs(cols: list[int], stride: int) -> list[tuple[int, int]]:
 def cut(arrays, x: Array, cols: list[int], tile: int, stride: int) -> list[Array]:
     """Views (n, C, tile, tile) of the tiles of ``x`` (C, tile, width) at ``cols``, one per run of ``cols``."""
     return [arrays.xp.moveaxis(arrays.windows(x[..., cols[i]:], tile, stride)[:, :, :n], 2, 0)
-            for i, n in runs(cols, stride)]
+            for i, n in strided_runs(cols, stride)]
 
 
 class StripBlender:
@@ -60,7 +60,7 @@ class StripBlender:
         xp, acc, t, s = self.arrays.xp, self.buffers[0], self.tile, self.stride
         weighted = probs * self.weights
         apart = math.ceil(t / s)  # tiles this many strides apart do not overlap
-        for i, n in runs(cols, s):
+        for i, n in strided_runs(cols, s):
             for r in range(min(apart, n)):
                 picked = weighted[i + r:i + n:apart]
                 view = self.arrays.windows(acc[..., cols[i] + r * s:], t, apart * s)[:, :, :len(picked)]

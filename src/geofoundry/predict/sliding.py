@@ -60,6 +60,7 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
     """
     arrays, xp = model.arrays, model.arrays.xp
     rows, cols = starts(0, height, tile, tile - overlap), starts(0, width, tile, tile - overlap)
+    heights = [b - a for a, b in zip(rows, rows[1:])] + [min(tile, height - rows[-1])]  # rows each strip finishes
     span = max(width, tile)
     fill = arrays.put(np.asarray(low, dtype=np.float32)[:, None, None])
     one = arrays.put(np.ones(1, np.float32))
@@ -87,18 +88,20 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
         for job in jobs:
             job.result()
 
-    def load(row: int):
-        """Read one strip into a free buffer (runs on a strip thread, the pieces on the reading lanes): bands in
-        planes ``:-1`` (where tiles run), flags in the last plane."""
+    def load(i: int):
+        """Read strip ``i`` into a free buffer (runs on a strip thread, the pieces on the reading lanes): bands in
+        planes ``:-1`` (where tiles run), flags in the last plane. Also says whether any of its rows to keep is
+        wanted."""
         buffer, copied = free.get()
         copied()  # the previous strip in this buffer has reached the device
         host = np.asarray(buffer)
-        read(read_flags, row, host[-1], [(0, span)])
+        read(read_flags, rows[i], host[-1], [(0, span)])
         wanted = host[-1] == WANTED
-        todo = [c for c in cols if wanted[:, c:c + tile].any()]
+        in_cols, in_rows = wanted.any(axis=0), wanted.any(axis=1)
+        todo = [c for c in cols if in_cols[c:c + tile].any()]
         if todo:
-            read(read_bands, row, host[:-1], runs([(c, c + tile) for c in todo]))
-        return todo, buffer, wanted
+            read(read_bands, rows[i], host[:-1], runs([(c, c + tile) for c in todo]))
+        return todo, buffer, bool(in_rows[:heights[i]].any())  # columns past the width are never wanted
 
     shape = (len(low) + 1, tile, span)
     n_buffers = max(3, min(readers + 1, STRIP_BUDGET // (np.prod(shape) * np.dtype(dtype).itemsize)))
@@ -112,13 +115,13 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
             ThreadPoolExecutor(max_workers=n_ahead, thread_name_prefix="strip") as strips:
         for lane in lanes:
             stack.enter_context(lane)
-        ahead = deque(strips.submit(load, r) for r in rows[:n_ahead])  # strips in flight: bounded host memory
+        ahead = deque(strips.submit(load, i) for i in range(min(n_ahead, len(rows))))  # bounded host memory
         for i, row in enumerate(rows):
-            todo, buffer, wanted = ahead.popleft().result()
+            todo, buffer, any_wanted = ahead.popleft().result()
             staged = arrays.put(buffer)
             free.put((buffer, arrays.copied()))
             if i + len(ahead) + 1 < len(rows):
-                ahead.append(strips.submit(load, rows[i + len(ahead) + 1]))
+                ahead.append(strips.submit(load, i + len(ahead) + 1))
             flags = staged[-1]
             if todo:
                 c0, c1 = todo[0], todo[-1] + tile
@@ -129,19 +132,20 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
                     if pad is not None:  # one batch shape: cuDNN autotunes once
                         tiles += [pad] * (batch_size - len(chunk))
                     blender.add(model(xp.concatenate(tiles))[:len(chunk)], chunk)
-            last = i + 1 == len(rows)
-            n = min(tile, height - row) if last else rows[i + 1] - row
+            last, n = i + 1 == len(rows), heights[i]
             blended = blender.flush(n)
-            done = wanted[:n, :width]
             keep = (flags[:n, :width] == WANTED) * one
-            scaled = (blended[1:, :, :width].clip(0, 1) * 255).round() * keep if done.any() or pyramid else None
-            values = arrays.take(arrays.to_uint8(scaled)) if done.any() else None
-            levels = [(arrays.take(arrays.to_uint8(v)), arrays.take(arrays.to_uint8(m)))
-                      for v, m in pyramid.add(scaled, keep, last)] if pyramid else []
-            waiting.append((row, values, done, levels))
+            scaled = (blended[1:, :, :width].clip(0, 1) * 255).round() * keep if any_wanted or pyramid else None
+            outputs = [scaled, keep] if any_wanted else []  # the strip's rows and mask, if any is wanted
+            outputs += [a for level in pyramid.add(scaled, keep, last) for a in level] if pyramid else []
+            waiting.append((row, n, any_wanted, arrays.take([arrays.to_uint8(a) for a in outputs])))
             while len(waiting) > 1 or (waiting and last):
-                top, values, done, levels = waiting.popleft()
-                yield Strip(top, values() if values else None, done, [(v(), m() > 0) for v, m in levels])
+                top, n, any_wanted, taken = waiting.popleft()
+                host = taken()  # masks come as 0/1 bytes: viewed as bool
+                values, wanted = host[:2] if any_wanted else (None, np.zeros((n, width), bool))
+                levels = host[2:] if any_wanted else host
+                levels = [(v, m.view(bool)) for v, m in zip(levels[::2], levels[1::2])]
+                yield Strip(top, values, wanted.view(bool), levels)
 
 
 def runs(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

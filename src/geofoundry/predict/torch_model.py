@@ -57,14 +57,16 @@ class TorchArrays:
     def windows(a: torch.Tensor, size: int, step: int) -> torch.Tensor:
         return a.unfold(-1, size, step)
 
-    def take(self, a: torch.Tensor) -> Callable[[], np.ndarray]:
+    def take(self, parts: list[torch.Tensor]) -> Callable[[], list[np.ndarray]]:
+        """Start the copies of uint8 ``parts`` to page-locked host memory; the function returned waits for them."""
         if not self.cuda:
-            return a.numpy
-        host = torch.empty(a.shape, dtype=torch.uint8, pin_memory=True)
-        host.copy_(a, non_blocking=True)
+            return lambda: [p.numpy() for p in parts]
+        hosts = [torch.empty(p.shape, dtype=torch.uint8, pin_memory=True) for p in parts]
+        for host, p in zip(hosts, parts):
+            host.copy_(p, non_blocking=True)
         copied = torch.cuda.Event()
         copied.record()
-        return lambda: (copied.synchronize(), host.numpy())[1]
+        return lambda: (copied.synchronize(), [h.numpy() for h in hosts])[1]
 
 
 def resolve_device(device: str) -> torch.device:
