@@ -87,9 +87,10 @@ def part_stage(args) -> dict:
 
     stage = importlib.import_module("geofoundry.predict.run")  # the module (the package's ``run`` is its function)
     stage.READERS = args.readers or stage.READERS
-    if args.gdal_cache_mb:
-        from geofoundry.io.raster import bounded_gdal_cache
-        stage.bounded_gdal_cache = lambda: bounded_gdal_cache(args.gdal_cache_mb)
+    stage.GDAL_CACHE_MB = args.gdal_cache_mb or stage.GDAL_CACHE_MB
+    if args.writer_pending:
+        import geofoundry.predict.writer as writer_module
+        writer_module.PENDING = args.writer_pending
     if args.strip_budget_mb:
         import geofoundry.predict.sliding as sliding
         sliding.STRIP_BUDGET = args.strip_budget_mb * 2**20
@@ -116,7 +117,7 @@ def part_stage(args) -> dict:
     from geofoundry.predict.pyramid import Pyramid
     from geofoundry.predict.torch_model import TorchArrays
 
-    busy = {"read_mask": busy_time(ModelGrid, "valid"), "read_bands": busy_time(ModelGrid, "bands"),
+    busy = {"read_mask": busy_time(ModelGrid, "mask"), "read_bands": busy_time(ModelGrid, "bands"),
             "write_rows": busy_time(writer.ProbabilityWriter, "_write_rows"),  # reader and writer threads
             "write_mask": busy_time(writer.ProbabilityWriter, "_write_mask"),
             "write_levels": busy_time(writer.ProbabilityWriter, "_write_levels"),  # main thread:
@@ -164,6 +165,20 @@ def pinned_bytes():
     return lambda: torch.cuda.host_memory_stats().get("reserved_bytes.current", 0)
 
 
+def rss_by_mapping(top: int = 8) -> dict[str, float]:
+    """Resident GB by mapping name (anonymous memory as "[anon]"), the largest ``top``, from /proc/self/smaps."""
+    sizes: dict[str, float] = {}
+    name = "[anon]"
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split(maxsplit=6)
+            if "-" in head[0] and not head[0].endswith(":"):
+                name = head[5].strip() if len(head) > 5 else "[anon]"
+            elif head[0] == "Rss:":
+                sizes[name] = sizes.get(name, 0.0) + int(head[1]) / 2**20
+    return {k: round(v, 3) for k, v in sorted(sizes.items(), key=lambda kv: -kv[1])[:top]}
+
+
 class RssPhases:
     """Peak resident memory (GB) before the stage ("start"), while strips stream, and during the COG assembly
     (sampled every 20 ms from /proc/self/statm by a thread; set ``phase = "cog"`` when the assembly starts). At each
@@ -180,11 +195,17 @@ class RssPhases:
             return int(f.read().split()[1]) * resource.getpagesize() / 2**30
 
     def _sample(self) -> None:
+        last_map = 0.0
         while not self._done.wait(0.02):
             now = self._now()
             if now > self.peaks.get(self.phase, 0.0):
                 self.peaks[self.phase] = round(now, 3)
-                self.parts[self.phase] = {k: round(f() / 2**30, 3) for k, f in self.counters.items() if f}
+                parts = {k: round(f() / 2**30, 3) for k, f in self.counters.items() if f}
+                if time.perf_counter() - last_map > 0.25:  # reading smaps takes a few ms
+                    parts["mappings"], last_map = rss_by_mapping(), time.perf_counter()
+                else:
+                    parts["mappings"] = self.parts.get(self.phase, {}).get("mappings")
+                self.parts[self.phase] = parts
 
     def __enter__(self):
         import threading
@@ -288,6 +309,7 @@ def main() -> None:
                     help="stage: sys.setswitchinterval (s) for the run, 0 = Python's default (GIL hand-off experiment)")
     ap.add_argument("--gdal-cache-mb", type=int, default=0, help="stage: GDAL block cache (default: the stage's)")
     ap.add_argument("--strip-budget-mb", type=int, default=0, help="stage: strip ring budget (default: the stage's)")
+    ap.add_argument("--writer-pending", type=int, default=0, help="stage: strips queued for the writer threads")
     ap.add_argument("--profile", type=Path, help="stage: write the main thread's cProfile (by own time) here")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
@@ -315,7 +337,8 @@ def main() -> None:
         argv += ["--compress", args.compress]
         argv += ["--no-cuda-graphs"] if args.no_cuda_graphs else []
         argv += ["--switch-interval", str(args.switch_interval)]
-        argv += ["--gdal-cache-mb", str(args.gdal_cache_mb), "--strip-budget-mb", str(args.strip_budget_mb)]
+        argv += ["--gdal-cache-mb", str(args.gdal_cache_mb), "--strip-budget-mb", str(args.strip_budget_mb),
+                 "--writer-pending", str(args.writer_pending)]
         argv += ["--null-model"] if args.null_model else []
         stage = run_part("stage", [*argv, *(["--profile", str(args.profile)] if args.profile else [])])
         bare = None if args.null_model else run_part("bare", [*argv, "--tiles", str(stage["tiles"])])
@@ -325,7 +348,7 @@ def main() -> None:
               "batch": args.batch, "readers": args.readers or "default", "gsd_m": args.gsd,
               "overviews": not args.no_overviews, "compress": args.compress, "cuda_graphs": not args.no_cuda_graphs,
               "switch_interval": args.switch_interval or None, "gdal_cache_mb": args.gdal_cache_mb or "default",
-              "strip_budget_mb": args.strip_budget_mb or "default",
+              "strip_budget_mb": args.strip_budget_mb or "default", "writer_pending": args.writer_pending or "default",
               "stage": stage, "bare": bare, "naive": naive,
               "stage_vs_bare": round(bare["seconds"] / stage["seconds"], 3) if bare else None,
               "stage_vs_naive": round(naive["seconds"] / naive["pixels"] * stage["pixels"] / stage["seconds"], 3)
