@@ -65,8 +65,9 @@ class ProbabilityWriter:
                            for p, f in zip(self._paths, [1, *self.factors])]
             self._files[0].descriptions = self.descriptions
             self._files[0].update_tags(**TAGS)
-            # the mask is 1 bit per pixel, as GDAL's internal masks are, in long runs: PackBits at memcpy speed
-            self._mask = rasterio.open(self._mask_path, "w", **self._profile(1, 1, compress="packbits", nbits=1))
+            # the mask is 1 bit per pixel and DEFLATE-compressed, as GDAL's internal masks are
+            self._mask = rasterio.open(self._mask_path, "w",
+                                       **self._profile(1, 1, compress="deflate", zlevel=LEVEL, nbits=1))
         self._lanes = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"write-{n}")
                        for n in ("rows", "mask", "levels")]
         self._pending: deque = deque()
