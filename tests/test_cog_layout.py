@@ -83,6 +83,15 @@ def test_layout_is_gdal_cog_layout(tiled, tmp_path):
             assert raw[a:a + n] == source[b:b + n]
 
 
+def test_same_file_without_copy_file_range(tiled, tmp_path, monkeypatch):
+    """Where the kernel cannot copy between files (macOS, Windows), the tiles go through a buffer: same bytes."""
+    (full, half), _, _ = tiled
+    write_cog([tuple(read_ifds(full)), tuple(read_ifds(half))], tmp_path / "kernel.tif")
+    monkeypatch.delattr("os.copy_file_range", raising=False)
+    write_cog([tuple(read_ifds(full)), tuple(read_ifds(half))], tmp_path / "buffered.tif")
+    assert (tmp_path / "kernel.tif").read_bytes() == (tmp_path / "buffered.tif").read_bytes()
+
+
 def test_untiled_or_big_endian_input_is_refused(tmp_path):
     """Only tiled little-endian TIFFs can lend their tiles; the error names the file."""
     striped = tmp_path / "striped.tif"

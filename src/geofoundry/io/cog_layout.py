@@ -10,6 +10,7 @@ the full resolution, each image tile followed by its mask tile.
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 from dataclasses import dataclass
@@ -126,13 +127,13 @@ def _header(order: list[tuple[Ifd, int]], offsets: dict[int, np.ndarray], ghost:
     """TIFF header, ghost area and every IFD (tile offsets from ``offsets``, by ``id`` of the source IFD)."""
     start = len(struct.pack("<2sHHHQ", b"", 0, 0, 0, 0) if big else struct.pack("<2sHI", b"", 0, 0)) + len(ghost)
     start += start % 2
-    kind = "<u8" if big else "<u4"
+    dtype = "<u8" if big else "<u4"
     tags, places, where = [], [], start
     for ifd, subfile in order:
         t = _entries(ifd, subfile, big)
-        code = t[TILE_OFFSETS][0]
-        t[TILE_OFFSETS] = (code, len(ifd.offsets), offsets[id(ifd)].astype(kind).tobytes())
-        t[TILE_BYTE_COUNTS] = (code, len(ifd.counts), ifd.counts.astype(kind).tobytes())
+        tiff_type = t[TILE_OFFSETS][0]
+        t[TILE_OFFSETS] = (tiff_type, len(ifd.offsets), offsets[id(ifd)].astype(dtype).tobytes())
+        t[TILE_BYTE_COUNTS] = (tiff_type, len(ifd.counts), ifd.counts.astype(dtype).tobytes())
         tags.append(t)
         places.append(where)
         where += len(_ifd_bytes(t, where, 0, big))
@@ -165,10 +166,24 @@ def _place(levels: list[tuple[Ifd, Ifd | None]], start: int) -> tuple[dict[int, 
     return offsets, plan
 
 
+def _write(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def _copy(src: int, dst: int, offset: int, count: int) -> None:
-    """``count`` bytes of ``src`` from ``offset`` to the current position of ``dst``, inside the kernel."""
+    """``count`` bytes of ``src`` from ``offset`` to the current position of ``dst``: inside the kernel where it can
+    (Linux ``copy_file_range``), else through a buffer."""
     while count:
-        done = os.copy_file_range(src, dst, count, offset)
+        try:
+            done = os.copy_file_range(src, dst, count, offset)
+        except (AttributeError, OSError) as e:  # not Linux, or a file system that cannot
+            if isinstance(e, OSError) and e.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            chunk = os.pread(src, count, offset)
+            _write(dst, chunk)
+            done = len(chunk)
         if done == 0:
             raise OSError(f"unexpected end of file after {offset} bytes")
         offset, count = offset + done, count - done
@@ -192,15 +207,15 @@ def write_cog(levels: list[tuple[Ifd, Ifd | None]], path: Path, bigtiff: bool | 
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     sources: dict[Path, int] = {}
     try:
-        os.write(fd, header)
+        _write(fd, header)
         for source, offset, count in plan:
             if source not in sources:
                 sources[source] = os.open(source, os.O_RDONLY)
             src = sources[source]
-            os.write(fd, struct.pack("<I", count))
+            _write(fd, struct.pack("<I", count))
             _copy(src, fd, offset, count)
             last = min(count, TRAILER)
-            os.write(fd, os.pread(src, last, offset + count - last).rjust(TRAILER, b"\0"))
+            _write(fd, os.pread(src, last, offset + count - last).rjust(TRAILER, b"\0"))
     finally:
         for src in [*sources.values(), fd]:
             os.close(src)

@@ -19,7 +19,7 @@ import rasterio
 from rasterio.windows import Window
 
 from ..io.atomic import atomic_path
-from ..io.cog_layout import read_ifds, write_cog
+from ..io.cog_layout import Ifd, read_ifds, write_cog
 from .pyramid import overview_factors
 from .sliding import Strip
 
@@ -105,7 +105,7 @@ class ProbabilityWriter:
             for ds in [*self._files, self._mask]:
                 ds.close()
             if exc_type is None and failed is None:
-                self._convert()
+                self._assemble()
         finally:
             for p in [*self._paths, self._mask_path]:
                 p.unlink(missing_ok=True)
@@ -114,13 +114,13 @@ class ProbabilityWriter:
                 raise failed
             self._atomic.__exit__(exc_type, exc, tb)
 
-    def _convert(self) -> None:
+    def _assemble(self) -> None:
         """The temporary files' tiles as one COG at the temporary final path."""
         full, mask = read_ifds(self._paths[0])[0], read_ifds(self._mask_path)[0]
         write_cog([(full, mask), *(self._level(p) for p in self._paths[1:])], self._final)
 
     @staticmethod
-    def _level(path: Path):
+    def _level(path: Path) -> tuple[Ifd, Ifd]:
         """An overview level's image and internal mask IFDs."""
         image, mask = read_ifds(path)
         return image, mask
