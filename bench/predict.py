@@ -156,15 +156,6 @@ def gdal_cache_bytes():
     return used
 
 
-def pinned_bytes():
-    """A function giving the bytes of page-locked host memory torch holds (reserved by its caching allocator)."""
-    import torch
-
-    if not (torch.cuda.is_available() and hasattr(torch.cuda, "host_memory_stats")):
-        return None
-    return lambda: torch.cuda.host_memory_stats().get("reserved_bytes.current", 0)
-
-
 def rss_by_mapping(top: int = 8) -> dict[str, float]:
     """Resident GB by mapping name (anonymous memory as "[anon]"), the largest ``top``, from /proc/self/smaps."""
     sizes: dict[str, float] = {}
@@ -182,12 +173,12 @@ def rss_by_mapping(top: int = 8) -> dict[str, float]:
 class RssPhases:
     """Peak resident memory (GB) before the stage ("start"), while strips stream, and during the COG assembly
     (sampled every 20 ms from /proc/self/statm by a thread; set ``phase = "cog"`` when the assembly starts). At each
-    phase's peak, ``parts`` records GDAL's block cache and torch's page-locked memory (GB)."""
+    phase's peak, ``parts`` records GDAL's block cache and the resident memory of each kind of mapping (GB)."""
 
     def __init__(self):
         self.peaks, self.parts, self.phase = {}, {}, "start"
         self.peaks["start"] = self._now()
-        self.counters = {"gdal_cache": gdal_cache_bytes(), "pinned": pinned_bytes()}
+        self.counters = {"gdal_cache": gdal_cache_bytes()}
 
     @staticmethod
     def _now() -> float:
