@@ -56,6 +56,7 @@ def part(args) -> dict:
     from geofoundry.postprocess.run import run
 
     steps = yaml.safe_load((ROOT / "params.yaml").read_text())["postprocess"]["steps"]
+    steps += yaml.safe_load(args.extra_steps)
     t0 = time.perf_counter()
     cfg = PostprocessConfig(steps=steps, window_px=args.window, workers=args.workers)
     result = run(cfg, args.maps, args.maps / "vectors", ["building"])
@@ -68,6 +69,8 @@ def main() -> None:
     ap.add_argument("--sides", type=int, nargs="+", default=[4000, 8000, 16000])
     ap.add_argument("--window", type=int, default=4096, help="postprocess.window_px (0 = whole scenes)")
     ap.add_argument("--workers", type=int, default=2, help="postprocess.workers")
+    ap.add_argument("--extra-steps", default="[]",
+                    help="YAML list of steps appended to params.yaml's, e.g. '[{drop_border_touching: {}}]'")
     ap.add_argument("--maps", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
@@ -80,11 +83,12 @@ def main() -> None:
             maps = Path(tmp)
             synthetic_map(maps / f"synthetic_{side}.tif", side)
             out = subprocess.run([sys.executable, __file__, "--maps", str(maps), "--window", str(args.window),
-                                  "--workers", str(args.workers)], capture_output=True, text=True)
+                                  "--workers", str(args.workers), "--extra-steps", args.extra_steps],
+                                 capture_output=True, text=True)
             if out.returncode:
                 raise SystemExit(out.stderr[-3000:])
             r = json.loads(out.stdout.strip().splitlines()[-1])
-        rows.append({"side": side, "window_px": args.window, "workers": args.workers,
+        rows.append({"side": side, "window_px": args.window, "workers": args.workers, "extra_steps": args.extra_steps,
                      "megapixels": side * side / 1e6, **r,
                      "bytes_per_pixel": round(r["peak_rss_gb"] * 2**30 / side**2, 1)})
         print(json.dumps(rows[-1]), flush=True)

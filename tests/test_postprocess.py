@@ -508,6 +508,20 @@ def test_window_cores_partition_the_raster():
     assert (seen == 1).all()
 
 
+@pytest.mark.parametrize("inset", [0, 3])
+def test_valid_area_by_windows_equals_the_whole_scenes(real, inset):
+    """The valid area traced by 100² windows (shrunk within each window's halo, cut to its core, unioned) is the one
+    traced from the whole mask: drop_border_touching needs no scene-sized mask in a windowed run."""
+    from geofoundry.postprocess.vectorize import pixel_polygon, shrunk
+    from geofoundry.postprocess.windows import valid_outline
+
+    with rasterio.open(real.tif) as ds:
+        whole = pixel_polygon(shrunk(ds.dataset_mask() > 0, inset))
+        assert 0.2 * ds.width * ds.height < whole.area < 0.9 * ds.width * ds.height  # a real nodata edge
+    by_windows = valid_outline(str(real.tif), 100, inset)
+    assert whole.symmetric_difference(by_windows).area == 0 and by_windows.equals(whole)
+
+
 def test_run_rejects_band_count_mismatch(real, tmp_path):
     cfg = PostprocessConfig(steps=[{"threshold": None}, {"polygonize": None}])
     with pytest.raises(GeofoundryError, match="1 bands but 2 classes"):

@@ -34,7 +34,7 @@ class Op:
     gives: tuple[str, ...]
     drops: tuple[str, ...]
     refuses: tuple[str, ...]
-    scene_mask: bool = False  # a vector op that reads the whole scene's valid mask (``state.valid``)
+    scene_area: bool = False  # a vector op that reads the scene's valid area (``vectorize.valid_area``)
 
     @property
     def stage(self) -> str:
@@ -66,12 +66,12 @@ def register(
     gives: Sequence[str] = (),
     drops: Sequence[str] = (),
     refuses: Sequence[str] = (),
-    scene_mask: bool = False,
+    scene_area: bool = False,
 ) -> Callable[[Callable[..., SceneState]], Callable[..., SceneState]]:
     """Register ``func`` as op ``name``. needs/gives/drops/refuses name :data:`FIELDS` of the state.
 
-    ``refuses``: fields that must not exist yet (the op would leave them stale). ``scene_mask``: a vector op that
-    reads ``state.valid`` (windowed runs then read the scene's mask for the vector part).
+    ``refuses``: fields that must not exist yet (the op would leave them stale). ``scene_area``: a vector op that
+    reads the scene's valid area (:func:`.vectorize.valid_area`; windowed runs trace it window by window).
     """
 
     def deco(func: Callable[..., SceneState]) -> Callable[..., SceneState]:
@@ -85,7 +85,7 @@ def register(
         }
         config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
         model = create_model(f"{name}_params", __config__=config, **fields)
-        OPS[name] = Op(name, func, model, tuple(needs), tuple(gives), tuple(drops), tuple(refuses), scene_mask)
+        OPS[name] = Op(name, func, model, tuple(needs), tuple(gives), tuple(drops), tuple(refuses), scene_area)
         return func
 
     return deco
@@ -184,8 +184,8 @@ class Chain:
         return Chain(self.steps[:cut]), Chain(self.steps[cut:])
 
     @property
-    def needs_scene_mask(self) -> bool:
-        return any(op.scene_mask for op, _ in self.steps)
+    def needs_scene_area(self) -> bool:
+        return any(op.scene_area for op, _ in self.steps)
 
 
 def build_chain(

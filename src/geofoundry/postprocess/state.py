@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import geopandas as gpd
@@ -19,7 +20,8 @@ class SceneState:
     """One scene on its way from probabilities to polygons; ops return a new state and never mutate arrays.
 
     Raster fields (``prob``, ``mask``, ``instances``, ``valid``) share the grid ``transform``/``crs``. In the vector
-    part of a windowed run (:mod:`.windows`) ``valid`` is the scene's mask if an op needs it, else empty (0 × 0).
+    part of a windowed run (:mod:`.windows`) ``valid`` is empty (0 × 0) and ``outline``, if an op needs the valid
+    area, gives it (shrunk by n pixels, in pixel coordinates) traced window by window.
     ``objects`` (after ``polygonize``) starts in ``crs`` and keeps its own ``.crs`` (``reproject`` changes it).
     Class ``k`` (1-based) is ``class_names[k - 1]`` and ``prob[k - 1]``; 0 means nothing. The last
     ``len(auxiliary)`` classes are the model's auxiliary outputs (``border``, ``contact``): they have probabilities
@@ -35,6 +37,7 @@ class SceneState:
     instances: np.ndarray | None = None  # (H, W) int32 instance ids, 0 = none
     objects: gpd.GeoDataFrame | None = None  # class_id (int32), class_name, score (float), geometry
     auxiliary: tuple[str, ...] = ()  # the trailing class_names that are auxiliary outputs, not object classes
+    outline: Callable[[int], shapely.Geometry] | None = None  # windowed runs: inset px → valid area (pixel coords)
 
     @property
     def shape(self) -> tuple[int, int]:

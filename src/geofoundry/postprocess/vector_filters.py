@@ -121,7 +121,7 @@ def geofence(
     return state.with_objects(objects)
 
 
-@register("drop_border_touching", **VECTOR_OP, scene_mask=True)
+@register("drop_border_touching", **VECTOR_OP, scene_area=True)
 def drop_border_touching(state: SceneState, *, margin_px: NonNegativeInt = 0) -> SceneState:
     """Drop objects that touch the edge of the valid area or raster (cut off there), or come within ``margin_px``."""
     inner = valid_area(state, margin_px).to_crs(state.objects.crs).iloc[0]

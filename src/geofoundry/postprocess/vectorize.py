@@ -8,6 +8,7 @@ from dataclasses import replace
 import geopandas as gpd
 import numpy as np
 import shapely
+from affine import Affine
 from rasterio.features import shapes
 from scipy import ndimage as ndi
 from shapely.geometry import shape
@@ -55,8 +56,26 @@ def polygonize(state: SceneState) -> SceneState:
     return replace(state, objects=objects, prob=None, mask=None, instances=None)
 
 
+def shrunk(valid: np.ndarray, inset_px: int) -> np.ndarray:
+    """``valid`` without the pixels within ``inset_px`` of an invalid one (outside the array is invalid)."""
+    return ndi.binary_erosion(valid, iterations=inset_px, border_value=0) if inset_px else valid
+
+
+def pixel_polygon(valid: np.ndarray, col_off: int = 0, row_off: int = 0) -> shapely.Geometry:
+    """The True pixels of ``valid`` as one (multi)polygon (empty if none) in pixel coordinates, the array's top-left
+    pixel at (``col_off``, ``row_off``): whole numbers, so polygons of adjacent arrays union without slivers."""
+    return _polygons(valid.astype(np.int32), Affine.translation(col_off, row_off)).get(1, shapely.Polygon())
+
+
+def on_grid(geom: shapely.Geometry, transform: Affine) -> shapely.Geometry:
+    """``geom`` from pixel coordinates to ``transform``'s CRS, with the arithmetic GDAL uses for traced outlines."""
+    a, b, c, d, e, f = transform[:6]
+    return shapely.transform(geom, lambda p: np.column_stack([a * p[:, 0] + b * p[:, 1] + c,
+                                                              d * p[:, 0] + e * p[:, 1] + f]))
+
+
 def valid_area(state: SceneState, inset_px: int = 0) -> gpd.GeoSeries:
-    """The valid pixels as one (multi)polygon in ``state.crs``, shrunk by ``inset_px`` (the raster edge is outside)."""
-    valid = ndi.binary_erosion(state.valid, iterations=inset_px, border_value=0) if inset_px else state.valid
-    outline = _polygons(valid.astype(np.int32), state.transform)
-    return gpd.GeoSeries([outline.get(1, shapely.Polygon())], crs=state.crs)
+    """The valid pixels as one (multi)polygon in ``state.crs``, shrunk by ``inset_px`` (the raster edge is outside);
+    by windows in the vector part of a windowed run."""
+    pixels = state.outline(inset_px) if state.outline is not None else pixel_polygon(shrunk(state.valid, inset_px))
+    return gpd.GeoSeries([on_grid(pixels, state.transform)], crs=state.crs)

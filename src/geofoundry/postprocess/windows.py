@@ -9,6 +9,7 @@ polygons together.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Iterator
@@ -19,10 +20,12 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import rasterio
+import shapely
 from rasterio.windows import Window
 
 from .registry import Chain
 from .state import SceneState
+from .vectorize import pixel_polygon, shrunk
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,7 @@ def run_windowed(ds: rasterio.DatasetReader, read, chain: Chain, core: int, halo
 
     ``workers`` threads run windows at once, each on its own handle of ``ds``'s file (the ops release the GIL
     for most of their work); memory grows with them, one window each. Returns the final state; its ``valid`` is
-    the scene's mask when a vector op needs it, else empty (0 × 0).
+    empty (0 × 0); its ``outline`` traces the valid area by windows when a vector op needs it.
     """
     raster_part, vector_part = chain.split()
     tiles = list(windows(ds.height, ds.width, core, halo))
@@ -68,8 +71,22 @@ def run_windowed(ds: rasterio.DatasetReader, read, chain: Chain, core: int, halo
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="postprocess") as pool:
         states = list(pool.map(piece, tiles))
     objects = gpd.GeoDataFrame(pd.concat([st.objects for st in states], ignore_index=True), crs=states[0].crs)
-    valid = ds.dataset_mask() > 0 if vector_part.needs_scene_mask else empty
-    return vector_part(replace(states[0], transform=ds.transform, valid=valid, objects=objects))
+    outline = functools.partial(valid_outline, ds.name, core) if vector_part.needs_scene_area else None
+    return vector_part(replace(states[0], transform=ds.transform, valid=empty, objects=objects, outline=outline))
+
+
+def valid_outline(path: str, core: int, inset_px: int) -> shapely.Geometry:
+    """The valid area of the raster at ``path`` shrunk by ``inset_px``, in pixel coordinates, by windows: each
+    window's mask is read with a halo wider than the inset, shrunk, cut to its core and traced; the pieces are then
+    unioned (exactly: their corners are whole pixel numbers)."""
+    pieces = []
+    with rasterio.open(path) as ds:
+        for core_win, read_win in windows(ds.height, ds.width, core, inset_px + 1):
+            valid = shrunk(ds.dataset_mask(window=read_win) > 0, inset_px)
+            r0, c0 = int(core_win.row_off - read_win.row_off), int(core_win.col_off - read_win.col_off)
+            piece = valid[r0:r0 + int(core_win.height), c0:c0 + int(core_win.width)]
+            pieces.append(pixel_polygon(piece, int(core_win.col_off), int(core_win.row_off)))
+    return shapely.union_all(pieces)
 
 
 def needs_windows(ds: rasterio.DatasetReader, window_px: int) -> bool:
