@@ -56,6 +56,11 @@ def test_assembled_cog_reads_as_gdal_cog(tiled, tmp_path, bigtiff):
         assert (ds.read() == values).all() and ((ds.dataset_mask() > 0) == valid).all()
     with rasterio.open(out, overview_level=0) as ds, rasterio.open(half) as src:
         assert (ds.read() == src.read()).all() and (ds.dataset_mask() == src.dataset_mask()).all()
+    image, mask, overview, overview_mask = read_ifds(out)  # our own output lends its tiles in turn
+    again = tmp_path / "again.tif"
+    write_cog([(image, mask), (overview, overview_mask)], again, bigtiff=not bigtiff)
+    with rasterio.open(again) as ds, rasterio.open(out) as first:
+        assert (ds.read() == first.read()).all() and (ds.dataset_mask() == first.dataset_mask()).all()
 
 
 def test_layout_is_gdal_cog_layout(tiled, tmp_path):
