@@ -81,8 +81,8 @@ def read_ifds(path: Path) -> list[Ifd]:
 
 
 def _entries(ifd: Ifd, subfile: int, big: bool) -> dict[int, tuple[int, int, bytes]]:
-    """``ifd``'s tags for its place in the COG (tile offsets left empty): its NewSubfileType, masks with the mask
-    photometric interpretation, georeferencing and metadata only in the full-resolution image."""
+    """``ifd``'s tags for its place in the COG, but for the tile offsets and sizes: its NewSubfileType, masks with the
+    mask photometric interpretation, georeferencing and metadata only in the full-resolution image."""
     tags = {code: tag for code, tag in ifd.tags.items()
             if code not in (NEW_SUBFILE_TYPE, TILE_OFFSETS, TILE_BYTE_COUNTS)
             and (subfile == IMAGE or code not in GEO_TAGS)}
@@ -90,9 +90,6 @@ def _entries(ifd: Ifd, subfile: int, big: bool) -> dict[int, tuple[int, int, byt
         tags[NEW_SUBFILE_TYPE] = (LONG, 1, struct.pack("<I", subfile))
     if subfile in (MASK, OVERVIEW_MASK):
         tags[PHOTOMETRIC] = (SHORT, 1, struct.pack("<H", PHOTOMETRIC_MASK))
-    kind = LONG8 if big else LONG
-    n = len(ifd.offsets)
-    tags[TILE_OFFSETS] = tags[TILE_BYTE_COUNTS] = (kind, n, bytes(TYPE_SIZES[kind] * n))
     if not big and (bad := [code for code, (k, _, _) in tags.items() if k in BIG_ONLY_TYPES]):
         raise ValueError(f"{ifd.path}: tags {bad} need a BigTIFF")
     return tags
@@ -127,11 +124,10 @@ def _header(order: list[tuple[Ifd, int]], offsets: dict[int, np.ndarray], ghost:
     """TIFF header, ghost area and every IFD (tile offsets from ``offsets``, by ``id`` of the source IFD)."""
     start = len(struct.pack("<2sHHHQ", b"", 0, 0, 0, 0) if big else struct.pack("<2sHI", b"", 0, 0)) + len(ghost)
     start += start % 2
-    dtype = "<u8" if big else "<u4"
+    tiff_type, dtype = (LONG8, "<u8") if big else (LONG, "<u4")
     tags, places, where = [], [], start
     for ifd, subfile in order:
         t = _entries(ifd, subfile, big)
-        tiff_type = t[TILE_OFFSETS][0]
         t[TILE_OFFSETS] = (tiff_type, len(ifd.offsets), offsets[id(ifd)].astype(dtype).tobytes())
         t[TILE_BYTE_COUNTS] = (tiff_type, len(ifd.counts), ifd.counts.astype(dtype).tobytes())
         tags.append(t)
@@ -201,8 +197,9 @@ def write_cog(levels: list[tuple[Ifd, Ifd | None]], path: Path, bigtiff: bool | 
     ghost = _ghost(levels[0][1] is not None)
     data = sum(int(ifd.counts.sum()) + (LEADER + TRAILER) * int(np.count_nonzero(ifd.counts)) for ifd, _ in order)
     zeros = {id(ifd): np.zeros_like(ifd.offsets) for ifd, _ in order}  # the header's size does not depend on them
-    big = len(_header(order, zeros, ghost, big=False)) + data >= 2**32 if bigtiff is None else bigtiff
-    offsets, plan = _place(levels, len(_header(order, zeros, ghost, big)))
+    classic = len(_header(order, zeros, ghost, big=False))
+    big = classic + data >= 2**32 if bigtiff is None else bigtiff
+    offsets, plan = _place(levels, len(_header(order, zeros, ghost, big)) if big else classic)
     header = _header(order, offsets, ghost, big)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     sources: dict[Path, int] = {}
