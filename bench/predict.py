@@ -105,6 +105,8 @@ def part_stage(args) -> dict:
 
     cog = []  # seconds of the final COG assembly (part of the stage's time)
     rss = RssPhases()
+    pool = getattr(model.arrays, "pool", None)  # CUDA: page-locked blocks (strip ring, outputs in flight)
+    rss.counters["pinned"] = pool and (lambda: pool.registered)
 
     def timed_assembly(*a, **k):
         t = time.perf_counter()
@@ -173,7 +175,8 @@ def rss_by_mapping(top: int = 8) -> dict[str, float]:
 class RssPhases:
     """Peak resident memory (GB) before the stage ("start"), while strips stream, and during the COG assembly
     (sampled every 20 ms from /proc/self/statm by a thread; set ``phase = "cog"`` when the assembly starts). At each
-    phase's peak, ``parts`` records GDAL's block cache and the resident memory of each kind of mapping (GB)."""
+    phase's peak, ``parts`` records GDAL's block cache, any other ``counters`` (functions giving bytes) and the
+    resident memory of each kind of mapping (GB)."""
 
     def __init__(self):
         self.peaks, self.parts, self.phase = {}, {}, "start"

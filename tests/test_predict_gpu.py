@@ -1,5 +1,5 @@
-"""CUDA prediction (skipped without a GPU; run on the H200): graph replay equals the eager forward, and the maps
-streamed through the device's side streams match the CPU's."""
+"""CUDA prediction (skipped without a GPU; run on the H200): graph replay equals the eager forward, page-locked
+blocks are reused once their arrays are gone, and the maps streamed through the device match the CPU's."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import torch
 from geofoundry.config import PredictConfig
 from geofoundry.models.deployed import DeployedModel
 from geofoundry.models.registry import build_model
+from geofoundry.predict.pinned import GRAIN, PinnedPool
 from geofoundry.predict.torch_model import torch_model_fn
 from geofoundry.preprocess.stats import InputSpec
 
@@ -37,6 +38,31 @@ def test_graph_replay_equals_eager_and_outputs_outlive_the_next_replay():
     for b, out in zip(batches, [first, *outs]):
         assert torch.equal(out, eager(b))
     assert graphed(torch.rand(2, 3, 128, 128, device="cuda")).shape == (2, 2, 128, 128), "a second shape"
+
+
+def test_pinned_blocks_are_exact_page_locked_and_reused_once_every_view_is_gone():
+    pool = PinnedPool()
+    a = pool.array(3 * 2**20 + 5)
+    assert a.nbytes == 3 * 2**20 + 5 and pool.registered == 2 * GRAIN
+    assert torch.from_numpy(a).is_pinned()
+    source = torch.arange(256, device="cuda").to(torch.uint8).repeat(a.nbytes // 256 + 1)[:a.nbytes]
+    torch.from_numpy(a).copy_(source, non_blocking=True)
+    torch.cuda.synchronize()
+    assert np.array_equal(a, source.cpu().numpy())
+    address, view = a.ctypes.data, a[10:20].reshape(2, 5)
+    del a
+    small = pool.array(100)
+    assert small.ctypes.data != address and pool.registered == 3 * GRAIN, "a view still holds the first block"
+    del view
+    b = pool.array(3 * 2**20)
+    assert b.ctypes.data == address and pool.registered == 3 * GRAIN, "reused, not registered again"
+    del b
+    c = pool.array(5 * GRAIN)  # larger than the free block: that one is unregistered and unmapped
+    assert pool.registered == 5 * GRAIN + GRAIN and c.nbytes == 5 * GRAIN
+    address, small_address = c.ctypes.data, small.ctypes.data
+    del small, c
+    assert pool.array(GRAIN + 1).ctypes.data == address, "the smallest free block that fits, wherever it lies"
+    assert pool.array(GRAIN).ctypes.data == small_address
 
 
 def test_predict_scene_with_and_without_graphs_and_on_cpu(dev_root, tmp_path):

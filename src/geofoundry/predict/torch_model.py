@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +17,16 @@ from ..preprocess.stats import InputSpec
 from .arrays import TileModel
 from .combine import ensemble, with_tta
 from .cuda_graph import graphed
+from .pinned import PinnedPool
 
 
 @dataclass(frozen=True)
 class TorchArrays:
-    """Tiles stacked and blended as torch tensors on ``device``; host copies are page-locked and asynchronous."""
+    """Tiles stacked and blended as torch tensors on ``device``; host copies are page-locked (CUDA: exact-size
+    blocks from ``pool``, reused) and asynchronous."""
 
     device: torch.device
+    pool: PinnedPool = field(default_factory=PinnedPool, compare=False, repr=False)
     xp = torch
 
     @property
@@ -36,7 +39,10 @@ class TorchArrays:
 
     def empty(self, shape: tuple[int, ...], dtype) -> torch.Tensor:
         """A host tensor; page-locked on CUDA."""
-        return torch.empty(shape, dtype=torch.from_numpy(np.empty(0, dtype)).dtype, pin_memory=self.cuda)
+        if not self.cuda:
+            return torch.from_numpy(np.empty(shape, dtype))
+        dtype = np.dtype(dtype)
+        return torch.from_numpy(self.pool.array(int(np.prod(shape)) * dtype.itemsize).view(dtype).reshape(shape))
 
     def put(self, a: np.ndarray | torch.Tensor) -> torch.Tensor:
         t = torch.from_numpy(a) if isinstance(a, np.ndarray) else a
@@ -58,15 +64,18 @@ class TorchArrays:
         return a.unfold(-1, size, step)
 
     def take(self, parts: list[torch.Tensor]) -> Callable[[], list[np.ndarray]]:
-        """Start the copies of uint8 ``parts`` to page-locked host memory; the function returned waits for them."""
+        """Start the copies of uint8 ``parts`` to page-locked host memory (one block for all); the function returned
+        waits for them."""
         if not self.cuda:
             return lambda: [p.numpy() for p in parts]
-        hosts = [torch.empty(p.shape, dtype=torch.uint8, pin_memory=True) for p in parts]
-        for host, p in zip(hosts, parts):
-            host.copy_(p, non_blocking=True)
+        block, hosts, start = self.pool.array(sum(p.numel() for p in parts)), [], 0
+        for p in parts:
+            hosts.append(block[start:start + p.numel()].reshape(tuple(p.shape)))
+            torch.from_numpy(hosts[-1]).copy_(p, non_blocking=True)
+            start += p.numel()
         copied = torch.cuda.Event()
         copied.record()
-        return lambda: (copied.synchronize(), [h.numpy() for h in hosts])[1]
+        return lambda: (copied.synchronize(), hosts)[1]
 
 
 def resolve_device(device: str) -> torch.device:
