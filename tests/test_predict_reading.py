@@ -11,6 +11,7 @@ import rasterio
 import shapely
 
 from geofoundry.config import PredictConfig
+from geofoundry.predict import sliding
 from geofoundry.predict.arrays import TileModel
 from geofoundry.predict.sliding import runs
 from geofoundry.preprocess.stats import InputSpec
@@ -54,9 +55,10 @@ def test_uint16_scene_is_read_exactly(spacenet_root, readers, tmp_path, monkeypa
     assert 0.05 < valid.mean() < 0.95 and np.abs(got - expected).max() <= 1
 
 
-def test_lanes_and_tile_gaps_do_not_change_the_map(dev_root, tmp_path, monkeypatch):
-    """Two separate areas of one DEV scene (tiles run in two runs with a gap between them), read by one lane and
-    by five lanes (pieces aligned on the scene's blocks, then not): the same file, byte for byte."""
+def test_lanes_tile_gaps_and_ring_size_do_not_change_the_map(dev_root, tmp_path, monkeypatch):
+    """Two separate areas of one DEV scene (tiles run in two runs with a gap between them), read by one lane, by
+    five lanes (pieces aligned on the scene's blocks, then not), and by five lanes into a ring of two strip buffers
+    (one strip read ahead): the same file, byte for byte."""
     row = pd.read_csv(dev_root / "scenes.csv").set_index("scene_id").loc["kampala_ug_z19"]
     path, names, gsd = str(dev_root / row["image"]), row["band_names"].split("|"), float(row["gsd_m"])
     with rasterio.open(path) as src:
@@ -67,14 +69,15 @@ def test_lanes_and_tile_gaps_do_not_change_the_map(dev_root, tmp_path, monkeypat
                               shapely.box(x0 + 0.7 * w, y0 + 0.4 * h, x0 + 0.9 * w, y0 + 0.8 * h)])
     cfg = PredictConfig(tile=96, overlap=16, batch_size=4)
     spec = spec_for(["red", "green", "blue"], gsd, "uint8")
-    maps = {}
-    for readers in (1, 5):
+    maps = []
+    for readers, budget in [(1, sliding.STRIP_BUDGET), (5, sliding.STRIP_BUDGET), (5, 1)]:
         monkeypatch.setattr(predict_run, "READERS", readers)
-        out = tmp_path / f"lanes{readers}.tif"
+        monkeypatch.setattr(sliding, "STRIP_BUDGET", budget)
+        out = tmp_path / f"lanes{readers}_{budget}.tif"
         assert predict_run.predict_scene(path, names, gsd, area, spec, TileModel(echo), cfg, out)
         with rasterio.open(out) as ds:
-            maps[readers] = ds.read(1), ds.dataset_mask()
+            maps.append((ds.read(1), ds.dataset_mask()))
             gap = ds.index(x0 + 0.5 * w, y0 + 0.5 * h)
-    assert all((a == b).all() for a, b in zip(maps[1], maps[5]))
-    values, mask = maps[1]
+    assert all((a == b).all() for other in maps[1:] for a, b in zip(maps[0], other))
+    values, mask = maps[0]
     assert mask[gap] == 0 and values[mask > 0].max() > 0
