@@ -66,7 +66,7 @@ def test_pinned_blocks_are_exact_page_locked_and_reused_once_every_view_is_gone(
 
 
 def test_predict_scene_with_and_without_graphs_and_on_cpu(dev_root, tmp_path):
-    """Same maps with and without graphs; the CPU's (fp32, no side streams) differ only by bf16 rounding."""
+    """Same maps with and without graphs; the CPU's (fp32) differ only by bf16 rounding."""
     row = pd.read_csv(dev_root / "scenes.csv").set_index("scene_id").loc["kampala_ug_z19"]
     spec = InputSpec(bands=["red", "green", "blue"], gsd_m=float(row["gsd_m"]), source_dtype="uint8", low=[0.0] * 3,
                      high=[255.0] * 3, classes=["background", "building"], class_paths=[None, "structure/building"])

@@ -107,7 +107,7 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
 
     shape = (len(low) + 1, tile, span)
     n_buffers = max(2, min(readers + 1, STRIP_BUDGET // (np.prod(shape) * np.dtype(dtype).itemsize)))
-    buffers = arrays.empty((n_buffers, *shape), dtype)  # one allocation: page-locked sizes round up to powers of 2
+    buffers = arrays.empty((n_buffers, *shape), dtype)  # one allocation (CUDA: one page-locked block)
     free: queue.SimpleQueue = queue.SimpleQueue()  # (buffer, wait until its last copy to the device is done)
     for buffer in buffers:
         free.put((buffer, lambda: None))
