@@ -126,7 +126,9 @@ def part_stage(args) -> dict:
             "main_model": MODEL_SECONDS, "main_blend": busy_time(StripBlender, "add"),
             "main_flush": busy_time(StripBlender, "flush"), "main_pyramid": busy_time(Pyramid, "add"),
             "main_put": busy_time(TorchArrays, "put"), "main_take": busy_time(TorchArrays, "take"),
-            "main_write_wait": busy_time(writer.ProbabilityWriter, "write")}
+            "main_write_wait": busy_time(writer.ProbabilityWriter, "write", strip_times := []),
+            "main_writer_open": busy_time(writer.ProbabilityWriter, "__enter__"),  # temporary files made
+            "main_writer_close": busy_time(writer.ProbabilityWriter, "__exit__")}  # last writes, COG assembly
     if args.switch_interval:
         sys.setswitchinterval(args.switch_interval)
     profiler = cProfile.Profile() if args.profile else contextlib.nullcontext()
@@ -141,6 +143,7 @@ def part_stage(args) -> dict:
         with args.profile.open("w") as f:
             pstats.Stats(profiler, stream=f).sort_stats("tottime").print_stats(40)
     return {"seconds": seconds, "cog_seconds": sum(cog), "pixels": pixels, "tiles": int(sum(tiles)),
+            "first_strip_seconds": strip_times[0] - t0 if strip_times else None,  # start-up, then one strip
             "busy_seconds": {k: round(sum(v), 2) for k, v in busy.items()}, "rss_gb": rss.peaks,
             "rss_parts_gb": rss.parts}
 
@@ -214,13 +217,16 @@ class RssPhases:
         self._thread.join()
 
 
-def busy_time(cls, name: str) -> list[float]:
-    """Wrap method ``name`` of ``cls`` to record the seconds of each call (whatever thread makes it)."""
+def busy_time(cls, name: str, starts: list[float] | None = None) -> list[float]:
+    """Wrap method ``name`` of ``cls`` to record the seconds of each call (whatever thread makes it), and when each
+    call started into ``starts``."""
     seconds: list[float] = []
     method = getattr(cls, name)
 
     def timed(*a, **k):
         t = time.perf_counter()
+        if starts is not None:
+            starts.append(t)
         try:
             return method(*a, **k)
         finally:
