@@ -85,23 +85,21 @@ def part_stage(args) -> dict:
                         overviews=not args.no_overviews, compress=args.compress)
     import importlib
 
+    import geofoundry.predict.sliding as sliding
+    import geofoundry.predict.writer as writer
+    from geofoundry.io.raster import ModelGrid
+
     stage = importlib.import_module("geofoundry.predict.run")  # the module (the package's ``run`` is its function)
     stage.READERS = args.readers or stage.READERS
     stage.GDAL_CACHE_MB = args.gdal_cache_mb or stage.GDAL_CACHE_MB
-    if args.writer_pending:
-        import geofoundry.predict.writer as writer_module
-        writer_module.PENDING = args.writer_pending
-    if args.strip_budget_mb:
-        import geofoundry.predict.sliding as sliding
-        sliding.STRIP_BUDGET = args.strip_budget_mb * 2**20
+    writer.PENDING = args.writer_pending or writer.PENDING
+    sliding.STRIP_BUDGET = args.strip_budget_mb * 2**20 or sliding.STRIP_BUDGET
     tiles: list[int] = []
     model = model_fn(args, tiles)
     for n in (args.batch, 1):  # warm-up (cuDNN autotuning, allocator)
         model(model.arrays.put(np.zeros((n, 3, args.tile, args.tile), np.float32)))
     tiles.clear()
     MODEL_SECONDS.clear()
-    import geofoundry.predict.writer as writer
-    from geofoundry.io.raster import ModelGrid
 
     cog = []  # seconds of the final COG assembly (part of the stage's time)
     rss = RssPhases()
