@@ -1,4 +1,4 @@
-"""Page-locked host memory of exact size, reused (CUDA).
+"""Page-locked host memory in blocks sized to the request, reused (CUDA).
 
 torch's host allocator rounds every page-locked block up to a power of two and keeps every block it has made; on
 a wide scene the strips' outputs alone held hundreds of MB that way. Here anonymous memory is mapped and registered
@@ -16,7 +16,8 @@ import weakref
 import numpy as np
 import torch
 
-GRAIN = 2**21  # blocks are made in multiples of 2 MiB: requests that vary by a few rows reuse them
+GRAIN = 2**21  # blocks are made in multiples of 2 MiB
+SPARE = 16  # and 1/16 larger than asked: requests that vary by a few rows reuse them (z21: ~8 MiB each)
 
 
 class PinnedPool:
@@ -43,7 +44,7 @@ class PinnedPool:
                 block = None
                 self._free.clear()
         if block is None:
-            block = self._new(-(-max(nbytes, 1) // GRAIN) * GRAIN)
+            block = self._new(block_size(nbytes))
         raw = (ctypes.c_uint8 * nbytes).from_address(block.ctypes.data)  # an owner of its own, to be watched
         weakref.finalize(raw, self._give_back, block)
         return np.frombuffer(raw, np.uint8)
@@ -63,6 +64,11 @@ class PinnedPool:
         self._bytes[0] += size
         weakref.finalize(block, _unregister, ptr, size, self._bytes)
         return block
+
+
+def block_size(nbytes: int) -> int:
+    """Bytes of the block made for a request of ``nbytes``."""
+    return -(-max(nbytes + nbytes // SPARE, 1) // GRAIN) * GRAIN
 
 
 def _unregister(ptr: int, size: int, registered: list[int]) -> None:

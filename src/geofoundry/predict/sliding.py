@@ -24,6 +24,7 @@ import numpy as np
 from ..preprocess.chips import starts
 from .arrays import TileModel
 from .blend import StripBlender, cut
+from .lanes import Lane
 from .pyramid import Pyramid
 
 # (lane, row, first column, end column, out) fill out (tile, end - first) with the flags of those columns:
@@ -74,19 +75,19 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
     block = block if block * readers <= span else 1  # striped sources (a block is a whole row): any edges do
     inner = {round((col_off + k * span / readers) / block) * block - col_off for k in range(1, readers)}
     edges = sorted({0, span} | {e for e in inner if 0 < e < span})  # lane k reads edges[k]:edges[k + 1]
-    lanes = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"read-{k}") for k in range(len(edges) - 1)]
+    lanes = [Lane(f"read-{k}") for k in range(len(edges) - 1)]  # the earliest strip's pieces first
 
     def read_piece(reader, k: int, row: int, out: np.ndarray, parts: list[tuple[int, int]]) -> None:
         for s, e in parts:
             reader(k, row, s, e, out[..., s:e])
 
-    def read(reader, row: int, out: np.ndarray, needed: list[tuple[int, int]]) -> None:
-        """Columns ``needed`` of one strip into ``out``, each lane its piece."""
+    def read(reader, i: int, out: np.ndarray, needed: list[tuple[int, int]]) -> None:
+        """Columns ``needed`` of strip ``i`` into ``out``, each lane its piece."""
         jobs = []
         for k, (a, b) in enumerate(zip(edges, edges[1:])):
             parts = [(max(a, s), min(b, e)) for s, e in needed if max(a, s) < min(b, e)]
             if parts:
-                jobs.append(lanes[k].submit(read_piece, reader, k, row, out, parts))
+                jobs.append(lanes[k].submit(i, read_piece, reader, k, rows[i], out, parts))
         for job in jobs:
             job.result()
 
@@ -97,12 +98,12 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
         buffer, copied = free.get()
         copied()  # the previous strip in this buffer has reached the device
         host = np.asarray(buffer)
-        read(read_flags, rows[i], host[-1], [(0, span)])
+        read(read_flags, i, host[-1], [(0, span)])
         wanted = host[-1] == WANTED
         in_cols, in_rows = wanted.any(axis=0), wanted.any(axis=1)
         todo = [c for c in cols if in_cols[c:c + tile].any()]
         if todo:
-            read(read_bands, rows[i], host[:-1], runs([(c, c + tile) for c in todo]))
+            read(read_bands, i, host[:-1], runs([(c, c + tile) for c in todo]))
         return todo, buffer, bool(in_rows[:heights[i]].any())  # columns past the width are never wanted
 
     shape = (len(low) + 1, tile, span)

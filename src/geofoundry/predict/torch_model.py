@@ -22,7 +22,7 @@ from .pinned import PinnedPool
 
 @dataclass(frozen=True)
 class TorchArrays:
-    """Tiles stacked and blended as torch tensors on ``device``; host copies are page-locked (CUDA: exact-size
+    """Tiles stacked and blended as torch tensors on ``device``; host copies are page-locked (CUDA: right-sized
     blocks from ``pool``, reused) and asynchronous."""
 
     device: torch.device
