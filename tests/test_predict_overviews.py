@@ -11,15 +11,15 @@ from rasterio.shutil import copy as rio_copy
 from rasterio.windows import Window
 
 from geofoundry.predict.pyramid import Pyramid, overview_factors
-from geofoundry.predict.sliding import Strip
+from geofoundry.predict.sliding import Rows, Strip
 from geofoundry.predict.writer import ProbabilityWriter
 
 STRIPS = [383, 1, 384, 200, 7, 384, 384, 384]  # odd heights: rows of every level wait for the next strip
 
 
-def _stream(pyramid: Pyramid, values, valid, as_host):
+def _stream(pyramid: Pyramid, values, valid, as_host, sizes=STRIPS):
     """Feed ``values``/``valid`` to ``pyramid`` in uneven strips; yield (top, strip values, strip valid, levels)."""
-    top, sizes = 0, iter(STRIPS)
+    top, sizes = 0, iter(sizes)
     while top < valid.shape[0]:
         n = min(next(sizes, 384), valid.shape[0] - top)
         last = top + n == valid.shape[0]
@@ -42,7 +42,8 @@ def test_streamed_overviews_equal_gdal_average(dev_root, tmp_path):
         assert writer.factors == [2, 4]
         pyramid = Pyramid(np, writer.factors)
         for top, v, m, levels in _stream(pyramid, values.astype(np.float32), valid.astype(np.float32), np.asarray):
-            writer.write(Strip(top, v.astype(np.uint8), m > 0, [(a.astype(np.uint8), b > 0) for a, b in levels]))
+            writer.write(Strip(top, Rows(len(m), v.astype(np.uint8), m > 0),
+                               [Rows(len(b), a.astype(np.uint8), b > 0) for a, b in levels]))
     reference = tmp_path / "reference.tif"
     profile = {"driver": "GTiff", "dtype": "uint8", "count": 1, "width": 1536, "height": 1024, "crs": crs,
                "transform": transform}
@@ -82,6 +83,42 @@ def test_pyramid_on_torch_equals_numpy_for_odd_sizes():
         assert a.shape == b.shape and np.array_equal(a, b)
 
 
+@pytest.mark.parametrize("xp,put", [(np, np.asarray), (torch, torch.from_numpy)], ids=["numpy", "torch"])
+def test_strips_without_valid_pixels_skipped_on_the_host_give_the_same_levels(xp, put):
+    """Stretches of invalid rows, counted on the host where no valid row waits (``skip``) and averaged otherwise
+    (``add(..., empty=True)``), give the levels of adding every strip as it is; odd strip heights make rows wait."""
+    rng = np.random.default_rng(1)
+    sizes = rng.integers(1, 100, 200)  # strips of 1..99 rows: now and then a level gets a single new row
+    ends = np.cumsum(sizes)
+    h, w = int(ends[59]), 301
+    valid = np.zeros((h, w), np.float32)
+    for a, b in [(0, ends[9]), (ends[25], ends[27]), (ends[40], ends[41]), (ends[55], h)]:  # nodata between
+        valid[a:b] = 1
+    valid *= rng.random((h, w)) > 0.3
+    values = np.round(rng.random((1, h, w)) * 255).astype(np.float32) * valid
+    factors = overview_factors(w, h, 40)
+    assert factors == [2, 4, 8, 16, 32, 64, 128]
+    reference = [lv for *_, lv in _stream(Pyramid(xp, factors), put(values), put(valid), np.asarray, sizes)]
+    pyramid, got, top, sizes, ways = Pyramid(xp, factors), [], 0, iter(sizes), []
+    while top < h:
+        n = min(next(sizes), h - top)
+        last, v, m = top + n == h, values[:, top:top + n], valid[top:top + n]
+        counts = None if m.any() else pyramid.skip(n, last)
+        ways.append("add" if m.any() else "skip" if counts is not None else "add empty")
+        if counts is None:
+            got.append([(np.asarray(a), np.asarray(b)) for a, b in pyramid.add(put(v), put(m), last, not m.any())])
+        else:
+            got.append([(np.zeros((1, k, -(-w // f)), np.float32), np.zeros((k, -(-w // f)), np.float32))
+                        for k, f in zip(counts, factors)])
+        top += n
+    assert {"skip", "add empty"} <= set(ways)
+    for i in range(len(factors)):
+        for part in range(2):
+            a = np.concatenate([lv[i][part] for lv in reference], axis=-2)
+            b = np.concatenate([lv[i][part] for lv in got], axis=-2)
+            assert a.shape == b.shape and np.array_equal(a, b), f"level {i}"
+
+
 def test_a_failed_prediction_leaves_nothing_behind(tmp_path):
     """An error while strips stream: no COG, no temporary level file or VRT, and an existing map stays as it was."""
     out = tmp_path / "map.tif"
@@ -92,8 +129,8 @@ def test_a_failed_prediction_leaves_nothing_behind(tmp_path):
             assert writer.factors == [2, 4]
             valid = np.ones((384, 1200), bool)
             levels = Pyramid(np, writer.factors).add(np.zeros((1, 384, 1200), np.float32), valid * np.float32(1), False)
-            writer.write(Strip(0, np.zeros((1, 384, 1200), np.uint8), valid,
-                               [(v.astype(np.uint8), m > 0) for v, m in levels]))
+            writer.write(Strip(0, Rows(384, np.zeros((1, 384, 1200), np.uint8), valid),
+                               [Rows(len(m), v.astype(np.uint8), m > 0) for v, m in levels]))
             raise RuntimeError("model failed")
     assert out.read_bytes() == b"previous map"
     assert [p.name for p in tmp_path.iterdir()] == ["map.tif"]

@@ -11,8 +11,10 @@ import rasterio
 import shapely
 
 from geofoundry.config import PredictConfig
+from geofoundry.io.cog_layout import read_ifds
 from geofoundry.predict import sliding
 from geofoundry.predict.arrays import TileModel
+from geofoundry.predict.pyramid import Pyramid
 from geofoundry.predict.sliding import runs
 from geofoundry.preprocess.stats import InputSpec
 
@@ -81,3 +83,35 @@ def test_lanes_tile_gaps_and_ring_size_do_not_change_the_map(dev_root, tmp_path,
     assert all((a == b).all() for other in maps[1:] for a, b in zip(maps[0], other))
     values, mask = maps[0]
     assert mask[gap] == 0 and values[mask > 0].max() > 0
+
+
+def test_stretches_of_nodata_are_skipped_and_left_sparse(dev_root, tmp_path, monkeypatch):
+    """zanzibar_tz_z19 is valid only at its top and bottom. Strips between are counted on the host and not written:
+    the COG holds no tile for blocks without a valid pixel, and reads, at every level, as the map made with every
+    strip averaged on the device and written."""
+    row = pd.read_csv(dev_root / "scenes.csv").set_index("scene_id").loc["zanzibar_tz_z19"]
+    path, names, gsd = str(dev_root / row["image"]), row["band_names"].split("|"), float(row["gsd_m"])
+    cfg = PredictConfig(tile=96, overlap=20, batch_size=4)  # 76-row strips: overview rows wait for the next strip
+    spec = spec_for(["red", "green", "blue"], gsd, "uint8")
+    skipped, skip = [], Pyramid.skip
+    monkeypatch.setattr(Pyramid, "skip", lambda self, n, last: skipped.append(skip(self, n, last)) or skipped[-1])
+    sparse = tmp_path / "sparse.tif"
+    assert predict_run.predict_scene(path, names, gsd, None, spec, TileModel(echo), cfg, sparse)
+    assert sum(counts is not None for counts in skipped) > 50 and None in skipped
+    monkeypatch.setattr(Pyramid, "skip", lambda self, n, last: None)  # every strip through the device path
+    dense = tmp_path / "dense.tif"
+    assert predict_run.predict_scene(path, names, gsd, None, spec, TileModel(echo), cfg, dense)
+    empty = [[int((ifd.counts == 0).sum()) for ifd in read_ifds(p)] for p in (sparse, dense)]  # tiles, per IFD
+    assert min(empty[0][:3]) > 0 and all(a >= b for a, b in zip(*empty)) and sum(empty[0]) > sum(empty[1]), empty
+    with rasterio.open(path) as src:
+        valid = src.dataset_mask() > 0
+        red = src.read(names.index("red") + 1).astype(np.float64)
+    assert 0.05 < valid.mean() < 0.5
+    with rasterio.open(sparse) as ds:
+        levels = ds.overviews(1)
+        assert ds.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG" and len(levels) == 5
+        assert ((ds.dataset_mask() > 0) == valid).all()
+        assert np.abs(ds.read(1).astype(int) - np.round(np.clip(red / SCALE, 0, 1) * 255) * valid).max() <= 1
+    for level in [None, *range(len(levels))]:
+        with rasterio.open(sparse, overview_level=level) as a, rasterio.open(dense, overview_level=level) as b:
+            assert (a.read() == b.read()).all() and (a.dataset_mask() == b.dataset_mask()).all(), level

@@ -7,7 +7,7 @@ boundary:
 * ``empty(shape, dtype)`` in reader threads: a host buffer to read into (``np.asarray`` views it) that is fast
   to transfer (torch/CUDA: page-locked);
 * ``put(a)`` in the main thread: float32 on the device; ``copied()`` then returns a function that waits until the
-  host array may be overwritten;
+  host array may be overwritten; ``zeros(shape)``: float32 zeros made on the device;
 * ``take(parts)`` starts the copies of uint8 device arrays to the host and returns a function that waits for
   them and gives the host arrays;
 * ``windows(a, size, step)``: a writable view (..., n, size) of the windows of ``a``'s last axis, ``step`` apart;
@@ -37,6 +37,9 @@ class NumpyArrays:
 
     def put(self, a: np.ndarray) -> np.ndarray:
         return a.astype(np.float32)
+
+    def zeros(self, shape: tuple[int, ...]) -> np.ndarray:
+        return np.zeros(shape, np.float32)
 
     def copied(self) -> Callable[[], None]:
         return lambda: None

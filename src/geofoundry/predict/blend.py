@@ -8,7 +8,7 @@ import numpy as np
 
 from .arrays import Array
 
-EPS = 1e-3
+EPS = 1e-3  # the smallest weight of a tile's edge; a pixel that any tile covers has a weight sum ≥ EPS²
 
 
 def ramp_weights(tile: int, overlap: int) -> np.ndarray:
@@ -46,14 +46,16 @@ class StripBlender:
     ``stride`` apart is added as ``ceil(tile / stride)`` strided views whose tiles do not overlap, so a batch costs a
     few array operations whatever its size. :meth:`flush` returns the blended first ``n`` rows (no later row of
     tiles can reach them) and moves the window down by ``n``. Two buffers alternate, so moving never copies a
-    buffer onto itself (torch forbids overlapping in-place copies).
+    buffer onto itself (torch forbids overlapping in-place copies). While no tile reaches the window (stretches of
+    nodata), flushing costs nothing.
     """
 
     def __init__(self, arrays, n_classes: int, width: int, tile: int, overlap: int):
-        zeros = np.zeros((n_classes + 1, tile, width), dtype=np.float32)  # last plane: the weight sum
-        self.buffers = [arrays.put(zeros), arrays.put(zeros)]
+        shape = (n_classes + 1, tile, width)  # last plane: the weight sum
+        self.buffers = [arrays.zeros(shape), arrays.zeros(shape)]
         self.weights = arrays.put(ramp_weights(tile, overlap))
         self.arrays, self.tile, self.stride = arrays, tile, tile - overlap
+        self.reached = 0  # rows at the window's top that tiles have reached: the buffers are zero below them
 
     def add(self, probs: Array, cols: list[int]) -> None:
         """Add tiles' probabilities (B, K, tile, tile) at columns ``cols`` (increasing) of the current row."""
@@ -66,11 +68,16 @@ class StripBlender:
                 view = self.arrays.windows(acc[..., cols[i] + r * s:], t, apart * s)[:, :, :len(picked)]
                 view[:-1] += xp.moveaxis(picked, 0, 2)  # (K, tile, m, tile)
                 view[-1] += self.weights[:, None, :]
+        self.reached = t
 
-    def flush(self, n: int) -> Array:
-        """The blended probabilities (K, n, width) of the first ``n`` rows; the window moves down by ``n``."""
+    def flush(self, n: int) -> Array | None:
+        """The blended probabilities (K, n, width) of the first ``n`` rows, None when no tile reached them; the
+        window moves down by ``n``."""
+        if not self.reached:
+            return None
+        self.reached = max(0, self.reached - n)
         cur, nxt = self.buffers
-        blended = cur[:-1, :n] / cur[-1:, :n].clip(min=EPS)
+        blended = cur[:-1, :n] / cur[-1:, :n].clip(min=EPS * EPS)  # where no tile reaches: 0 / EPS²
         nxt[:, : self.tile - n] = cur[:, n:]
         nxt[:, self.tile - n:] = 0
         self.buffers = [nxt, cur]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .arrays import Array
 
 
@@ -39,30 +41,62 @@ def halve(values: Array, valid: Array, xp) -> tuple[Array, Array]:
     return xp.floor(total / count.clip(min=1) + 0.5), count.clip(max=1)  # half up, as GDAL rounds
 
 
+EMPTY = "one invalid row"  # the marker of a waiting row known to be invalid
+
+
 class Pyramid:
     """Overview levels ``factors`` (2, 4, …) of a map that arrives as consecutive row strips, top to bottom.
 
     :meth:`add` takes the next strip and returns, per level, the rows it completes (possibly none): a row of a
     level needs two rows of the level below, so an odd row waits for the next strip (or, after the last strip, is
-    averaged alone).
+    averaged alone). :meth:`skip` does the same for a strip without valid pixels on the host, where only row counts
+    change: a waiting row known to be invalid is the marker ``EMPTY``, not an array.
     """
 
     def __init__(self, xp, factors: list[int]):
         self.xp, self.factors = xp, factors
-        self.carry: list[tuple[Array, Array] | None] = [None] * len(factors)
+        self.carry: list = [None] * len(factors)  # per level: None, EMPTY, or a (values, valid) row that may be valid
 
-    def add(self, values: Array, valid: Array, last: bool) -> list[tuple[Array, Array]]:
-        """Float ``values`` (K, n, w), 0 outside float ``valid`` (n, w) → [(values, valid) of each level]."""
+    def add(self, values: Array, valid: Array, last: bool, empty: bool = False) -> list[tuple[Array, Array]]:
+        """Float ``values`` (K, n, w), 0 outside float ``valid`` (n, w) → [(values, valid) of each level].
+
+        ``empty``: no pixel of the strip is valid, so the rows that wait for the next strip are known to be invalid
+        unless they come from a row that waited before (and the next empty strip can be skipped on the host).
+        """
         xp, out = self.xp, []
+        may = not empty  # whether this level's first new row may hold valid pixels (when not empty: every row)
         for i in range(len(self.factors)):
-            if self.carry[i] is not None:
-                values = xp.concatenate([self.carry[i][0], values], axis=1)
-                valid = xp.concatenate([self.carry[i][1], valid], axis=0)
-                self.carry[i] = None
-            n = valid.shape[0]
+            carry, self.carry[i] = self.carry[i], None
+            held = carry is not None and carry is not EMPTY  # a waiting row that may hold valid pixels
+            if carry is not None:
+                row = carry if held else (_zeros(values, 1), _zeros(valid, 1))
+                values = xp.concatenate([row[0], values], axis=1)
+                valid = xp.concatenate([row[1], valid], axis=0)
+            n, first_new = valid.shape[0], int(carry is not None)
             if n % 2 and not last:
-                self.carry[i] = values[:, n - 1:], valid[n - 1:]
+                waits_may = not empty or (n - 1 == 0 and held) or (n - 1 == first_new and may)
+                self.carry[i] = (values[:, n - 1:], valid[n - 1:]) if waits_may else EMPTY
                 values, valid = values[:, : n - 1], valid[: n - 1]
+            may = not empty or (valid.shape[0] > 0 and (held or may))
             values, valid = halve(values, valid, xp)
             out.append((values, valid))
         return out
+
+    def skip(self, n: int, last: bool) -> list[int] | None:
+        """The rows each level completes with ``n`` invalid rows (all invalid), or None when a waiting row may hold
+        valid pixels (then :meth:`add` must average it)."""
+        if any(c is not None and c is not EMPTY for c in self.carry):
+            return None
+        counts = []
+        for i in range(len(self.factors)):
+            n += self.carry[i] is EMPTY
+            self.carry[i] = EMPTY if n % 2 and not last else None
+            n = (n - (self.carry[i] is EMPTY) + 1) // 2
+            counts.append(n)
+        return counts
+
+
+def _zeros(a: Array, rows: int) -> Array:
+    """Zeros like ``a`` (…, r, w) with ``rows`` rows, on ``a``'s device."""
+    shape = (*a.shape[:-2], rows, a.shape[-1])
+    return a.new_zeros(shape) if hasattr(a, "new_zeros") else np.zeros(shape, a.dtype)

@@ -106,7 +106,7 @@ def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_385
                                     cfg.batch_size, READERS, (grid.ds.block_shapes[0][1], int(region.col_off)),
                                     writer.factors)
             for strip in strips:
-                any_valid = any_valid or bool(strip.wanted.any())
+                any_valid = any_valid or strip.rows.valid is not None
                 writer.write(strip)
         if not any_valid:
             out_path.unlink()

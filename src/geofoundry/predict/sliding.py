@@ -17,6 +17,7 @@ import queue
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -38,13 +39,21 @@ WANTED = 3
 STRIP_BUDGET = 160 * 2**20
 
 
+class Rows(NamedTuple):
+    """``n`` finished rows of one level of the map, on the host: ``values`` (K-1, n, w) uint8 round(255·p) of classes
+    1..K-1, 0 where ``valid`` (n, w) bool is False; both None when no pixel of them is valid."""
+
+    n: int
+    values: np.ndarray | None = None
+    valid: np.ndarray | None = None
+
+
 class Strip(NamedTuple):
-    """Finished rows ``top..top+n`` of the region, on the host."""
+    """Finished rows ``top..top+rows.n`` of the region, and the rows of each overview level they complete."""
 
     top: int
-    values: np.ndarray | None  # (K-1, n, width) uint8 round(255·p) of classes 1..K-1, 0 outside wanted; None: none
-    wanted: np.ndarray  # (n, width) bool
-    levels: list[tuple[np.ndarray, np.ndarray]]  # per overview level: the rows completed, (K-1, m, w) and (m, w)
+    rows: Rows
+    levels: list[Rows]
 
 
 def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, width: int, model: TileModel,
@@ -67,7 +76,7 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
     span = max(width, tile)
     fill = arrays.put(np.asarray(low, dtype=np.float32)[:, None, None])
     one = arrays.put(np.ones(1, np.float32))
-    pad = arrays.put(np.zeros((1, len(low), tile, tile), np.float32)) if arrays.steady_shapes else None
+    pad = arrays.zeros((1, len(low), tile, tile)) if arrays.steady_shapes else None
     blender = StripBlender(arrays, n_classes, span, tile, overlap)
     pyramid = Pyramid(xp, overview_factors) if overview_factors else None
 
@@ -113,7 +122,7 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
     for buffer in buffers:
         free.put((buffer, lambda: None))
     n_ahead = n_buffers - 1
-    waiting: deque = deque()  # rows whose device → host copy is in flight
+    waiting: deque = deque()  # per strip whose device → host copy may be in flight: a function giving the Strip
     with contextlib.ExitStack() as stack, \
             ThreadPoolExecutor(max_workers=n_ahead, thread_name_prefix="strip") as strips:
         for lane in lanes:
@@ -121,34 +130,49 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
         ahead = deque(strips.submit(load, i) for i in range(min(n_ahead, len(rows))))  # bounded host memory
         for i, row in enumerate(rows):
             todo, buffer, any_wanted = ahead.popleft().result()
-            staged = arrays.put(buffer)
-            free.put((buffer, arrays.copied()))
+            last, n = i + 1 == len(rows), heights[i]
+            counts = None if todo else pyramid.skip(n, last) if pyramid else []
+            if counts is not None:  # no tile to run, no pixel wanted: the writer only needs the rows' counts
+                free.put((buffer, lambda: None))
+                blender.flush(n)
+                waiting.append(partial(Strip, row, Rows(n), [Rows(m) for m in counts]))
+            else:
+                staged = arrays.put(buffer)
+                free.put((buffer, arrays.copied()))
             if i + len(ahead) + 1 < len(rows):
                 ahead.append(strips.submit(load, i + len(ahead) + 1))
-            flags = staged[-1]
-            if todo:
-                c0, c1 = todo[0], todo[-1] + tile
-                x = fill + (staged[:-1, :, c0:c1] - fill) * (flags[None, :, c0:c1] > 0)
-                for b in range(0, len(todo), batch_size):
-                    chunk = todo[b:b + batch_size]
-                    tiles = cut(arrays, x, [c - c0 for c in chunk], tile, tile - overlap)
-                    if pad is not None:  # one batch shape: cuDNN autotunes once
-                        tiles += [pad] * (batch_size - len(chunk))
-                    blender.add(model(xp.concatenate(tiles))[:len(chunk)], chunk)
-            last, n = i + 1 == len(rows), heights[i]
-            blended = blender.flush(n)
-            keep = (flags[:n, :width] == WANTED) * one
-            scaled = (blended[1:, :, :width].clip(0, 1) * 255).round() * keep if any_wanted or pyramid else None
-            outputs = [scaled, keep] if any_wanted else []  # the strip's rows and mask, if any is wanted
-            outputs += [a for level in pyramid.add(scaled, keep, last) for a in level] if pyramid else []
-            waiting.append((row, n, any_wanted, arrays.take([arrays.to_uint8(a) for a in outputs])))
+            if counts is None:
+                flags = staged[-1]
+                if todo:
+                    c0, c1 = todo[0], todo[-1] + tile
+                    x = fill + (staged[:-1, :, c0:c1] - fill) * (flags[None, :, c0:c1] > 0)
+                    for b in range(0, len(todo), batch_size):
+                        chunk = todo[b:b + batch_size]
+                        tiles = cut(arrays, x, [c - c0 for c in chunk], tile, tile - overlap)
+                        if pad is not None:  # one batch shape: cuDNN autotunes once
+                            tiles += [pad] * (batch_size - len(chunk))
+                        blender.add(model(xp.concatenate(tiles))[:len(chunk)], chunk)
+                blended = blender.flush(n)
+                keep = (flags[:n, :width] == WANTED) * one
+                if blended is None:  # no tile reached these rows (an overview row waits for them): keep is all 0
+                    blended = xp.concatenate([keep[None]] * n_classes)
+                scaled = (blended[1:, :, :width].clip(0, 1) * 255).round() * keep if any_wanted or pyramid else None
+                outputs = [scaled, keep] if any_wanted else []  # the strip's rows and mask, if any is wanted
+                if pyramid:
+                    outputs += [a for level in pyramid.add(scaled, keep, last, not any_wanted) for a in level]
+                taken = arrays.take([arrays.to_uint8(a) for a in outputs])
+                waiting.append(partial(_finished, row, n, any_wanted, taken))
             while len(waiting) > 1 or (waiting and last):
-                top, n, any_wanted, taken = waiting.popleft()
-                host = taken()  # masks come as 0/1 bytes: viewed as bool
-                values, wanted = host[:2] if any_wanted else (None, np.zeros((n, width), bool))
-                levels = host[2:] if any_wanted else host
-                levels = [(v, m.view(bool)) for v, m in zip(levels[::2], levels[1::2])]
-                yield Strip(top, values, wanted.view(bool), levels)
+                yield waiting.popleft()()
+
+
+def _finished(top: int, n: int, any_wanted: bool, taken: Callable[[], list[np.ndarray]]) -> Strip:
+    """The strip once its outputs are on the host: its rows and mask if any is wanted, then each level's rows and
+    mask (masks come as 0/1 bytes, viewed as bool)."""
+    host = taken()
+    full = Rows(n, host[0], host[1].view(bool)) if any_wanted else Rows(n)
+    levels = host[2:] if any_wanted else host
+    return Strip(top, full, [Rows(len(m), v, m.view(bool)) for v, m in zip(levels[::2], levels[1::2])])
 
 
 def runs(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

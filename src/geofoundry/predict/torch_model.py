@@ -48,6 +48,9 @@ class TorchArrays:
         t = torch.from_numpy(a) if isinstance(a, np.ndarray) else a
         return t.to(self.device, non_blocking=True).float()
 
+    def zeros(self, shape: tuple[int, ...]) -> torch.Tensor:
+        return torch.zeros(shape, device=self.device)
+
     def copied(self) -> Callable[[], None]:
         """Wait for the copies queued so far (CPU: ``put`` has copied already)."""
         if not self.cuda:

@@ -4,7 +4,8 @@ The full-resolution rows go to one temporary file, their 1-bit mask to another, 
 (built on the model's device, :mod:`.pyramid`) with their mask to one more; three threads write them side by side
 (GDAL releases the GIL and compresses on its own threads). The files are tiled in the COG's blocks and codec, so the
 COG is their tiles copied behind one header (:func:`..io.cog_layout.write_cog`): nothing is decoded or encoded
-again after the last strip.
+again after the last strip. Rows without any valid pixel are not written; blocks that hold none stay sparse (no
+tile, read as 0 and masked), so stretches of nodata cost neither compression nor bytes.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ class ProbabilityWriter:
                 "transform": self.transform * self.transform.scale(factor), "width": width, "height": height,
                 "tiled": True, "blockxsize": COG_BLOCK, "blockysize": COG_BLOCK, "BIGTIFF": "IF_SAFER",
                 "compress": self.compress, LEVEL_OPTION[self.compress]: LEVEL, "num_threads": THREADS,
-                "photometric": "minisblack", **options}  # probabilities, even three bands of them, are not RGB
+                "photometric": "minisblack",  # probabilities, even three bands of them, are not RGB
+                "sparse_ok": True, **options}  # blocks never written (no valid pixel) get no tile at all
 
     def __enter__(self) -> ProbabilityWriter:
         self._atomic = atomic_path(self.path)
@@ -82,20 +84,20 @@ class ProbabilityWriter:
         self._pending.append([lane.submit(job, strip) for lane, job in zip(self._lanes, jobs)])
 
     def _write_rows(self, strip: Strip) -> None:
-        if strip.values is not None:
-            self._files[0].write(strip.values, window=Window(0, strip.top, self.width, len(strip.wanted)))
+        if strip.rows.values is not None:
+            self._files[0].write(strip.rows.values, window=Window(0, strip.top, self.width, strip.rows.n))
 
     def _write_mask(self, strip: Strip) -> None:
-        if strip.values is not None:
-            self._mask.write(strip.wanted.view(np.uint8), 1, window=Window(0, strip.top, self.width, len(strip.wanted)))
+        if strip.rows.valid is not None:
+            self._mask.write(strip.rows.valid.view(np.uint8), 1, window=Window(0, strip.top, self.width, strip.rows.n))
 
     def _write_levels(self, strip: Strip) -> None:
-        for ds, top, (values, valid) in zip(self._files[1:], self._level_rows, strip.levels):
-            if len(valid):
-                window = Window(0, top, ds.width, len(valid))
-                ds.write(values, window=window)
-                ds.write_mask(valid.view(np.uint8) * np.uint8(255), window=window)
-        self._level_rows = [top + len(valid) for top, (_, valid) in zip(self._level_rows, strip.levels)]
+        for ds, top, rows in zip(self._files[1:], self._level_rows, strip.levels):
+            if rows.values is not None and rows.n:
+                window = Window(0, top, ds.width, rows.n)
+                ds.write(rows.values, window=window)
+                ds.write_mask(rows.valid.view(np.uint8) * np.uint8(255), window=window)
+        self._level_rows = [top + rows.n for top, rows in zip(self._level_rows, strip.levels)]
 
     def __exit__(self, exc_type, exc, tb) -> None:
         for lane in self._lanes:
