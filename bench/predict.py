@@ -24,6 +24,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -33,7 +34,6 @@ from rasterio.windows import Window
 
 ROOT = Path(__file__).resolve().parents[1]
 RGB = ["red", "green", "blue"]
-MODEL_SECONDS: list[float] = []  # seconds of each model call (the stage part)
 
 
 def synthetic_scene(path: Path, side: int) -> Path:
@@ -69,7 +69,7 @@ def model_fn(args, counter: list[int]):
         try:
             return batch[:, :2] * 0 if args.null_model else model(batch)
         finally:
-            MODEL_SECONDS.append(time.perf_counter() - t)  # launch time: CUDA runs on asynchronously
+            MODEL_CALLS.append((t, time.perf_counter(), "MainThread", None))  # CUDA runs on asynchronously
 
     return TileModel(counted, model.arrays)
 
@@ -99,7 +99,7 @@ def part_stage(args) -> dict:
     for n in (args.batch, 1):  # warm-up (cuDNN autotuning, allocator)
         model(model.arrays.put(np.zeros((n, 3, args.tile, args.tile), np.float32)))
     tiles.clear()
-    MODEL_SECONDS.clear()
+    MODEL_CALLS.clear()
 
     cog = []  # seconds of the final COG assembly (part of the stage's time)
     rss = RssPhases()
@@ -117,16 +117,20 @@ def part_stage(args) -> dict:
     from geofoundry.predict.pyramid import Pyramid
     from geofoundry.predict.torch_model import TorchArrays
 
-    busy = {"read_mask": busy_time(ModelGrid, "mask"), "read_bands": busy_time(ModelGrid, "bands"),
-            "write_rows": busy_time(writer.ProbabilityWriter, "_write_rows"),  # reader and writer threads
-            "write_mask": busy_time(writer.ProbabilityWriter, "_write_mask"),
-            "write_levels": busy_time(writer.ProbabilityWriter, "_write_levels"),  # main thread:
-            "main_model": MODEL_SECONDS, "main_blend": busy_time(StripBlender, "add"),
-            "main_flush": busy_time(StripBlender, "flush"), "main_pyramid": busy_time(Pyramid, "add"),
-            "main_put": busy_time(TorchArrays, "put"), "main_take": busy_time(TorchArrays, "take"),
-            "main_write_wait": busy_time(writer.ProbabilityWriter, "write", strip_times := []),
-            "main_writer_open": busy_time(writer.ProbabilityWriter, "__enter__"),  # temporary files made
-            "main_writer_close": busy_time(writer.ProbabilityWriter, "__exit__")}  # last writes, COG assembly
+    from geofoundry.predict.pinned import PinnedPool
+
+    calls = {"read_mask": timed_calls(ModelGrid, "mask"), "read_bands": timed_calls(ModelGrid, "bands"),
+             "write_rows": timed_calls(writer.ProbabilityWriter, "_write_rows"),  # reader and writer threads
+             "write_mask": timed_calls(writer.ProbabilityWriter, "_write_mask"),
+             "write_levels": timed_calls(writer.ProbabilityWriter, "_write_levels"),  # main thread:
+             "main_model": MODEL_CALLS, "main_blend": timed_calls(StripBlender, "add"),
+             "main_flush": timed_calls(StripBlender, "flush"), "main_pyramid": timed_calls(Pyramid, "add"),
+             "main_put": timed_calls(TorchArrays, "put"), "main_take": timed_calls(TorchArrays, "take"),
+             "main_write_wait": timed_calls(writer.ProbabilityWriter, "write"),  # one call per strip
+             "main_writer_open": timed_calls(writer.ProbabilityWriter, "__enter__"),  # temporary files made
+             "main_writer_close": timed_calls(writer.ProbabilityWriter, "__exit__"),  # last writes, COG assembly
+             "main_blender_new": timed_calls(StripBlender, "__init__"),
+             "pinned_new": timed_calls(PinnedPool, "_new")}  # page-locked blocks mapped and registered
     if args.switch_interval:
         sys.setswitchinterval(args.switch_interval)
     profiler = cProfile.Profile() if args.profile else contextlib.nullcontext()
@@ -140,9 +144,13 @@ def part_stage(args) -> dict:
     if args.profile:
         with args.profile.open("w") as f:
             pstats.Stats(profiler, stream=f).sort_stats("tottime").print_stats(40)
+    if args.timeline:  # every recorded call, in seconds from the stage's start
+        args.timeline.write_text(json.dumps({k: [(round(a - t0, 5), round(b - t0, 5), *rest) for a, b, *rest in v]
+                                             for k, v in calls.items()}))
+    strips = calls["main_write_wait"]
     return {"seconds": seconds, "cog_seconds": sum(cog), "pixels": pixels, "tiles": int(sum(tiles)),
-            "first_strip_seconds": strip_times[0] - t0 if strip_times else None,  # start-up, then one strip
-            "busy_seconds": {k: round(sum(v), 2) for k, v in busy.items()}, "rss_gb": rss.peaks,
+            "first_strip_seconds": strips[0][0] - t0 if strips else None,  # start-up, then one strip
+            "busy_seconds": {k: round(v.seconds(), 2) for k, v in calls.items()}, "rss_gb": rss.peaks,
             "rss_parts_gb": rss.parts}
 
 
@@ -203,8 +211,6 @@ class RssPhases:
                 self.parts[self.phase] = parts
 
     def __enter__(self):
-        import threading
-
         self.phase, self._done = "stream", threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -215,23 +221,31 @@ class RssPhases:
         self._thread.join()
 
 
-def busy_time(cls, name: str, starts: list[float] | None = None) -> list[float]:
-    """Wrap method ``name`` of ``cls`` to record the seconds of each call (whatever thread makes it), and when each
-    call started into ``starts``."""
-    seconds: list[float] = []
-    method = getattr(cls, name)
+class Calls(list):
+    """``(start, end, thread, row)`` of each call of a wrapped function (``row``: its window's first row, if any)."""
+
+    def seconds(self) -> float:
+        return sum(end - start for start, end, *_ in self)
+
+
+MODEL_CALLS = Calls()  # each model call of the stage part (on CUDA: the launch; the GPU runs on asynchronously)
+
+
+def timed_calls(cls, name: str) -> Calls:
+    """Wrap method ``name`` of ``cls`` to record each call, whatever thread makes it."""
+    calls, method = Calls(), getattr(cls, name)
 
     def timed(*a, **k):
         t = time.perf_counter()
-        if starts is not None:
-            starts.append(t)
         try:
             return method(*a, **k)
         finally:
-            seconds.append(time.perf_counter() - t)
+            window = next((x for x in a if hasattr(x, "row_off")), None)
+            calls.append((t, time.perf_counter(), threading.current_thread().name,
+                          None if window is None else int(window.row_off)))
 
     setattr(cls, name, timed)
-    return seconds
+    return calls
 
 
 def part_bare(args) -> dict:
@@ -309,6 +323,7 @@ def main() -> None:
     ap.add_argument("--strip-budget-mb", type=int, default=0, help="stage: strip ring budget (default: the stage's)")
     ap.add_argument("--writer-pending", type=int, default=0, help="stage: strips queued for the writer threads")
     ap.add_argument("--profile", type=Path, help="stage: write the main thread's cProfile (by own time) here")
+    ap.add_argument("--timeline", type=Path, help="stage: write every timed call (start, end, thread, row) here")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     if args.part:
@@ -338,7 +353,8 @@ def main() -> None:
         argv += ["--gdal-cache-mb", str(args.gdal_cache_mb), "--strip-budget-mb", str(args.strip_budget_mb),
                  "--writer-pending", str(args.writer_pending)]
         argv += ["--null-model"] if args.null_model else []
-        stage = run_part("stage", [*argv, *(["--profile", str(args.profile)] if args.profile else [])])
+        stage = run_part("stage", [*argv, *(["--profile", str(args.profile)] if args.profile else []),
+                                   *(["--timeline", str(args.timeline)] if args.timeline else [])])
         bare = None if args.null_model else run_part("bare", [*argv, "--tiles", str(stage["tiles"])])
         naive = None if args.skip_naive or args.null_model else run_part("naive", argv)
     result = {"scene": "synthetic %d²" % args.synthetic if args.synthetic else args.scene.name,

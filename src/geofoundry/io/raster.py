@@ -19,6 +19,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from ..errors import GeofoundryError
+from .mask_blocks import MaskBlocks, mask_blocks
 
 GSD_TOLERANCE = 0.01
 # rasterio's rasterize and shapes build in-memory GDAL datasets; threads that build them at once make it warn
@@ -75,7 +76,9 @@ class ModelGrid:
         if inner is None or (inner.height, inner.width) != out.shape:
             out[:] = 0
         if inner is not None:
-            if self.one_mask:  # reading it is several times faster than rasterio's dataset_mask
+            if self.one_mask and (value := self.mask_blocks and self.mask_blocks.constant(inner)) is not None:
+                out[rows, cols] = value  # blocks of nodata collar (or all valid): nothing to decode
+            elif self.one_mask:  # reading it is several times faster than rasterio's dataset_mask
                 self.ds.read_masks(1, window=inner, out=out[rows, cols])
             else:
                 out[rows, cols] = self.ds.dataset_mask(window=inner)
@@ -85,6 +88,11 @@ class ModelGrid:
     def one_mask(self) -> bool:
         """Whether all bands share one per-dataset mask."""
         return all(f == [MaskFlags.per_dataset] for f in getattr(self.ds, "mask_flag_enums", [[]]))
+
+    @functools.cached_property
+    def mask_blocks(self) -> MaskBlocks | None:
+        """The blocks of the scene's internal mask that are constant (a GeoTIFF on the model grid itself)."""
+        return mask_blocks(self.ds)
 
     def _inside(self, window) -> tuple[Window | None, slice, slice]:
         """The part of ``window`` inside the raster, and where it lies in the window's array."""

@@ -106,6 +106,7 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
         wanted."""
         buffer, copied = free.get()
         copied()  # the previous strip in this buffer has reached the device
+        buffer = arrays.empty(shape, dtype) if buffer is None else buffer  # made when first needed
         host = np.asarray(buffer)
         read(read_flags, i, host[-1], [(0, span)])
         wanted = host[-1] == WANTED
@@ -117,10 +118,9 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
 
     shape = (len(low) + 1, tile, span)
     n_buffers = max(2, min(readers + 1, STRIP_BUDGET // (np.prod(shape) * np.dtype(dtype).itemsize)))
-    buffers = arrays.empty((n_buffers, *shape), dtype)  # one allocation (CUDA: one page-locked block)
     free: queue.SimpleQueue = queue.SimpleQueue()  # (buffer, wait until its last copy to the device is done)
-    for buffer in buffers:
-        free.put((buffer, lambda: None))
+    for _ in range(n_buffers):  # None: made by the strip thread that first needs it, not all before the first strip
+        free.put((None, lambda: None))
     n_ahead = n_buffers - 1
     waiting: deque = deque()  # per strip whose device → host copy may be in flight: a function giving the Strip
     with contextlib.ExitStack() as stack, \

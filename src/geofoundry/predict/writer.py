@@ -10,6 +10,7 @@ tile, read as 0 and masked), so stretches of nodata cost neither compression nor
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -100,12 +101,12 @@ class ProbabilityWriter:
         self._level_rows = [top + rows.n for top, rows in zip(self._level_rows, strip.levels)]
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        closed = [lane.submit(_close, files)  # each lane closes its own files, after its last write
+                  for lane, files in zip(self._lanes, ([self._files[0]], [self._mask], self._files[1:]))]
         for lane in self._lanes:
             lane.shutdown(wait=True)
-        failed = next((f.exception() for fs in self._pending for f in fs if f.exception() is not None), None)
+        failed = next((f.exception() for fs in [*self._pending, closed] for f in fs if f.exception() is not None), None)
         try:
-            for ds in [*self._files, self._mask]:
-                ds.close()
             if exc_type is None and failed is None:
                 self._assemble()
         finally:
@@ -126,3 +127,10 @@ class ProbabilityWriter:
         """An overview level's image and internal mask IFDs."""
         image, mask = read_ifds(path)
         return image, mask
+
+
+def _close(files: list) -> None:
+    """Close every file, even when one fails (then raise its error)."""
+    with contextlib.ExitStack() as stack:
+        for ds in files:
+            stack.callback(ds.close)

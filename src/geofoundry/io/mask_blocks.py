@@ -1,0 +1,81 @@
+"""Blocks of a tiled GeoTIFF's internal mask that are all valid or all invalid, found from their compressed bytes.
+
+A scene's nodata collar is stored as mask blocks with one value in every pixel, and each of them compresses to the
+same few bytes. Reading the mask's tile table and those bytes, and decoding one block per byte string that recurs,
+tells which blocks are constant without decoding them: a strip of collar is then filled, not read (a 37888 × 8192
+orthophoto that is 85 % collar read its mask in 4 ms per strip; filled, in microseconds).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+from rasterio.windows import Window
+
+from .cog_layout import read_ifds
+
+NEW_SUBFILE_TYPE, WIDTH, LENGTH, TILE_WIDTH, TILE_LENGTH = 254, 256, 257, 322, 323
+MASK = 4  # NewSubfileType of a full-resolution mask
+SMALL = 4096  # bytes: a constant block compresses to far less; larger tiles are not looked at
+MIXED = -1
+
+
+@dataclass(frozen=True)
+class MaskBlocks:
+    """Per block of the mask (rows, columns of blocks): 0 or 255 when every pixel has that value, else ``MIXED``."""
+
+    values: np.ndarray
+    block: tuple[int, int]  # (height, width) of a block
+
+    def constant(self, window: Window) -> int | None:
+        """The value of every mask pixel of ``window`` (inside the raster) when its blocks are constant and agree."""
+        (bh, bw), r0, c0 = self.block, int(window.row_off), int(window.col_off)
+        blocks = self.values[r0 // bh:(r0 + int(window.height) - 1) // bh + 1,
+                             c0 // bw:(c0 + int(window.width) - 1) // bw + 1]
+        first = int(blocks.flat[0])
+        return first if first != MIXED and (blocks == first).all() else None
+
+
+def _tag(ifd, code: int) -> int:
+    kind, _, raw = ifd.tags[code]
+    return struct.unpack_from("<H" if kind == 3 else "<I", raw)[0]
+
+
+def mask_blocks(ds) -> MaskBlocks | None:
+    """The constant blocks of the internal mask of an open GeoTIFF; None when it has none to look at (not a local
+    tiled little-endian GeoTIFF, no full-resolution internal mask)."""
+    if ds.driver != "GTiff" or not os.path.isfile(ds.name):
+        return None
+    try:
+        ifds = read_ifds(ds.name)
+    except (OSError, ValueError, KeyError, struct.error):
+        return None
+    size = (ds.width, ds.height)
+    mask = next((ifd for ifd in ifds if NEW_SUBFILE_TYPE in ifd.tags and _tag(ifd, NEW_SUBFILE_TYPE) == MASK
+                 and (_tag(ifd, WIDTH), _tag(ifd, LENGTH)) == size), None)
+    if mask is None or TILE_WIDTH not in mask.tags:
+        return None
+    bw, bh = _tag(mask, TILE_WIDTH), _tag(mask, TILE_LENGTH)
+    across, down = -(-size[0] // bw), -(-size[1] // bh)
+    if len(mask.counts) != across * down:
+        return None
+    same = defaultdict(list)  # compressed bytes -> tiles holding them
+    fd = os.open(ds.name, os.O_RDONLY)
+    try:
+        for i in np.flatnonzero((mask.counts > 0) & (mask.counts <= SMALL)):
+            same[os.pread(fd, int(mask.counts[i]), int(mask.offsets[i]))].append(int(i))
+    finally:
+        os.close(fd)
+    values = np.full(across * down, MIXED, np.int16)
+    for tiles in same.values():
+        if len(tiles) > 1:  # decode one of them: identical bytes decode to identical pixels
+            row, col = divmod(tiles[0], across)
+            pixels = ds.read_masks(1, window=Window(col * bw, row * bh, min(bw, size[0] - col * bw),
+                                                    min(bh, size[1] - row * bh)))
+            if (pixels == pixels.flat[0]).all():
+                values[tiles] = pixels.flat[0]
+    return MaskBlocks(values.reshape(down, across), (bh, bw))
