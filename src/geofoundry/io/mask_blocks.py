@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import struct
+import threading
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -47,9 +48,24 @@ def _tag(ifd, code: int) -> int:
 
 def mask_blocks(ds) -> MaskBlocks | None:
     """The constant blocks of the internal mask of an open GeoTIFF; None when it has none to look at (not a local
-    tiled little-endian GeoTIFF, no full-resolution internal mask)."""
+    tiled little-endian GeoTIFF, no full-resolution internal mask). Found once per file: handles that ask at the
+    same time wait for the first."""
     if ds.driver != "GTiff" or not os.path.isfile(ds.name):
         return None
+    st = os.stat(ds.name)
+    key = (os.path.realpath(ds.name), st.st_mtime_ns, st.st_size)
+    with _LOCK:
+        if key not in _FOUND:
+            _FOUND.clear()  # one scene at a time
+            _FOUND[key] = _find(ds)
+        return _FOUND[key]
+
+
+_FOUND: dict[tuple, MaskBlocks | None] = {}
+_LOCK = threading.Lock()
+
+
+def _find(ds) -> MaskBlocks | None:
     try:
         ifds = read_ifds(ds.name)
     except (OSError, ValueError, KeyError, struct.error):

@@ -89,6 +89,13 @@ class ModelGrid:
         """Whether all bands share one per-dataset mask."""
         return all(f == [MaskFlags.per_dataset] for f in getattr(self.ds, "mask_flag_enums", [[]]))
 
+    def known_invalid(self, window) -> bool:
+        """Whether no pixel of ``window`` is valid, known without reading: outside the raster, or in blocks of the
+        mask that are all invalid."""
+        inner, _, _ = self._inside(window)
+        return inner is None or (self.one_mask and self.mask_blocks is not None
+                                 and self.mask_blocks.constant(inner) == 0)
+
     @functools.cached_property
     def mask_blocks(self) -> MaskBlocks | None:
         """The blocks of the scene's internal mask that are constant (a GeoTIFF on the model grid itself)."""

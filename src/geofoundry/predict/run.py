@@ -94,6 +94,10 @@ def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_385
                 out &= np.uint8(1) + np.uint8(2) * inside
             out[max(0, height - row):] &= 1  # below the region: context for tiles, never wanted
 
+        def invalid(row: int) -> bool:
+            """Whether the strip at ``row`` holds no valid pixel, known from the mask's constant blocks."""
+            return grid.known_invalid(Window(region.col_off, region.row_off + row, max(width, cfg.tile), cfg.tile))
+
         def read_bands(lane: int, row: int, first: int, end: int, out: np.ndarray) -> None:
             handles[lane].bands(Window(region.col_off + first, region.row_off + row, end - first, cfg.tile), out=out)
 
@@ -104,7 +108,7 @@ def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_385
             strips = predict_region(read_flags, read_bands, height, width, model, len(classes),
                                     np.asarray(spec.low), np.dtype(grid.ds.dtypes[0]), cfg.tile, cfg.overlap,
                                     cfg.batch_size, READERS, (grid.ds.block_shapes[0][1], int(region.col_off)),
-                                    writer.factors)
+                                    writer.factors, invalid if grid.mask_blocks is not None else None)
             for strip in strips:
                 any_valid = any_valid or strip.rows.valid is not None
                 writer.write(strip)

@@ -58,8 +58,8 @@ class Strip(NamedTuple):
 
 def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, width: int, model: TileModel,
                    n_classes: int, low: np.ndarray, dtype: np.dtype, tile: int, overlap: int, batch_size: int,
-                   readers: int = 2, align: tuple[int, int] = (1, 0),
-                   overview_factors: list[int] | None = None) -> Iterator[Strip]:
+                   readers: int = 2, align: tuple[int, int] = (1, 0), overview_factors: list[int] | None = None,
+                   invalid: Callable[[int], bool] | None = None) -> Iterator[Strip]:
     """Yield the :class:`Strip` of every row of tiles, top to bottom.
 
     Probabilities are 0 outside ``wanted``; tiles without wanted pixels are not run, strips without any have no
@@ -68,7 +68,8 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
     column pieces whose inner edges fall on the source's blocks (``align``: the block width and the region's first
     column in the source; ``dtype``: the bands' dtype); the strip ``tile`` rows tall may reach below the region
     (rows there must not be wanted). ``overview_factors`` (2, 4, …): overview rows are built on the device as the
-    strips pass (:mod:`.pyramid`).
+    strips pass (:mod:`.pyramid`). ``invalid(row)``: True when no pixel of that strip is valid, known without
+    reading (a scene's nodata collar): such a strip is not read.
     """
     arrays, xp = model.arrays, model.arrays.xp
     rows, cols = starts(0, height, tile, tile - overlap), starts(0, width, tile, tile - overlap)
@@ -108,6 +109,9 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
         copied()  # the previous strip in this buffer has reached the device
         buffer = arrays.empty(shape, dtype) if buffer is None else buffer  # made when first needed
         host = np.asarray(buffer)
+        if invalid is not None and invalid(rows[i]):
+            host[-1] = 0
+            return [], buffer, False
         read(read_flags, i, host[-1], [(0, span)])
         wanted = host[-1] == WANTED
         in_cols, in_rows = wanted.any(axis=0), wanted.any(axis=1)
