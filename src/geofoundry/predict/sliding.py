@@ -109,9 +109,6 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
         copied()  # the previous strip in this buffer has reached the device
         buffer = arrays.empty(shape, dtype) if buffer is None else buffer  # made when first needed
         host = np.asarray(buffer)
-        if invalid is not None and invalid(rows[i]):
-            host[-1] = 0
-            return [], buffer, False
         read(read_flags, i, host[-1], [(0, span)])
         wanted = host[-1] == WANTED
         in_cols, in_rows = wanted.any(axis=0), wanted.any(axis=1)
@@ -131,20 +128,26 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
             ThreadPoolExecutor(max_workers=n_ahead, thread_name_prefix="strip") as strips:
         for lane in lanes:
             stack.enter_context(lane)
-        ahead = deque(strips.submit(load, i) for i in range(min(n_ahead, len(rows))))  # bounded host memory
+        # strips known to hold no valid pixel are not read, so the strips to read after them are read ahead
+        to_read = deque(i for i, row in enumerate(rows) if invalid is None or not invalid(row))
+        ahead = {i: strips.submit(load, i) for i in [to_read.popleft() for _ in range(min(n_ahead, len(to_read)))]}
         for i, row in enumerate(rows):
-            todo, buffer, any_wanted = ahead.popleft().result()
+            todo, buffer, any_wanted = ahead.pop(i).result() if i in ahead else ([], None, False)
+            if to_read and len(ahead) < n_ahead:  # bounded host memory
+                j = to_read.popleft()
+                ahead[j] = strips.submit(load, j)
             last, n = i + 1 == len(rows), heights[i]
             counts = None if todo else pyramid.skip(n, last) if pyramid else []
             if counts is not None:  # no tile to run, no pixel wanted: the writer only needs the rows' counts
-                free.put((buffer, lambda: None))
+                if buffer is not None:
+                    free.put((buffer, lambda: None))
                 blender.flush(n)
                 waiting.append(partial(Strip, row, Rows(n), [Rows(m) for m in counts]))
+            elif buffer is None:  # not read, yet an overview row waits for these rows: all invalid
+                staged = arrays.zeros(shape)
             else:
                 staged = arrays.put(buffer)
                 free.put((buffer, arrays.copied()))
-            if i + len(ahead) + 1 < len(rows):
-                ahead.append(strips.submit(load, i + len(ahead) + 1))
             if counts is None:
                 flags = staged[-1]
                 if todo:
