@@ -48,7 +48,7 @@ def synthetic_map(path: Path, side: int) -> None:
             rows = np.arange(top, top + n)
             blobs = ((rows % PERIOD_PX) < SIZE_PX)[:, None] & in_x[None, :]
             p = np.where(blobs, 230, rng.integers(0, 76, (n, side))).astype(np.uint8) * wanted[:n]
-            writer.write(Strip(top, Rows(n, p[None], wanted[:n].copy()), []))
+            writer.write(Strip(Rows(top, n, p[None], wanted[:n].copy()), []))
 
 
 def part(args) -> dict:

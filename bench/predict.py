@@ -121,19 +121,20 @@ def part_stage(args) -> dict:
     from geofoundry.predict.torch_model import TorchArrays
 
     from geofoundry.predict.pinned import PinnedPool
+    from geofoundry.predict.tiles import LevelTiles
 
     calls = {"read_mask": timed_calls(ModelGrid, "mask"), "read_bands": timed_calls(ModelGrid, "bands"),
-             "write_rows": timed_calls(writer.ProbabilityWriter, "_write_rows"),  # reader and writer threads
-             "write_mask": timed_calls(writer.ProbabilityWriter, "_write_mask"),
-             "write_levels": timed_calls(writer.ProbabilityWriter, "_write_levels"),  # main thread:
-             "main_model": MODEL_CALLS, "main_blend": timed_calls(StripBlender, "add"),
+             "write_full": timed_calls(writer.ProbabilityWriter, "_write_full"),  # reader and writer threads
+             "write_levels": timed_calls(writer.ProbabilityWriter, "_write_levels"),
+             "compress_tiles": timed_calls(LevelTiles, "_flush"),  # a block row's tiles (pool), appended
+             "close_files": timed_calls(writer, "_close"),  # one call per writer thread: last block rows
+             "main_model": MODEL_CALLS, "main_blend": timed_calls(StripBlender, "add"),  # main thread
              "main_flush": timed_calls(StripBlender, "flush"), "main_pyramid": timed_calls(Pyramid, "add"),
              "main_put": timed_calls(TorchArrays, "put"), "main_take": timed_calls(TorchArrays, "take"),
              "main_write_wait": timed_calls(writer.ProbabilityWriter, "write"),  # one call per strip
              "main_writer_open": timed_calls(writer.ProbabilityWriter, "__enter__"),  # temporary files made
              "main_writer_close": timed_calls(writer.ProbabilityWriter, "__exit__"),  # last writes, COG assembly
              "main_blender_new": timed_calls(StripBlender, "__init__"),
-             "close_files": timed_calls(writer, "_close"),  # one call per writer lane
              "pinned_new": timed_calls(PinnedPool, "_new")}  # page-locked blocks mapped and registered
     if args.switch_interval:
         sys.setswitchinterval(args.switch_interval)

@@ -104,7 +104,7 @@ def test_stretches_of_nodata_are_skipped_and_left_sparse(dev_root, tmp_path, mon
     dense = tmp_path / "dense.tif"
     assert predict_run.predict_scene(path, names, gsd, None, spec, TileModel(echo), cfg, dense)
     empty = [[int((ifd.counts == 0).sum()) for ifd in read_ifds(p)] for p in (sparse, dense)]  # tiles, per IFD
-    assert min(empty[0][:3]) > 0 and all(a >= b for a, b in zip(*empty)) and sum(empty[0]) > sum(empty[1]), empty
+    assert empty[0] == empty[1] and min(empty[0][:3]) > 0, empty  # no tile where no pixel is valid
     with rasterio.open(path) as src:
         valid = src.dataset_mask() > 0
         red = src.read(names.index("red") + 1).astype(np.float64)

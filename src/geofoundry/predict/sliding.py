@@ -40,18 +40,18 @@ STRIP_BUDGET = 160 * 2**20
 
 
 class Rows(NamedTuple):
-    """``n`` finished rows of one level of the map, on the host: ``values`` (K-1, n, w) uint8 round(255·p) of classes
-    1..K-1, 0 where ``valid`` (n, w) bool is False; both None when no pixel of them is valid."""
+    """Finished rows ``top..top+n`` of one level of the map, on the host: ``values`` (K-1, n, w) uint8 round(255·p)
+    of classes 1..K-1, 0 where ``valid`` (n, w) bool is False; both None when no pixel of them is valid."""
 
+    top: int
     n: int
     values: np.ndarray | None = None
     valid: np.ndarray | None = None
 
 
 class Strip(NamedTuple):
-    """Finished rows ``top..top+rows.n`` of the region, and the rows of each overview level they complete."""
+    """Finished rows of the region, and the rows of each overview level they complete."""
 
-    top: int
     rows: Rows
     levels: list[Rows]
 
@@ -124,6 +124,14 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
         free.put((None, lambda: None))
     n_ahead = n_buffers - 1
     waiting: deque = deque()  # per strip whose device → host copy may be in flight: a function giving the Strip
+    done = [0] * len(overview_factors or [])  # rows of each overview level so far
+
+    def level_tops(counts: list[int]) -> list[int]:
+        """Where the next ``counts`` rows of each overview level start (and count them)."""
+        tops = done[:]
+        done[:] = [t + c for t, c in zip(done, counts)]
+        return tops
+
     with contextlib.ExitStack() as stack, \
             ThreadPoolExecutor(max_workers=n_ahead, thread_name_prefix="strip") as strips:
         for lane in lanes:
@@ -142,7 +150,7 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
                 if buffer is not None:
                     free.put((buffer, lambda: None))
                 blender.flush(n)
-                waiting.append(partial(Strip, row, Rows(n), [Rows(m) for m in counts]))
+                waiting.append(partial(Strip, Rows(row, n), [Rows(t, m) for t, m in zip(level_tops(counts), counts)]))
             elif buffer is None:  # not read, yet an overview row waits for these rows: all invalid
                 staged = arrays.zeros(shape)
             else:
@@ -165,21 +173,23 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
                     blended = xp.concatenate([keep[None]] * n_classes)
                 scaled = (blended[1:, :, :width].clip(0, 1) * 255).round() * keep if any_wanted or pyramid else None
                 outputs = [scaled, keep] if any_wanted else []  # the strip's rows and mask, if any is wanted
-                if pyramid:
-                    outputs += [a for level in pyramid.add(scaled, keep, last, not any_wanted) for a in level]
+                levels = pyramid.add(scaled, keep, last, not any_wanted) if pyramid else []
+                outputs += [a for level in levels for a in level]
+                tops = level_tops([int(valid.shape[0]) for _, valid in levels])
                 taken = arrays.take([arrays.to_uint8(a) for a in outputs])
-                waiting.append(partial(_finished, row, n, any_wanted, taken))
+                waiting.append(partial(_finished, row, n, any_wanted, tops, taken))
             while len(waiting) > 1 or (waiting and last):
                 yield waiting.popleft()()
 
 
-def _finished(top: int, n: int, any_wanted: bool, taken: Callable[[], list[np.ndarray]]) -> Strip:
+def _finished(top: int, n: int, any_wanted: bool, level_tops: list[int],
+              taken: Callable[[], list[np.ndarray]]) -> Strip:
     """The strip once its outputs are on the host: its rows and mask if any is wanted, then each level's rows and
     mask (masks come as 0/1 bytes, viewed as bool)."""
     host = taken()
-    full = Rows(n, host[0], host[1].view(bool)) if any_wanted else Rows(n)
+    full = Rows(top, n, host[0], host[1].view(bool)) if any_wanted else Rows(top, n)
     levels = host[2:] if any_wanted else host
-    return Strip(top, full, [Rows(len(m), v, m.view(bool)) for v, m in zip(levels[::2], levels[1::2])])
+    return Strip(full, [Rows(t, len(m), v, m.view(bool)) for t, v, m in zip(level_tops, levels[::2], levels[1::2])])
 
 
 def runs(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

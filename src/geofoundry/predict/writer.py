@@ -1,11 +1,12 @@
-"""Probability GeoTIFF writer: strips into temporary tiled files, then one Cloud-Optimized GeoTIFF, renamed.
+"""Probability GeoTIFF writer: strips cut into compressed tiles as they come, then one Cloud-Optimized GeoTIFF.
 
-The full-resolution rows go to one temporary file, their 1-bit mask to another, and each overview level's rows
-(built on the model's device, :mod:`.pyramid`) with their mask to one more; three threads write them side by side
-(GDAL releases the GIL and compresses on its own threads). The files are tiled in the COG's blocks and codec, so the
-COG is their tiles copied behind one header (:func:`..io.cog_layout.write_cog`): nothing is decoded or encoded
-again after the last strip. Rows without any valid pixel are not written; blocks that hold none stay sparse (no
-tile, read as 0 and masked), so stretches of nodata cost neither compression nor bytes.
+Each level of the map (the full resolution and every overview level, built on the model's device, :mod:`.pyramid`)
+is cut into compressed tiles as its rows arrive (:mod:`.tiles`): one thread gathers the full resolution, one the
+overview levels, and a pool of threads compresses each block row once complete. GDAL writes each level's tags
+(georeferencing, band descriptions, metadata, codec) into an empty template GeoTIFF, so the COG is those tags and
+the tiles copied behind one header (:func:`..io.cog_layout.write_cog`): nothing is decoded or encoded again, and
+closing only compresses the last block rows. Rows without any valid pixel are not written: tiles that hold none
+are sparse (no bytes, read as 0 and masked), so stretches of nodata cost neither compression nor bytes.
 """
 
 from __future__ import annotations
@@ -16,17 +17,16 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import rasterio
-from rasterio.windows import Window
 
 from ..io.atomic import atomic_path
-from ..io.cog_layout import Ifd, read_ifds, write_cog
+from ..io.cog_layout import read_ifds, write_cog
 from .pyramid import overview_factors
 from .sliding import Strip
+from .tiles import LevelTiles, encoder
 
-THREADS = str(min(4, os.cpu_count() or 1))  # GDAL compression threads per file
-PENDING = 2  # strips queued for the writing thread before ``write`` waits
+THREADS = min(8, os.cpu_count() or 1)  # tile compression
+PENDING = 2  # strips queued for the writing threads before ``write`` waits
 LEVEL = 1  # zstd and deflate: several times faster than GDAL's defaults (9 and 6), files a few % larger
 LEVEL_OPTION = {"zstd": "zstd_level", "deflate": "zlevel"}
 COG_BLOCK = 512
@@ -38,7 +38,7 @@ class ProbabilityWriter:
     the COG appears at ``path``, compressed with ``compress`` (a GDAL codec name). ``factors``: the overview levels
     the strips must carry ([] without overviews).
 
-    Three threads write the rows, their mask and the overview levels; at most ``PENDING`` strips are queued.
+    Two threads gather the full resolution and the overview levels; at most ``PENDING`` strips are queued.
     """
 
     def __init__(self, path: Path, crs, transform, width: int, height: int, class_names: list[str],
@@ -51,66 +51,62 @@ class ProbabilityWriter:
         width, height = -(-self.width // factor), -(-self.height // factor)
         return {"driver": "GTiff", "dtype": "uint8", "count": count, "crs": self.crs,
                 "transform": self.transform * self.transform.scale(factor), "width": width, "height": height,
-                "tiled": True, "blockxsize": COG_BLOCK, "blockysize": COG_BLOCK, "BIGTIFF": "IF_SAFER",
-                "compress": self.compress, LEVEL_OPTION[self.compress]: LEVEL, "num_threads": THREADS,
-                "photometric": "minisblack",  # probabilities, even three bands of them, are not RGB
-                "sparse_ok": True, **options}  # blocks never written (no valid pixel) get no tile at all
+                "tiled": True, "blockxsize": COG_BLOCK, "blockysize": COG_BLOCK, "compress": self.compress,
+                LEVEL_OPTION[self.compress]: LEVEL, "photometric": "minisblack",  # probabilities are not RGB
+                "sparse_ok": True, **options}  # a template: no tile is ever written into it
 
     def __enter__(self) -> ProbabilityWriter:
         self._atomic = atomic_path(self.path)
         self._final = self._atomic.__enter__()
-        bands = len(self.descriptions)
-        self._paths = [self._final.with_suffix(f".x{f}.tif") for f in [1, *self.factors]]
-        self._mask_path = self._final.with_suffix(".mask.tif")
-        self._level_rows = [0] * len(self.factors)  # rows written so far, per overview level
-        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
-            self._files = [rasterio.open(p, "w", **self._profile(f, bands))
-                           for p, f in zip(self._paths, [1, *self.factors])]
-            self._files[0].descriptions = self.descriptions
-            self._files[0].update_tags(**TAGS)
-            # the mask is 1 bit per pixel and DEFLATE-compressed, as GDAL's internal masks are
-            self._mask = rasterio.open(self._mask_path, "w",
-                                       **self._profile(1, 1, compress="deflate", zlevel=LEVEL, nbits=1))
-        self._lanes = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"write-{n}")
-                       for n in ("rows", "mask", "levels")]
+        bands, levels = len(self.descriptions), [1, *self.factors]
+        self._templates = [(self._final.with_suffix(f".x{f}.tif"), self._final.with_suffix(f".mask{f}.tif"))
+                           for f in levels]
+        self._pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="compress")
+        encode = encoder(self.compress, LEVEL)
+        self._tiles = [LevelTiles(self._final.with_suffix(f".tiles{f}"), bands, -(-self.width // f),
+                                  -(-self.height // f), COG_BLOCK, encode, self._pool) for f in levels]
+        for (image, mask), f in zip(self._templates, levels):
+            with rasterio.open(image, "w", **self._profile(f, bands)) as ds:
+                if f == 1:
+                    ds.descriptions = self.descriptions
+                    ds.update_tags(**TAGS)
+            # masks are 1 bit per pixel and DEFLATE-compressed, as GDAL's internal masks are
+            rasterio.open(mask, "w", **self._profile(f, 1, compress="deflate", zlevel=LEVEL, nbits=1)).close()
+        self._lanes = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"write-{n}") for n in ("full", "levels")]
         self._pending: deque = deque()
         return self
 
     def write(self, strip: Strip) -> None:
         """Queue one strip (its full-resolution rows and mask, if any are wanted, and its rows of every level)."""
+        if strip.rows.values is None and all(rows.values is None for rows in strip.levels):
+            return  # nothing valid: those tiles stay sparse
         while len(self._pending) >= PENDING:
             for f in self._pending.popleft():
                 f.result()
-        jobs = (self._write_rows, self._write_mask, self._write_levels)
+        jobs = (self._write_full, self._write_levels)
         self._pending.append([lane.submit(job, strip) for lane, job in zip(self._lanes, jobs)])
 
-    def _write_rows(self, strip: Strip) -> None:
+    def _write_full(self, strip: Strip) -> None:
         if strip.rows.values is not None:
-            self._files[0].write(strip.rows.values, window=Window(0, strip.top, self.width, strip.rows.n))
-
-    def _write_mask(self, strip: Strip) -> None:
-        if strip.rows.valid is not None:
-            self._mask.write(strip.rows.valid.view(np.uint8), 1, window=Window(0, strip.top, self.width, strip.rows.n))
+            self._tiles[0].add(strip.rows.top, strip.rows.values, strip.rows.valid)
 
     def _write_levels(self, strip: Strip) -> None:
-        for ds, top, rows in zip(self._files[1:], self._level_rows, strip.levels):
+        for tiles, rows in zip(self._tiles[1:], strip.levels):
             if rows.values is not None and rows.n:
-                window = Window(0, top, ds.width, rows.n)
-                ds.write(rows.values, window=window)
-                ds.write_mask(rows.valid.view(np.uint8) * np.uint8(255), window=window)
-        self._level_rows = [top + rows.n for top, rows in zip(self._level_rows, strip.levels)]
+                tiles.add(rows.top, rows.values, rows.valid)
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        closed = [lane.submit(_close, files)  # each lane closes its own files, after its last write
-                  for lane, files in zip(self._lanes, ([self._files[0]], [self._mask], self._files[1:]))]
+        closed = [lane.submit(_close, tiles)  # each thread writes the last block rows of its own levels
+                  for lane, tiles in zip(self._lanes, (self._tiles[:1], self._tiles[1:]))]
         for lane in self._lanes:
             lane.shutdown(wait=True)
+        self._pool.shutdown(wait=True)
         failed = next((f.exception() for fs in [*self._pending, closed] for f in fs if f.exception() is not None), None)
         try:
             if exc_type is None and failed is None:
                 self._assemble()
         finally:
-            for p in [*self._paths, self._mask_path]:
+            for p in [*(p for pair in self._templates for p in pair), *(t.path for t in self._tiles)]:
                 p.unlink(missing_ok=True)
             if failed is not None and exc_type is None:
                 self._atomic.__exit__(type(failed), failed, failed.__traceback__)
@@ -118,19 +114,13 @@ class ProbabilityWriter:
             self._atomic.__exit__(exc_type, exc, tb)
 
     def _assemble(self) -> None:
-        """The temporary files' tiles as one COG at the temporary final path."""
-        full, mask = read_ifds(self._paths[0])[0], read_ifds(self._mask_path)[0]
-        write_cog([(full, mask), *(self._level(p) for p in self._paths[1:])], self._final)
-
-    @staticmethod
-    def _level(path: Path) -> tuple[Ifd, Ifd]:
-        """An overview level's image and internal mask IFDs."""
-        image, mask = read_ifds(path)
-        return image, mask
+        """The tiles written, behind the templates' tags, as one COG at the temporary final path."""
+        write_cog([tiles.ifds(read_ifds(image)[0], read_ifds(mask)[0])
+                   for tiles, (image, mask) in zip(self._tiles, self._templates)], self._final)
 
 
-def _close(files: list) -> None:
-    """Close every file, even when one fails (then raise its error)."""
+def _close(tiles: list[LevelTiles]) -> None:
+    """Write the last block rows of every level, closing every file even when one fails (then raise its error)."""
     with contextlib.ExitStack() as stack:
-        for ds in files:
-            stack.callback(ds.close)
+        for t in tiles:
+            stack.callback(t.close)
