@@ -52,7 +52,8 @@ def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_385
     ``p(<class>)`` per non-background class.
 
     ``READERS`` lanes read strips by column pieces (each lane with its own dataset handle), the calling thread drives
-    the model, and three threads write finished rows, so reading, inference and writing overlap.
+    the model, and two threads (with a pool compressing tiles) write finished rows, so reading, inference and
+    writing overlap.
     """
     indexes = band_indexes(image_path, band_names, spec.bands)
     if getattr(model.arrays, "cuda", False):

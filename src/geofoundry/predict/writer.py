@@ -65,6 +65,13 @@ class ProbabilityWriter:
         encode = encoder(self.compress, LEVEL)
         self._tiles = [LevelTiles(self._final.with_suffix(f".tiles{f}"), bands, -(-self.width // f),
                                   -(-self.height // f), COG_BLOCK, encode, self._pool) for f in levels]
+        self._templates_made = self._pool.submit(self._make_templates, bands, levels)  # needed only at the end
+        self._lanes = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"write-{n}") for n in ("full", "levels")]
+        self._pending: deque = deque()
+        return self
+
+    def _make_templates(self, bands: int, levels: list[int]) -> None:
+        """GDAL's empty GeoTIFFs whose tags the COG's levels take."""
         for (image, mask), f in zip(self._templates, levels):
             with rasterio.open(image, "w", **self._profile(f, bands)) as ds:
                 if f == 1:
@@ -72,9 +79,6 @@ class ProbabilityWriter:
                     ds.update_tags(**TAGS)
             # masks are 1 bit per pixel and DEFLATE-compressed, as GDAL's internal masks are
             rasterio.open(mask, "w", **self._profile(f, 1, compress="deflate", zlevel=LEVEL, nbits=1)).close()
-        self._lanes = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"write-{n}") for n in ("full", "levels")]
-        self._pending: deque = deque()
-        return self
 
     def write(self, strip: Strip) -> None:
         """Queue one strip (its full-resolution rows and mask, if any are wanted, and its rows of every level)."""
@@ -101,7 +105,8 @@ class ProbabilityWriter:
         for lane in self._lanes:
             lane.shutdown(wait=True)
         self._pool.shutdown(wait=True)
-        failed = next((f.exception() for fs in [*self._pending, closed] for f in fs if f.exception() is not None), None)
+        jobs = [*self._pending, closed, [self._templates_made]]
+        failed = next((f.exception() for fs in jobs for f in fs if f.exception() is not None), None)
         try:
             if exc_type is None and failed is None:
                 self._assemble()
