@@ -105,7 +105,7 @@ def part_stage(args) -> dict:
     MODEL_CALLS.clear()
 
     cog = []  # seconds of the final COG assembly (part of the stage's time)
-    rss = RssPhases()
+    rss = RssPhases(args.rss_interval_ms / 1000)
     pool = getattr(model.arrays, "pool", None)  # CUDA: page-locked blocks (strip ring, outputs in flight)
     rss.counters["pinned"] = pool and (lambda: pool.registered)
 
@@ -197,12 +197,12 @@ def rss_by_mapping(top: int = 8) -> dict[str, float]:
 
 class RssPhases:
     """Peak resident memory (GB) before the stage ("start"), while strips stream, and during the COG assembly
-    (sampled every 20 ms from /proc/self/statm by a thread; set ``phase = "cog"`` when the assembly starts). At each
-    phase's peak, ``parts`` records GDAL's block cache, any other ``counters`` (functions giving bytes) and the
-    resident memory of each kind of mapping (GB)."""
+    (sampled every ``interval`` s from /proc/self/statm by a thread; set ``phase = "cog"`` when the assembly
+    starts). At each phase's peak, ``parts`` records GDAL's block cache, any other ``counters`` (functions giving
+    bytes) and the resident memory of each kind of mapping (GB)."""
 
-    def __init__(self):
-        self.counters = {"gdal_cache": gdal_cache_bytes()}
+    def __init__(self, interval: float = 0.02):
+        self.interval, self.counters = interval, {"gdal_cache": gdal_cache_bytes()}
         self.reset()
 
     def reset(self) -> None:
@@ -216,7 +216,7 @@ class RssPhases:
 
     def _sample(self) -> None:
         last_map = 0.0
-        while not self._done.wait(0.02):
+        while not self._done.wait(self.interval):
             now = self._now()
             if now > self.peaks.get(self.phase, 0.0):
                 self.peaks[self.phase] = round(now, 3)
@@ -340,6 +340,7 @@ def main() -> None:
     ap.add_argument("--strip-budget-mb", type=int, default=0, help="stage: strip ring budget (default: the stage's)")
     ap.add_argument("--writer-pending", type=int, default=0, help="stage: strips queued for the writer threads")
     ap.add_argument("--profile", type=Path, help="stage: write the main thread's cProfile (by own time) here")
+    ap.add_argument("--rss-interval-ms", type=float, default=20.0, help="stage: resident memory sampled this often")
     ap.add_argument("--cold", action="store_true", help="stage: time its first run (no untimed run before it)")
     ap.add_argument("--timeline", type=Path, help="stage: write every timed call (start, end, thread, row) here")
     ap.add_argument("--out", type=Path)
@@ -372,6 +373,7 @@ def main() -> None:
                  "--writer-pending", str(args.writer_pending)]
         argv += ["--null-model"] if args.null_model else []
         argv += ["--cold"] if args.cold else []
+        argv += ["--rss-interval-ms", str(args.rss_interval_ms)]
         stage = run_part("stage", [*argv, *(["--profile", str(args.profile)] if args.profile else []),
                                    *(["--timeline", str(args.timeline)] if args.timeline else [])])
         bare = None if args.null_model else run_part("bare", [*argv, "--tiles", str(stage["tiles"])])

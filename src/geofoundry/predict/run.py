@@ -28,7 +28,7 @@ from .writer import ProbabilityWriter
 
 log = logging.getLogger(__name__)
 READERS = min(8, max(2, (os.cpu_count() or 2) // 2))  # reading threads, each with its own dataset handle
-GDAL_CACHE_MB = 128  # block rows that strips share, output tiles being filled (H200: as fast as 256; 64 too small)
+GDAL_CACHE_MB = 128  # the source block rows that consecutive strips share (H200: as fast as 256; 64 too small)
 M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
 
 
