@@ -55,3 +55,23 @@ def test_no_index_where_there_is_no_internal_mask(dev_root, spacenet_root, tmp_p
         ds.write_mask(np.zeros((64, 64), np.uint8))
     with rasterio.open(striped) as ds:
         assert mask_blocks(ds) is None
+
+
+def test_an_edge_tile_does_not_vouch_for_an_inner_tile_with_the_same_bytes(tmp_path):
+    """Synthetic (real data has no such pair): an edge tile valid wherever it shows compresses, padding included, to
+    the bytes of an inner tile valid only in its first 100 columns. Only an inner tile is decoded for a byte string,
+    so neither is called constant, and masks read through the index equal GDAL's."""
+    path = tmp_path / "edge.tif"
+    profile = {"driver": "GTiff", "dtype": "uint8", "count": 1, "width": 612, "height": 1024, "crs": "EPSG:3857",
+               "transform": rasterio.transform.from_origin(500000, 0, 0.5, 0.5), "tiled": True, "blockxsize": 512,
+               "blockysize": 512, "compress": "deflate"}
+    mask = np.zeros((1024, 612), np.uint8)
+    mask[:512, 512:] = 255  # the edge tile (0, 1): valid wherever it shows
+    mask[512:, :100] = 255  # the inner tile (1, 0): valid in its first 100 columns only
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **profile) as ds:
+        ds.write(np.ones((1, 1024, 612), np.uint8))
+        ds.write_mask(mask)
+    with rasterio.open(path) as ds:
+        blocks = mask_blocks(ds)
+        assert blocks.values.tolist() == [[0, MIXED], [MIXED, 0]]
+        assert (ModelGrid(ds, [1]).mask(Window(0, 0, 612, 1024)) == mask).all()
