@@ -162,6 +162,7 @@ def part_stage(args) -> dict:
                                              for k, v in calls.items()}))
     strips = calls["main_write_wait"]
     return {"seconds": seconds, "cold_seconds": cold, "cog_seconds": sum(cog), "pixels": pixels,
+            "pinned_peak_gb": pool and pool.peak / 2**30,  # the page-locked pool at its largest, however briefly
             "tiles": int(sum(tiles)),
             "first_strip_seconds": strips[0][0] - t0 if strips else None,  # start-up, then one strip
             "busy_seconds": {k: round(v.seconds(), 2) for k, v in calls.items()}, "rss_gb": rss.peaks,

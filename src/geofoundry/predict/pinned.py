@@ -27,6 +27,7 @@ class PinnedPool:
         self._free: list[np.ndarray] = []
         self._lock = threading.Lock()
         self._bytes = [0]  # registered bytes, shared with the blocks' finalizers (which must not hold the pool)
+        self.peak = 0  # the most bytes registered at once
 
     @property
     def registered(self) -> int:
@@ -62,6 +63,7 @@ class PinnedPool:
         if error:
             raise RuntimeError(f"cudaHostRegister of {size} bytes of host memory failed (cudaError {error})")
         self._bytes[0] += size
+        self.peak = max(self.peak, self._bytes[0])
         weakref.finalize(block, _unregister, ptr, size, self._bytes)
         return block
 
