@@ -40,6 +40,10 @@ class Ifd:
     offsets: np.ndarray  # uint64, one per tile (0 for a tile never written)
     counts: np.ndarray
 
+    def value(self, code: int) -> int:
+        """The first value of the SHORT, LONG or LONG8 tag ``code``."""
+        return int(_array(self.tags[code])[0])
+
 
 def _array(tag: tuple[int, int, bytes]) -> np.ndarray:
     kind, count, raw = tag

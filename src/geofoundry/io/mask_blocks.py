@@ -18,10 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 from rasterio.windows import Window
 
-from .cog_layout import read_ifds
+from .cog_layout import MASK, NEW_SUBFILE_TYPE, read_ifds
 
-NEW_SUBFILE_TYPE, WIDTH, LENGTH, TILE_WIDTH, TILE_LENGTH = 254, 256, 257, 322, 323
-MASK = 4  # NewSubfileType of a full-resolution mask
+WIDTH, LENGTH, TILE_WIDTH, TILE_LENGTH = 256, 257, 322, 323  # TIFF tags
 SMALL = 4096  # bytes: a constant block compresses to far less; larger tiles are not looked at
 MIXED = -1
 
@@ -40,11 +39,6 @@ class MaskBlocks:
                              c0 // bw:(c0 + int(window.width) - 1) // bw + 1]
         first = int(blocks.flat[0])
         return first if first != MIXED and (blocks == first).all() else None
-
-
-def _tag(ifd, code: int) -> int:
-    kind, _, raw = ifd.tags[code]
-    return struct.unpack_from("<H" if kind == 3 else "<I", raw)[0]
 
 
 def mask_blocks(ds) -> MaskBlocks | None:
@@ -72,11 +66,11 @@ def _find(ds) -> MaskBlocks | None:
     except (OSError, ValueError, KeyError, struct.error):
         return None
     size = (ds.width, ds.height)
-    mask = next((ifd for ifd in ifds if NEW_SUBFILE_TYPE in ifd.tags and _tag(ifd, NEW_SUBFILE_TYPE) == MASK
-                 and (_tag(ifd, WIDTH), _tag(ifd, LENGTH)) == size), None)
+    mask = next((ifd for ifd in ifds if NEW_SUBFILE_TYPE in ifd.tags and ifd.value(NEW_SUBFILE_TYPE) == MASK
+                 and (ifd.value(WIDTH), ifd.value(LENGTH)) == size), None)
     if mask is None or TILE_WIDTH not in mask.tags:
         return None
-    bw, bh = _tag(mask, TILE_WIDTH), _tag(mask, TILE_LENGTH)
+    bw, bh = mask.value(TILE_WIDTH), mask.value(TILE_LENGTH)
     across, down = -(-size[0] // bw), -(-size[1] // bh)
     if len(mask.counts) != across * down:
         return None

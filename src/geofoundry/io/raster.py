@@ -76,7 +76,7 @@ class ModelGrid:
         if inner is None or (inner.height, inner.width) != out.shape:
             out[:] = 0
         if inner is not None:
-            if self.one_mask and (value := self.mask_blocks and self.mask_blocks.constant(inner)) is not None:
+            if (value := self.mask_blocks and self.mask_blocks.constant(inner)) is not None:
                 out[rows, cols] = value  # blocks of nodata collar (or all valid): nothing to decode
             elif self.one_mask:  # reading it is several times faster than rasterio's dataset_mask
                 self.ds.read_masks(1, window=inner, out=out[rows, cols])
@@ -93,13 +93,13 @@ class ModelGrid:
         """Whether no pixel of ``window`` is valid, known without reading: outside the raster, or in blocks of the
         mask that are all invalid."""
         inner, _, _ = self._inside(window)
-        return inner is None or (self.one_mask and self.mask_blocks is not None
-                                 and self.mask_blocks.constant(inner) == 0)
+        return inner is None or (self.mask_blocks is not None and self.mask_blocks.constant(inner) == 0)
 
     @functools.cached_property
     def mask_blocks(self) -> MaskBlocks | None:
-        """The blocks of the scene's internal mask that are constant (a GeoTIFF on the model grid itself)."""
-        return mask_blocks(self.ds)
+        """The blocks of the scene's internal mask that are constant (a GeoTIFF on the model grid itself, whose bands
+        share one mask); None otherwise."""
+        return mask_blocks(self.ds) if self.one_mask else None
 
     def _inside(self, window) -> tuple[Window | None, slice, slice]:
         """The part of ``window`` inside the raster, and where it lies in the window's array."""
