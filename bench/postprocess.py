@@ -6,8 +6,8 @@
 
 Each map (EPSG:3857, 0.3 m, one band p(building), ¾ valid) holds one 8×8 m "building" of probability 0.9 every
 20 m on noise below 0.3, written with the predict stage's COG writer. Each side runs the default chain of
-params.yaml (``postprocess.steps``) in a fresh process; peak RSS is that process's ``ru_maxrss``. Bytes per pixel
-show how memory grows with the scene.
+params.yaml (``postprocess.steps``) in a fresh process; peak RSS is that process's own high-water mark
+(``peak_rss``). Bytes per pixel show how memory grows with the scene.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from peak_rss import peak_rss_gb
 
 ROOT = Path(__file__).resolve().parents[1]
 PIXEL_M, PERIOD_PX, SIZE_PX, ROWS = 0.3, 66, 27, 512
@@ -48,7 +48,7 @@ def synthetic_map(path: Path, side: int) -> None:
             rows = np.arange(top, top + n)
             blobs = ((rows % PERIOD_PX) < SIZE_PX)[:, None] & in_x[None, :]
             p = np.where(blobs, 230, rng.integers(0, 76, (n, side))).astype(np.uint8) * wanted[:n]
-            writer.write(Strip(Rows(top, n, p[None], wanted[:n].copy()), []))
+            writer.write(Strip(Rows(top, n, p[None], np.packbits(wanted[:n], axis=-1)), []))
 
 
 def part(args) -> dict:
@@ -61,7 +61,7 @@ def part(args) -> dict:
     cfg = PostprocessConfig(steps=steps, window_px=args.window, workers=args.workers)
     result = run(cfg, args.maps, args.maps / "vectors", ["building"])
     return {"seconds": time.perf_counter() - t0, "objects": result["objects"],
-            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+            "peak_rss_gb": peak_rss_gb()}
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ import rasterio
 from rasterio.enums import MaskFlags
 from rasterio.windows import Window
 
-from geofoundry.io.cog_layout import LEADER, TRAILER, read_ifds, write_cog
+from geofoundry.io.cog_layout import LEADER, TRAILER, Ifd, read_ifds, write_cog
 
 SIDE = 1280  # 3 x 3 tiles of 512, the last ones partial
 
@@ -95,6 +95,30 @@ def test_same_file_without_copy_file_range(tiled, tmp_path, monkeypatch):
     monkeypatch.delattr("os.copy_file_range", raising=False)
     write_cog([tuple(read_ifds(full)), tuple(read_ifds(half))], tmp_path / "buffered.tif")
     assert (tmp_path / "kernel.tif").read_bytes() == (tmp_path / "buffered.tif").read_bytes()
+
+
+def test_framed_tiles_copied_in_runs_give_the_same_cog(tiled, tmp_path):
+    """Tiles that already carry their COG leader and trailer, one after the other in their file (as the predict
+    writer leaves them), are copied in one run per file: the COG is byte for byte the one made tile by tile."""
+    (full, half), _, _ = tiled
+    levels = [tuple(read_ifds(full)), tuple(read_ifds(half))]
+    framed_levels = []
+    for n, (image, mask) in enumerate(levels):
+        framed = tmp_path / f"framed{n}.bin"
+        offsets = {id(ifd): np.zeros_like(ifd.offsets) for ifd in (image, mask)}
+        with open(image.path, "rb") as src, open(framed, "wb") as out:
+            for i in range(len(image.offsets)):
+                for ifd in (image, mask):
+                    if ifd.counts[i]:
+                        src.seek(int(ifd.offsets[i]))
+                        data = src.read(int(ifd.counts[i]))
+                        offsets[id(ifd)][i] = out.tell() + LEADER
+                        out.write(struct.pack("<I", len(data)) + data + data[-TRAILER:].rjust(TRAILER, b"\0"))
+        framed_levels.append(tuple(Ifd(framed, ifd.tags, offsets[id(ifd)], ifd.counts, framed=True)
+                                   for ifd in (image, mask)))
+    write_cog(levels, tmp_path / "tile_by_tile.tif")
+    write_cog(framed_levels, tmp_path / "in_runs.tif")
+    assert (tmp_path / "tile_by_tile.tif").read_bytes() == (tmp_path / "in_runs.tif").read_bytes()
 
 
 def test_untiled_or_big_endian_input_is_refused(tmp_path):

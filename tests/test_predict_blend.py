@@ -49,3 +49,15 @@ def test_cut_gives_the_tiles_in_order(backend):
     cols = [0, 24, 48, 120, 144, 268]
     tiles = np.concatenate([np.asarray(t) for t in cut(arrays, arrays.put(x), cols, 32, 24)])
     np.testing.assert_array_equal(tiles, np.stack([x[:, :, c:c + 32] for c in cols]))
+
+
+@pytest.mark.parametrize("backend", ARRAYS)
+@pytest.mark.parametrize("rows,width", [(3, 1), (3, 8), (5, 13), (2, 517), (0, 12)])
+def test_masks_packed_as_numpy_packs_bits(backend, rows, width):
+    """A mask (0/1 floats, as the strips' masks are on the device) comes packed 8 pixels a byte, the first pixel
+    in the most significant bit, each row padded to whole bytes with zeros, as ``np.packbits`` packs it."""
+    mask = (np.random.default_rng(width).random((rows, width)) < 0.5).astype(np.float32)
+    arrays = ARRAYS[backend]
+    packed = np.asarray(arrays.pack_bits(arrays.put(mask)))
+    assert packed.dtype == np.uint8
+    np.testing.assert_array_equal(packed, np.packbits(mask > 0, axis=-1))

@@ -42,8 +42,9 @@ def test_streamed_overviews_equal_gdal_average(dev_root, tmp_path):
         assert writer.factors == [2, 4]
         pyramid, tops = Pyramid(np, writer.factors), [0, 0]
         for top, v, m, levels in _stream(pyramid, values.astype(np.float32), valid.astype(np.float32), np.asarray):
-            writer.write(Strip(Rows(top, len(m), v.astype(np.uint8), m > 0),
-                               [Rows(tops[i], len(b), a.astype(np.uint8), b > 0) for i, (a, b) in enumerate(levels)]))
+            writer.write(Strip(Rows(top, len(m), v.astype(np.uint8), np.packbits(m > 0, axis=-1)),
+                               [Rows(tops[i], len(b), a.astype(np.uint8), np.packbits(b > 0, axis=-1))
+                                for i, (a, b) in enumerate(levels)]))
             tops = [t + len(b) for t, (_, b) in zip(tops, levels)]
     reference = tmp_path / "reference.tif"
     profile = {"driver": "GTiff", "dtype": "uint8", "count": 1, "width": 1536, "height": 1024, "crs": crs,
@@ -130,8 +131,8 @@ def test_a_failed_prediction_leaves_nothing_behind(tmp_path):
             assert writer.factors == [2, 4]
             valid = np.ones((384, 1200), bool)
             levels = Pyramid(np, writer.factors).add(np.zeros((1, 384, 1200), np.float32), valid * np.float32(1), False)
-            writer.write(Strip(Rows(0, 384, np.zeros((1, 384, 1200), np.uint8), valid),
-                               [Rows(0, len(m), v.astype(np.uint8), m > 0) for v, m in levels]))
+            writer.write(Strip(Rows(0, 384, np.zeros((1, 384, 1200), np.uint8), np.packbits(valid, axis=-1)),
+                               [Rows(0, len(m), v.astype(np.uint8), np.packbits(m > 0, axis=-1)) for v, m in levels]))
             raise RuntimeError("model failed")
     assert out.read_bytes() == b"previous map"
     assert [p.name for p in tmp_path.iterdir()] == ["map.tif"]

@@ -29,8 +29,9 @@ def test_three_bands_of_an_odd_size_read_back_exactly(dev_root, compress, tmp_pa
                            compress=compress) as writer:
         top = 0
         for n in [1, 383, 216, 500, 7, 193]:
-            rows = Rows(top, n, values[:, top:top + n], valid[top:top + n])
-            writer.write(Strip(rows if rows.valid.any() else Rows(top, n), []))
+            here = valid[top:top + n]
+            rows = Rows(top, n, values[:, top:top + n], np.packbits(here, axis=-1))
+            writer.write(Strip(rows if here.any() else Rows(top, n), []))
             top += n
         assert top == 1300
     with rasterio.open(out) as ds:

@@ -21,7 +21,8 @@ import numpy as np
 TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8}
 BIG_ONLY_TYPES = {16, 17, 18}  # LONG8, SLONG8, IFD8
 SHORT, LONG, LONG8 = 3, 4, 16
-NEW_SUBFILE_TYPE, PHOTOMETRIC, TILE_OFFSETS, TILE_BYTE_COUNTS = 254, 262, 324, 325
+NEW_SUBFILE_TYPE, IMAGE_WIDTH, IMAGE_LENGTH, PHOTOMETRIC = 254, 256, 257, 262
+TILE_WIDTH, TILE_LENGTH, TILE_OFFSETS, TILE_BYTE_COUNTS = 322, 323, 324, 325
 PHOTOMETRIC_MASK = 4
 IMAGE, OVERVIEW, MASK, OVERVIEW_MASK = 0, 1, 4, 5  # NewSubfileType values
 GEO_TAGS = {33550, 33922, 34264, 34735, 34736, 34737, 42112, 42113}  # georeferencing, GDAL metadata and nodata
@@ -29,6 +30,7 @@ GHOST = ("LAYOUT=IFDS_BEFORE_DATA\nBLOCK_ORDER=ROW_MAJOR\nBLOCK_LEADER=SIZE_AS_U
          "BLOCK_TRAILER=LAST_4_BYTES_REPEATED\nKNOWN_INCOMPATIBLE_EDITION=NO\n")
 INTERLEAVED = "MASK_INTERLEAVED_WITH_IMAGERY=YES\n"
 LEADER = TRAILER = 4  # bytes around each tile: its size (uint32), then its last 4 bytes again
+CHUNK = 8 * 2**20  # bytes a time, where the kernel cannot copy between files
 
 
 @dataclass
@@ -39,10 +41,19 @@ class Ifd:
     tags: dict[int, tuple[int, int, bytes]]  # code -> (TIFF type, count, value bytes)
     offsets: np.ndarray  # uint64, one per tile (0 for a tile never written)
     counts: np.ndarray
+    framed: bool = False  # each tile in ``path`` already has its COG leader before it and trailer after it
 
     def value(self, code: int) -> int:
         """The first value of the SHORT, LONG or LONG8 tag ``code``."""
         return int(_array(self.tags[code])[0])
+
+
+def sized(tags: dict[int, tuple[int, int, bytes]], width: int, height: int) -> dict[int, tuple[int, int, bytes]]:
+    """``tags`` with the image ``width`` × ``height`` (SHORT values where they fit, as libtiff writes them)."""
+    out = dict(tags)
+    for code, value in ((IMAGE_WIDTH, width), (IMAGE_LENGTH, height)):
+        out[code] = (SHORT, 1, struct.pack("<H", value)) if value < 2**16 else (LONG, 1, struct.pack("<I", value))
+    return out
 
 
 def _array(tag: tuple[int, int, bytes]) -> np.ndarray:
@@ -150,7 +161,9 @@ def _header(order: list[tuple[Ifd, int]], offsets: dict[int, np.ndarray], ghost:
 def _place(levels: list[tuple[Ifd, Ifd | None]], start: int) -> tuple[dict[int, np.ndarray], list]:
     """Where each tile goes when the data begin at ``start``: smallest overview first, each image tile followed by
     its mask tile, each with its leader and trailer. Returns the new offsets (by ``id`` of the source IFD) and the
-    copies to make, ``(source path, offset, size)`` in order."""
+    copies to make, ``(source path, offset, size, framed)`` in order: a framed copy holds leaders and trailers
+    already (tiles of framed IFDs that lie one after the other in their file are copied at once); an unframed one
+    is a tile alone, its leader and trailer to be written around it."""
     offsets, plan, pos = {}, [], start
     for pair in reversed(levels):
         ifds = [ifd for ifd in pair if ifd is not None]
@@ -161,8 +174,14 @@ def _place(levels: list[tuple[Ifd, Ifd | None]], start: int) -> tuple[dict[int, 
                 n = int(ifd.counts[i])
                 if n:
                     offsets[id(ifd)][i] = pos + LEADER
-                    plan.append((ifd.path, int(ifd.offsets[i]), n))
                     pos += LEADER + n + TRAILER
+                    at = int(ifd.offsets[i])
+                    if not ifd.framed:
+                        plan.append((ifd.path, at, n, False))
+                    elif plan and plan[-1][3] and plan[-1][0] == ifd.path and sum(plan[-1][1:3]) == at - LEADER:
+                        plan[-1] = (ifd.path, plan[-1][1], plan[-1][2] + LEADER + n + TRAILER, True)
+                    else:
+                        plan.append((ifd.path, at - LEADER, LEADER + n + TRAILER, True))
     return offsets, plan
 
 
@@ -181,7 +200,7 @@ def _copy(src: int, dst: int, offset: int, count: int) -> None:
         except (AttributeError, OSError) as e:  # not Linux, or a file system that cannot
             if isinstance(e, OSError) and e.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
                 raise
-            chunk = os.pread(src, count, offset)
+            chunk = os.pread(src, min(count, CHUNK), offset)
             _write(dst, chunk)
             done = len(chunk)
         if done == 0:
@@ -209,10 +228,13 @@ def write_cog(levels: list[tuple[Ifd, Ifd | None]], path: Path, bigtiff: bool | 
     sources: dict[Path, int] = {}
     try:
         _write(fd, header)
-        for source, offset, count in plan:
+        for source, offset, count, framed in plan:
             if source not in sources:
                 sources[source] = os.open(source, os.O_RDONLY)
             src = sources[source]
+            if framed:
+                _copy(src, fd, offset, count)
+                continue
             _write(fd, struct.pack("<I", count))
             _copy(src, fd, offset, count)
             last = min(count, TRAILER)

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from rasterio.windows import Window
 
-from .cog_layout import MASK, NEW_SUBFILE_TYPE, read_ifds
+from .cog_layout import IMAGE_LENGTH, IMAGE_WIDTH, MASK, NEW_SUBFILE_TYPE, TILE_LENGTH, TILE_WIDTH, read_ifds
 
-WIDTH, LENGTH, TILE_WIDTH, TILE_LENGTH = 256, 257, 322, 323  # TIFF tags
 SMALL = 4096  # bytes: a constant block compresses to far less; larger tiles are not looked at
 MIXED = -1
 
@@ -67,7 +66,7 @@ def _find(ds) -> MaskBlocks | None:
         return None
     size = (ds.width, ds.height)
     mask = next((ifd for ifd in ifds if NEW_SUBFILE_TYPE in ifd.tags and ifd.value(NEW_SUBFILE_TYPE) == MASK
-                 and (ifd.value(WIDTH), ifd.value(LENGTH)) == size), None)
+                 and (ifd.value(IMAGE_WIDTH), ifd.value(IMAGE_LENGTH)) == size), None)
     if mask is None or TILE_WIDTH not in mask.tags:
         return None
     bw, bh = mask.value(TILE_WIDTH), mask.value(TILE_LENGTH)

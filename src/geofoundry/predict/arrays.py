@@ -8,6 +8,8 @@ boundary:
   to transfer (torch/CUDA: page-locked);
 * ``put(a)`` in the main thread: float32 on the device; ``copied()`` then returns a function that waits until the
   host array may be overwritten; ``zeros(shape)``: float32 zeros made on the device;
+* ``pack_bits(a)``: a mask (n, w) (nonzero: set) as uint8 (n, ⌈w/8⌉) bits, the first pixel in the MSB
+  (``np.packbits`` along rows), so masks cross to the host at an eighth of their size;
 * ``take(parts)`` starts the copies of uint8 device arrays to the host and returns a function that waits for
   them and gives the host arrays;
 * ``windows(a, size, step)``: a writable view (..., n, size) of the windows of ``a``'s last axis, ``step`` apart;
@@ -46,6 +48,9 @@ class NumpyArrays:
 
     def to_uint8(self, a: np.ndarray) -> np.ndarray:
         return a.astype(np.uint8)
+
+    def pack_bits(self, a: np.ndarray) -> np.ndarray:
+        return np.packbits(a != 0, axis=-1)
 
     def take(self, parts: list[np.ndarray]) -> Callable[[], list[np.ndarray]]:
         return lambda: parts

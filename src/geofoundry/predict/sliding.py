@@ -7,7 +7,7 @@ dataset handle; GDAL releases the GIL) reads piece ``k`` of every strip, so the 
 with the next are still in that handle's block cache. The buffers take at most ``STRIP_BUDGET`` bytes (or two
 strips, if more), so host memory stays bounded whatever the scene's size. Each strip goes to the model's device in
 one copy; tiles are cut, run in batches and blended there; only finished rows come back, as uint8 probabilities
-(round(255·p)), while the next strip runs.
+(round(255·p)) and their mask packed 8 pixels a byte, while the next strip runs.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ STRIP_BUDGET = 160 * 2**20
 
 class Rows(NamedTuple):
     """Finished rows ``top..top+n`` of one level of the map, on the host: ``values`` (K-1, n, w) uint8 round(255·p)
-    of classes 1..K-1, 0 where ``valid`` (n, w) bool is False; both None when no pixel of them is valid."""
+    of classes 1..K-1, 0 where not valid; ``valid`` (n, ⌈w/8⌉) uint8, the mask's bits as ``np.packbits(…,
+    axis=-1)`` packs them; both None when no pixel of them is valid."""
 
     top: int
     n: int
@@ -176,7 +177,8 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
                 levels = pyramid.add(scaled, keep, last, not any_wanted) if pyramid else []
                 outputs += [a for level in levels for a in level]
                 tops = level_tops([int(valid.shape[0]) for _, valid in levels])
-                taken = arrays.take([arrays.to_uint8(a) for a in outputs])
+                taken = arrays.take([arrays.pack_bits(a) if k % 2 else arrays.to_uint8(a)  # (values, mask) pairs
+                                     for k, a in enumerate(outputs)])
                 waiting.append(partial(_finished, row, n, any_wanted, tops, taken))
             while len(waiting) > 1 or (waiting and last):
                 yield waiting.popleft()()
@@ -185,11 +187,11 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
 def _finished(top: int, n: int, any_wanted: bool, level_tops: list[int],
               taken: Callable[[], list[np.ndarray]]) -> Strip:
     """The strip once its outputs are on the host: its rows and mask if any is wanted, then each level's rows and
-    mask (masks come as 0/1 bytes, viewed as bool)."""
+    mask."""
     host = taken()
-    full = Rows(top, n, host[0], host[1].view(bool)) if any_wanted else Rows(top, n)
+    full = Rows(top, n, host[0], host[1]) if any_wanted else Rows(top, n)
     levels = host[2:] if any_wanted else host
-    return Strip(full, [Rows(t, len(m), v, m.view(bool)) for t, v, m in zip(level_tops, levels[::2], levels[1::2])])
+    return Strip(full, [Rows(t, len(m), v, m) for t, v, m in zip(level_tops, levels[::2], levels[1::2])])
 
 
 def runs(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

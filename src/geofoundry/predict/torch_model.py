@@ -62,6 +62,13 @@ class TorchArrays:
     def to_uint8(self, a: torch.Tensor) -> torch.Tensor:
         return a.to(torch.uint8)
 
+    def pack_bits(self, a: torch.Tensor) -> torch.Tensor:
+        n, w = a.shape
+        bits = torch.zeros((n, -(-w // 8), 8), dtype=torch.uint8, device=a.device)
+        bits.view(n, bits.shape[1] * 8)[:, :w] = a != 0
+        shifts = torch.arange(7, -1, -1, dtype=torch.uint8, device=a.device)
+        return (bits << shifts).sum(-1, dtype=torch.uint8)
+
     @staticmethod
     def windows(a: torch.Tensor, size: int, step: int) -> torch.Tensor:
         return a.unfold(-1, size, step)

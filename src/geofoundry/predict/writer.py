@@ -2,11 +2,12 @@
 
 Each level of the map (the full resolution and every overview level, built on the model's device, :mod:`.pyramid`)
 is cut into compressed tiles as its rows arrive (:mod:`.tiles`): one thread gathers the full resolution, one the
-overview levels, and a pool of threads compresses each block row once complete. GDAL writes each level's tags
-(georeferencing, band descriptions, metadata, codec) into an empty template GeoTIFF, so the COG is those tags and
-the tiles copied behind one header (:func:`..io.cog_layout.write_cog`): nothing is decoded or encoded again, and
-closing only compresses the last block rows. Rows without any valid pixel are not written: tiles that hold none
-are sparse (no bytes, read as 0 and masked), so stretches of nodata cost neither compression nor bytes.
+overview levels, and a pool of threads compresses each block row once complete. GDAL writes the map's tags
+(georeferencing, band descriptions, metadata, codec) into an empty template GeoTIFF and its mask's into another;
+every level takes them with its own size, so the COG is those tags and the tiles copied behind one header
+(:func:`..io.cog_layout.write_cog`): nothing is decoded or encoded again, and closing only compresses the last
+block rows. Rows without any valid pixel are not written: tiles that hold none are sparse (no bytes, read as 0
+and masked), so stretches of nodata cost neither compression nor bytes.
 """
 
 from __future__ import annotations
@@ -47,38 +48,35 @@ class ProbabilityWriter:
         self.crs, self.transform, self.width, self.height = crs, transform, width, height
         self.factors = overview_factors(width, height, COG_BLOCK) if overviews else []
 
-    def _profile(self, factor: int, count: int, **options) -> dict:
-        width, height = -(-self.width // factor), -(-self.height // factor)
-        return {"driver": "GTiff", "dtype": "uint8", "count": count, "crs": self.crs,
-                "transform": self.transform * self.transform.scale(factor), "width": width, "height": height,
-                "tiled": True, "blockxsize": COG_BLOCK, "blockysize": COG_BLOCK, "compress": self.compress,
-                LEVEL_OPTION[self.compress]: LEVEL, "photometric": "minisblack",  # probabilities are not RGB
+    def _profile(self, count: int, **options) -> dict:
+        return {"driver": "GTiff", "dtype": "uint8", "count": count, "crs": self.crs, "transform": self.transform,
+                "width": self.width, "height": self.height, "tiled": True, "blockxsize": COG_BLOCK,
+                "blockysize": COG_BLOCK, "compress": self.compress, LEVEL_OPTION[self.compress]: LEVEL,
+                "photometric": "minisblack",  # probabilities are not RGB
                 "sparse_ok": True, **options}  # a template: no tile is ever written into it
 
     def __enter__(self) -> ProbabilityWriter:
         self._atomic = atomic_path(self.path)
         self._final = self._atomic.__enter__()
         bands, levels = len(self.descriptions), [1, *self.factors]
-        self._templates = [(self._final.with_suffix(f".x{f}.tif"), self._final.with_suffix(f".mask{f}.tif"))
-                           for f in levels]
+        self._templates = (self._final.with_suffix(".template.tif"), self._final.with_suffix(".mask.tif"))
         self._pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="compress")
-        encode = encoder(self.compress, LEVEL)
+        encode, encode_mask = encoder(self.compress, LEVEL), encoder("deflate", LEVEL)
         self._tiles = [LevelTiles(self._final.with_suffix(f".tiles{f}"), bands, -(-self.width // f),
-                                  -(-self.height // f), COG_BLOCK, encode, self._pool) for f in levels]
-        self._templates_made = self._pool.submit(self._make_templates, bands, levels)  # needed only at the end
+                                  -(-self.height // f), COG_BLOCK, encode, encode_mask, self._pool) for f in levels]
+        self._templates_made = self._pool.submit(self._make_templates, bands)  # needed only at the end
         self._lanes = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"write-{n}") for n in ("full", "levels")]
         self._pending: deque = deque()
         return self
 
-    def _make_templates(self, bands: int, levels: list[int]) -> None:
-        """GDAL's empty GeoTIFFs whose tags the COG's levels take."""
-        for (image, mask), f in zip(self._templates, levels):
-            with rasterio.open(image, "w", **self._profile(f, bands)) as ds:
-                if f == 1:
-                    ds.descriptions = self.descriptions
-                    ds.update_tags(**TAGS)
-            # masks are 1 bit per pixel and DEFLATE-compressed, as GDAL's internal masks are
-            rasterio.open(mask, "w", **self._profile(f, 1, compress="deflate", zlevel=LEVEL, nbits=1)).close()
+    def _make_templates(self, bands: int) -> None:
+        """GDAL's empty GeoTIFFs whose tags the COG's images and masks take."""
+        image, mask = self._templates
+        with rasterio.open(image, "w", **self._profile(bands)) as ds:
+            ds.descriptions = self.descriptions
+            ds.update_tags(**TAGS)
+        # masks are 1 bit per pixel and DEFLATE-compressed, as GDAL's internal masks are
+        rasterio.open(mask, "w", **self._profile(1, compress="deflate", zlevel=LEVEL, nbits=1)).close()
 
     def write(self, strip: Strip) -> None:
         """Queue one strip (its full-resolution rows and mask, if any are wanted, and its rows of every level)."""
@@ -111,7 +109,7 @@ class ProbabilityWriter:
             if exc_type is None and failed is None:
                 self._assemble()
         finally:
-            for p in [*(p for pair in self._templates for p in pair), *(t.path for t in self._tiles)]:
+            for p in [*self._templates, *(t.path for t in self._tiles)]:
                 p.unlink(missing_ok=True)
             if failed is not None and exc_type is None:
                 self._atomic.__exit__(type(failed), failed, failed.__traceback__)
@@ -120,12 +118,13 @@ class ProbabilityWriter:
 
     def _assemble(self) -> None:
         """The tiles written, behind the templates' tags, as one COG at the temporary final path."""
-        write_cog([tiles.ifds(read_ifds(image)[0], read_ifds(mask)[0])
-                   for tiles, (image, mask) in zip(self._tiles, self._templates)], self._final)
+        image, mask = (read_ifds(template)[0].tags for template in self._templates)
+        write_cog([tiles.ifds(image, mask) for tiles in self._tiles], self._final)
 
 
 def _close(tiles: list[LevelTiles]) -> None:
-    """Write the last block rows of every level, closing every file even when one fails (then raise its error)."""
+    """Write the last block rows of every level, all compressed at once; every file is closed even when one fails
+    (then its error is raised)."""
     with contextlib.ExitStack() as stack:
-        for t in tiles:
-            stack.callback(t.close)
+        for close in [t.finish() for t in tiles]:
+            stack.callback(close)
