@@ -9,7 +9,9 @@
 Each part runs in its own process (peak RSS per part). stage / bare is the ratio of their seconds for the same
 tiles (the stage's batches, padded to the batch size on CUDA, as the bare loop runs them); against the naive loop,
 pixels/s of the whole map. The stage is timed on its second run (``--cold``: its first): the first loads CUDA's
-kernels at their first launch, as the bare loop's untimed first batch does.
+kernels at their first launch, as the bare loop's untimed first batch does; ``--repeat N`` times N runs after it
+and takes their median (a sub-second scene varies by tens of ms from run to run). Peak RSS is each part's own
+high-water mark (``peak_rss``).
 
     python bench/predict.py --scene ../shared/data/oam_buildings_eafrica_scenes/images/zanzibar_tz_z21.tif --gsd 0.3
     python bench/predict.py --synthetic 40000 --device cuda --batch 16
@@ -20,10 +22,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import gc
 import json
 import platform
 import pstats
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from peak_rss import peak_rss_gb
 from rasterio.windows import Window
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,7 +131,7 @@ def part_stage(args) -> dict:
     calls = {"read_mask": timed_calls(ModelGrid, "mask"), "read_bands": timed_calls(ModelGrid, "bands"),
              "write_full": timed_calls(writer.ProbabilityWriter, "_write_full"),  # reader and writer threads
              "write_levels": timed_calls(writer.ProbabilityWriter, "_write_levels"),
-             "compress_tiles": timed_calls(LevelTiles, "_flush"),  # a block row's tiles (pool), appended
+             "compress_tiles": timed_calls(LevelTiles, "_append"),  # a block row's tiles: compressed (pool), appended
              "close_files": timed_calls(writer, "_close"),  # one call per writer thread: last block rows
              "main_model": MODEL_CALLS, "main_blend": timed_calls(StripBlender, "add"),  # main thread
              "main_flush": timed_calls(StripBlender, "flush"), "main_pyramid": timed_calls(Pyramid, "add"),
@@ -135,7 +140,8 @@ def part_stage(args) -> dict:
              "main_writer_open": timed_calls(writer.ProbabilityWriter, "__enter__"),  # temporary files made
              "main_writer_close": timed_calls(writer.ProbabilityWriter, "__exit__"),  # last writes, COG assembly
              "main_blender_new": timed_calls(StripBlender, "__init__"),
-             "pinned_new": timed_calls(PinnedPool, "_new")}  # page-locked blocks mapped and registered
+             "pinned_new": timed_calls(PinnedPool, "_new"),  # page-locked blocks mapped and registered
+             "gc": timed_collections()}  # Python's cyclic garbage collector, in whichever thread it runs
     if args.switch_interval:
         sys.setswitchinterval(args.switch_interval)
     profiler = cProfile.Profile() if args.profile else contextlib.nullcontext()
@@ -148,10 +154,15 @@ def part_stage(args) -> dict:
             for recorded in [tiles, cog, *calls.values()]:
                 recorded.clear()
         rss.reset()
-        t0 = time.perf_counter()
-        with profiler, rss:
-            predict_scene(str(args.scene), RGB, args.scene_gsd, None, spec, model, cfg, Path(tmp) / "p.tif")
-        seconds = time.perf_counter() - t0
+        runs = []
+        for _ in range(args.repeat):  # the calls recorded are the last run's
+            for recorded in [tiles, cog, *calls.values()]:
+                recorded.clear()
+            t0 = time.perf_counter()
+            with profiler, rss:
+                predict_scene(str(args.scene), RGB, args.scene_gsd, None, spec, model, cfg, Path(tmp) / "p.tif")
+            runs.append(time.perf_counter() - t0)
+        seconds = statistics.median(runs)
         with rasterio.open(Path(tmp) / "p.tif") as ds:
             pixels = ds.width * ds.height
     if args.profile:
@@ -161,7 +172,7 @@ def part_stage(args) -> dict:
         args.timeline.write_text(json.dumps({k: [(round(a - t0, 5), round(b - t0, 5), *rest) for a, b, *rest in v]
                                              for k, v in calls.items()}))
     strips = calls["main_write_wait"]
-    return {"seconds": seconds, "cold_seconds": cold, "cog_seconds": sum(cog), "pixels": pixels,
+    return {"seconds": seconds, "runs_seconds": runs, "cold_seconds": cold, "cog_seconds": sum(cog), "pixels": pixels,
             "pinned_peak_gb": pool and pool.peak / 2**30,  # the page-locked pool at its largest, however briefly
             "tiles": int(sum(tiles)),
             "first_strip_seconds": strips[0][0] - t0 if strips else None,  # start-up, then one strip
@@ -247,6 +258,20 @@ class Calls(list):
 
 
 MODEL_CALLS = Calls()  # each model call of the stage part (on CUDA: the launch; the GPU runs on asynchronously)
+
+
+def timed_collections() -> Calls:
+    """Record each run of Python's cyclic garbage collector (row: the generation collected)."""
+    calls, started = Calls(), {}
+
+    def record(phase: str, info: dict) -> None:
+        if phase == "start":
+            started[threading.get_ident()] = time.perf_counter()
+        elif (t := started.pop(threading.get_ident(), None)) is not None:
+            calls.append((t, time.perf_counter(), threading.current_thread().name, info["generation"]))
+
+    gc.callbacks.append(record)
+    return calls
 
 
 def timed_calls(cls, name: str) -> Calls:
@@ -343,12 +368,14 @@ def main() -> None:
     ap.add_argument("--profile", type=Path, help="stage: write the main thread's cProfile (by own time) here")
     ap.add_argument("--rss-interval-ms", type=float, default=20.0, help="stage: resident memory sampled this often")
     ap.add_argument("--cold", action="store_true", help="stage: time its first run (no untimed run before it)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="stage: timed runs (one after another in the process); its seconds are their median")
     ap.add_argument("--timeline", type=Path, help="stage: write every timed call (start, end, thread, row) here")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     if args.part:
         result = {"stage": part_stage, "bare": part_bare, "naive": part_naive}[args.part](args)
-        result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        result["peak_rss_gb"] = peak_rss_gb()
         print(json.dumps(result))
         return
     with tempfile.TemporaryDirectory() as tmp:
@@ -374,6 +401,7 @@ def main() -> None:
                  "--writer-pending", str(args.writer_pending)]
         argv += ["--null-model"] if args.null_model else []
         argv += ["--cold"] if args.cold else []
+        argv += ["--repeat", str(args.repeat)]
         argv += ["--rss-interval-ms", str(args.rss_interval_ms)]
         stage = run_part("stage", [*argv, *(["--profile", str(args.profile)] if args.profile else []),
                                    *(["--timeline", str(args.timeline)] if args.timeline else [])])
@@ -385,7 +413,8 @@ def main() -> None:
               "overviews": not args.no_overviews, "compress": args.compress, "cuda_graphs": not args.no_cuda_graphs,
               "switch_interval": args.switch_interval or None, "gdal_cache_mb": args.gdal_cache_mb or "default",
               "strip_budget_mb": args.strip_budget_mb or "default", "writer_pending": args.writer_pending or "default",
-              "stage_timed_run": "first (cold)" if args.cold else "second (the first, untimed, loads CUDA kernels)",
+              "stage_timed_run": ("first (cold)" if args.cold else "second (the first, untimed, loads CUDA kernels)")
+              + (f", median of {args.repeat} runs" if args.repeat > 1 else ""),
               "stage": stage, "bare": bare, "naive": naive,
               "stage_vs_bare": round(bare["seconds"] / stage["seconds"], 3) if bare else None,
               "stage_vs_naive": round(naive["seconds"] / naive["pixels"] * stage["pixels"] / stage["seconds"], 3)

@@ -3,7 +3,7 @@
     python bench/preprocess.py                       # both cases, print a table
     python bench/preprocess.py --write BENCHMARKS.md # and store it in the "Preprocess" section
 
-Each case runs in a fresh child process; its peak RSS is the kernel's ``ru_maxrss`` of that child (``os.wait4``).
+Each case runs in a fresh child process; its peak RSS is that child's own high-water mark (``peak_rss``).
 The synthetic scene (EPSG:3857, 0.3 m, 3-band uint8, JPEG 512² tiles, internal mask of tile clusters ≈ 15 % valid,
 overviews, ~3000 square "buildings") is generated once, strip by strip, under --workdir.
 """
@@ -21,15 +21,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+from peak_rss import peak_rss_gb
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT.parent / "shared" / "data" / "oam_buildings_eafrica_scenes"
 SIDE, TILE, PIXEL_M = 40_000, 512, 0.3
 NOTE = ('Each case runs select (scan: footprint, contexts at 1 m, labels) then preprocess (stretch fit, chip '
-        "plan, chip write; 256² chips, stride 192) in a fresh process. Peak RSS is that process's `ru_maxrss`"
-        ". GDAL's block cache is capped at 256 MB. The 2 cores were shared with a running training (load aver"
-        'age about 6), so the times are upper bounds. On the synthetic scene, select (150 s) takes most of th'
-        'e time; which part of it has not been profiled.')
+        "plan, chip write; 256² chips, stride 192) in a fresh process. Peak RSS is that process's own high-wa"
+        "ter mark (VmHWM). GDAL's block cache is capped at 256 MB. The 2 cores were shared with a running tra"
+        'ining (load average about 6), so the times are upper bounds. On the synthetic scene, select (150 s) '
+        'takes most of the time; which part of it has not been profiled.')
 CASES = {  # name: (scene id, preprocess.gsd_m)
     "dev_z21_to_0.3m": ("zanzibar_tz_z21", 0.3),
     "dev_z21_native": ("zanzibar_tz_z21", 0.0742),
@@ -133,7 +134,8 @@ def run_case(case: str, work: Path) -> dict:
     t2 = time.perf_counter()
     size = sum(f.stat().st_size for f in (out / "chips").rglob("*.npy"))
     shutil.rmtree(out, ignore_errors=True)
-    return {"select_s": round(t1 - t0, 1), "preprocess_s": round(t2 - t1, 1), "chips": summary, "chips_gb": size / 1e9}
+    return {"select_s": round(t1 - t0, 1), "preprocess_s": round(t2 - t1, 1), "chips": summary, "chips_gb": size / 1e9,
+            "peak_rss_gb": peak_rss_gb()}
 
 
 def measure(case: str, work: Path) -> dict:
@@ -144,12 +146,11 @@ def measure(case: str, work: Path) -> dict:
     proc = subprocess.Popen([sys.executable, __file__, "--child", case, "--workdir", str(work)],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    status = proc.wait()
     if status:
         raise SystemExit(f"{case}: child failed with status {status}")
     result = json.loads(out.decode().strip().splitlines()[-1])
-    return {"case": case, "wall_s": round(time.perf_counter() - t0, 1), "peak_rss_gb": usage.ru_maxrss / 2**20,
-            **result}
+    return {"case": case, "wall_s": round(time.perf_counter() - t0, 1), **result}
 
 
 def machine() -> str:
