@@ -27,6 +27,7 @@ class PinnedPool:
         self._free: list[np.ndarray] = []
         self._lock = threading.Lock()
         self._bytes = [0]  # registered bytes, shared with the blocks' finalizers (which must not hold the pool)
+        self._counting = threading.Lock()  # finalizers change the count in whichever thread drops a block
         self.peak = 0  # the most bytes registered at once
 
     @property
@@ -62,9 +63,10 @@ class PinnedPool:
         error = int(torch.cuda.cudart().cudaHostRegister(ptr, size, 0))
         if error:
             raise RuntimeError(f"cudaHostRegister of {size} bytes of host memory failed (cudaError {error})")
-        self._bytes[0] += size
-        self.peak = max(self.peak, self._bytes[0])
-        weakref.finalize(block, _unregister, ptr, size, self._bytes)
+        with self._counting:
+            self._bytes[0] += size
+            self.peak = max(self.peak, self._bytes[0])
+        weakref.finalize(block, _unregister, ptr, size, self._bytes, self._counting)
         return block
 
 
@@ -73,6 +75,7 @@ def block_size(nbytes: int) -> int:
     return -(-max(nbytes + nbytes // SPARE, 1) // GRAIN) * GRAIN
 
 
-def _unregister(ptr: int, size: int, registered: list[int]) -> None:
+def _unregister(ptr: int, size: int, registered: list[int], counting: threading.Lock) -> None:
     torch.cuda.cudart().cudaHostUnregister(ptr)
-    registered[0] -= size
+    with counting:
+        registered[0] -= size
