@@ -89,6 +89,11 @@ class ModelGrid:
         """Whether all bands share one per-dataset mask."""
         return all(f == [MaskFlags.per_dataset] for f in getattr(self.ds, "mask_flag_enums", [[]]))
 
+    def share_mask_facts(self, other: ModelGrid) -> None:
+        """Take what ``other``, a handle of the same scene, knows of the mask (whether the bands share one mask, and
+        its constant blocks) instead of looking it up again through this handle."""
+        self.__dict__.update(one_mask=other.one_mask, mask_blocks=other.mask_blocks)  # the cached properties
+
     def known_invalid(self, window) -> bool:
         """Whether no pixel of ``window`` is valid, known without reading: outside the raster, or in blocks of the
         mask that are all invalid."""
