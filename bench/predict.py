@@ -151,8 +151,6 @@ def part_stage(args) -> dict:
             t0 = time.perf_counter()
             predict_scene(str(args.scene), RGB, args.scene_gsd, None, spec, model, cfg, Path(tmp) / "p.tif")
             cold = time.perf_counter() - t0
-            for recorded in [tiles, cog, *calls.values()]:
-                recorded.clear()
         rss.reset()
         runs = []
         for _ in range(args.repeat):  # the calls recorded are the last run's
@@ -373,6 +371,8 @@ def main() -> None:
     ap.add_argument("--timeline", type=Path, help="stage: write every timed call (start, end, thread, row) here")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
+    if args.cold and args.repeat > 1:
+        ap.error("--cold times the first run alone; --repeat times runs after an untimed first")
     if args.part:
         result = {"stage": part_stage, "bare": part_bare, "naive": part_naive}[args.part](args)
         result["peak_rss_gb"] = peak_rss_gb()
