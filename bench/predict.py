@@ -101,7 +101,7 @@ def part_stage(args) -> dict:
     stage.READERS = args.readers or stage.READERS
     stage.GDAL_CACHE_MB = args.gdal_cache_mb or stage.GDAL_CACHE_MB
     writer.PENDING = args.writer_pending or writer.PENDING
-    sliding.STRIP_BUDGET = args.strip_budget_mb * 2**20 or sliding.STRIP_BUDGET
+    sliding.STRIPS_AHEAD = args.strips_ahead or sliding.STRIPS_AHEAD
     tiles: list[int] = []
     model = model_fn(args, tiles)
     for n in (args.batch, 1):  # warm-up (cuDNN autotuning, allocator)
@@ -361,7 +361,7 @@ def main() -> None:
     ap.add_argument("--switch-interval", type=float, default=0.0,
                     help="stage: sys.setswitchinterval (s) for the run, 0 = Python's default (GIL hand-off experiment)")
     ap.add_argument("--gdal-cache-mb", type=int, default=0, help="stage: GDAL block cache (default: the stage's)")
-    ap.add_argument("--strip-budget-mb", type=int, default=0, help="stage: strip ring budget (default: the stage's)")
+    ap.add_argument("--strips-ahead", type=int, default=0, help="stage: strips read ahead (default: the stage's)")
     ap.add_argument("--writer-pending", type=int, default=0, help="stage: strips queued for the writer threads")
     ap.add_argument("--profile", type=Path, help="stage: write the main thread's cProfile (by own time) here")
     ap.add_argument("--rss-interval-ms", type=float, default=20.0, help="stage: resident memory sampled this often")
@@ -397,7 +397,7 @@ def main() -> None:
         argv += ["--compress", args.compress]
         argv += ["--no-cuda-graphs"] if args.no_cuda_graphs else []
         argv += ["--switch-interval", str(args.switch_interval)]
-        argv += ["--gdal-cache-mb", str(args.gdal_cache_mb), "--strip-budget-mb", str(args.strip_budget_mb),
+        argv += ["--gdal-cache-mb", str(args.gdal_cache_mb), "--strips-ahead", str(args.strips_ahead),
                  "--writer-pending", str(args.writer_pending)]
         argv += ["--null-model"] if args.null_model else []
         argv += ["--cold"] if args.cold else []
@@ -412,7 +412,7 @@ def main() -> None:
               "batch": args.batch, "readers": args.readers or "default", "gsd_m": args.gsd,
               "overviews": not args.no_overviews, "compress": args.compress, "cuda_graphs": not args.no_cuda_graphs,
               "switch_interval": args.switch_interval or None, "gdal_cache_mb": args.gdal_cache_mb or "default",
-              "strip_budget_mb": args.strip_budget_mb or "default", "writer_pending": args.writer_pending or "default",
+              "strips_ahead": args.strips_ahead or "default", "writer_pending": args.writer_pending or "default",
               "stage_timed_run": ("first (cold)" if args.cold else "second (the first, untimed, loads CUDA kernels)")
               + (f", median of {args.repeat} runs" if args.repeat > 1 else ""),
               "stage": stage, "bare": bare, "naive": naive,

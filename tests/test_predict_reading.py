@@ -59,9 +59,9 @@ def test_uint16_scene_is_read_exactly(spacenet_root, readers, tmp_path, monkeypa
 
 
 def test_lanes_tile_gaps_and_ring_size_do_not_change_the_map(dev_root, tmp_path, monkeypatch):
-    """Two separate areas of one DEV scene (tiles run in two runs with a gap between them), read by one lane, by
-    five lanes (pieces aligned on the scene's blocks, then not), and by five lanes into a ring of two strip buffers
-    (one strip read ahead): the same file, byte for byte."""
+    """Two separate areas of one DEV scene (tiles run in two runs with a gap between them), read by one lane and by
+    five lanes (pieces aligned on the scene's blocks, then not) with one strip read ahead, and by five lanes with
+    four strips read ahead: the same file, byte for byte."""
     row = pd.read_csv(dev_root / "scenes.csv").set_index("scene_id").loc["kampala_ug_z19"]
     path, names, gsd = str(dev_root / row["image"]), row["band_names"].split("|"), float(row["gsd_m"])
     with rasterio.open(path) as src:
@@ -73,10 +73,10 @@ def test_lanes_tile_gaps_and_ring_size_do_not_change_the_map(dev_root, tmp_path,
     cfg = PredictConfig(tile=96, overlap=16, batch_size=4)
     spec = spec_for(["red", "green", "blue"], gsd, "uint8")
     maps = []
-    for readers, budget in [(1, sliding.STRIP_BUDGET), (5, sliding.STRIP_BUDGET), (5, 1)]:
+    for readers, ahead in [(1, sliding.STRIPS_AHEAD), (5, sliding.STRIPS_AHEAD), (5, 4)]:
         monkeypatch.setattr(predict_run, "READERS", readers)
-        monkeypatch.setattr(sliding, "STRIP_BUDGET", budget)
-        out = tmp_path / f"lanes{readers}_{budget}.tif"
+        monkeypatch.setattr(sliding, "STRIPS_AHEAD", ahead)
+        out = tmp_path / f"lanes{readers}_{ahead}.tif"
         assert predict_run.predict_scene(path, names, gsd, area, spec, TileModel(echo), cfg, out)
         with rasterio.open(out) as ds:
             maps.append((ds.read(1), ds.dataset_mask()))
