@@ -10,7 +10,7 @@ import rasterio
 from rasterio.enums import MaskFlags
 from rasterio.windows import Window
 
-from geofoundry.io.cog_layout import LEADER, TRAILER, Ifd, read_ifds, write_cog
+from geofoundry.io.cog_layout import LEADER, TRAILER, Ifd, leader, read_ifds, trailer, write_cog
 
 SIDE = 1280  # 3 x 3 tiles of 512, the last ones partial
 
@@ -113,7 +113,7 @@ def test_framed_tiles_copied_in_runs_give_the_same_cog(tiled, tmp_path):
                         src.seek(int(ifd.offsets[i]))
                         data = src.read(int(ifd.counts[i]))
                         offsets[id(ifd)][i] = out.tell() + LEADER
-                        out.write(struct.pack("<I", len(data)) + data + data[-TRAILER:].rjust(TRAILER, b"\0"))
+                        out.write(leader(len(data)) + data + trailer(data))
         framed_levels.append(tuple(Ifd(framed, ifd.tags, offsets[id(ifd)], ifd.counts, framed=True)
                                    for ifd in (image, mask)))
     write_cog(levels, tmp_path / "tile_by_tile.tif")

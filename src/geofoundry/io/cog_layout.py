@@ -48,6 +48,17 @@ class Ifd:
         return int(_array(self.tags[code])[0])
 
 
+def leader(size: int) -> bytes:
+    """What precedes a tile of ``size`` bytes in a COG: its size."""
+    return struct.pack("<I", size)
+
+
+def trailer(end: bytes) -> bytes:
+    """What follows a tile in a COG, given its last bytes: its last ``TRAILER`` bytes again (zeros in front for a
+    shorter tile)."""
+    return end[-TRAILER:].rjust(TRAILER, b"\0")
+
+
 def sized(tags: dict[int, tuple[int, int, bytes]], width: int, height: int) -> dict[int, tuple[int, int, bytes]]:
     """``tags`` with the image ``width`` × ``height`` (SHORT values where they fit, as libtiff writes them)."""
     out = dict(tags)
@@ -235,10 +246,10 @@ def write_cog(levels: list[tuple[Ifd, Ifd | None]], path: Path, bigtiff: bool | 
             if framed:
                 _copy(src, fd, offset, count)
                 continue
-            _write(fd, struct.pack("<I", count))
+            _write(fd, leader(count))
             _copy(src, fd, offset, count)
             last = min(count, TRAILER)
-            _write(fd, os.pread(src, last, offset + count - last).rjust(TRAILER, b"\0"))
+            _write(fd, trailer(os.pread(src, last, offset + count - last)))
     finally:
         for src in [*sources.values(), fd]:
             os.close(src)

@@ -5,9 +5,9 @@ buffers (page-locked on CUDA): first the mask, then the bands of the columns tha
 width is cut into column pieces aligned on the source's blocks, and reading lane ``k`` (a thread with its own
 dataset handle; GDAL releases the GIL) reads piece ``k`` of every strip, so the block rows that one strip shares
 with the next are still in that handle's block cache. The ring holds ``STRIPS_AHEAD`` + 1 strips (two), so host
-memory stays bounded whatever the scene's size. Each strip goes to the model's device in
-one copy; tiles are cut, run in batches and blended there; only finished rows come back, as uint8 probabilities
-(round(255·p)) and their mask packed 8 pixels a byte, while the next strip runs.
+memory stays bounded whatever the scene's size. Each strip goes to the model's device in one copy; tiles are cut,
+run in batches and blended there; only finished rows come back, as uint8 probabilities (round(255·p)) and their
+mask packed 8 pixels a byte, while the next strip runs.
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ A tile without a valid pixel is not written at all: in the COG it is sparse, rea
 
 from __future__ import annotations
 
-import struct
 import threading
 import zlib
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.cog_layout import LEADER, TRAILER, Ifd, sized
+from ..io.cog_layout import LEADER, Ifd, leader, sized, trailer
 
 Encode = Callable[[bytes], bytes]
 
@@ -87,9 +86,9 @@ class LevelTiles:
             if tile is not None:
                 for (offsets, counts), data in zip((self.image, self.mask), tile):
                     offsets[first + j], counts[first + j] = self.file.tell() + LEADER, len(data)
-                    self.file.write(struct.pack("<I", len(data)))
+                    self.file.write(leader(len(data)))
                     self.file.write(data)
-                    self.file.write(data[-TRAILER:].rjust(TRAILER, b"\0"))
+                    self.file.write(trailer(data))
         self.values[:] = 0
         self.valid[:] = 0
         self.block_row = None
