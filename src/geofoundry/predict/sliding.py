@@ -77,11 +77,6 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
     rows, cols = starts(0, height, tile, tile - overlap), starts(0, width, tile, tile - overlap)
     heights = [b - a for a, b in zip(rows, rows[1:])] + [min(tile, height - rows[-1])]  # rows each strip finishes
     span = max(width, tile)
-    fill = arrays.put(np.asarray(low, dtype=np.float32)[:, None, None])
-    one = arrays.put(np.ones(1, np.float32))
-    pad = arrays.zeros((1, len(low), tile, tile)) if arrays.steady_shapes else None
-    blender = StripBlender(arrays, n_classes, span, tile, overlap)
-    pyramid = Pyramid(xp, overview_factors) if overview_factors else None
 
     block, col_off = align
     block = block if block * readers <= span else 1  # striped sources (a block is a whole row): any edges do
@@ -140,6 +135,12 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
         to_read = deque(i for i, row in enumerate(rows) if invalid is None or not invalid(row))
         first = [to_read.popleft() for _ in range(min(STRIPS_AHEAD, len(to_read)))]
         ahead = {i: strips.submit(load, i) for i in first}
+        # the device's arrays are made while the first strips are read
+        fill = arrays.put(np.asarray(low, dtype=np.float32)[:, None, None])
+        one = arrays.put(np.ones(1, np.float32))
+        pad = arrays.zeros((1, len(low), tile, tile)) if arrays.steady_shapes else None
+        blender = StripBlender(arrays, n_classes, span, tile, overlap)
+        pyramid = Pyramid(xp, overview_factors) if overview_factors else None
         for i, row in enumerate(rows):
             todo, buffer, any_wanted = ahead.pop(i).result() if i in ahead else ([], None, False)
             if to_read and len(ahead) < STRIPS_AHEAD:  # bounded host memory
