@@ -148,6 +148,7 @@ class PreprocessConfig(Section):
 
 
 LOSSES = ("ce", "dice", "focal", "lovasz", "tversky")
+CLASS_WEIGHTED_LOSSES = ("ce", "dice", "focal", "tversky")  # the terms that take class weights
 
 
 class DeviceAugmentConfig(Section):
@@ -170,6 +171,9 @@ class TrainConfig(Section):
     weight_decay: float = Field(1e-4, ge=0)
     schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"
     loss: dict[str, float] = Field({"ce": 1.0, "dice": 1.0}, description="loss name -> weight")
+    class_weights: dict[str, float] = Field(
+        {}, description="output class name (e.g. border, contact) -> weight in the loss terms that take class "
+                        "weights (ce, dice, focal, tversky); classes not named weigh 1")
     augment: list[dict[str, dict[str, Any] | None]] = Field(
         [{"D4": {"p": 1.0}}, {"RandomBrightnessContrast": {"p": 0.3}}],
         description="albumentations transforms by class name with their arguments, applied to image and mask")
@@ -198,6 +202,21 @@ class TrainConfig(Section):
         if any(w < 0 for w in v.values()) or sum(v.values()) <= 0:
             raise ValueError("loss weights must be >= 0 with a positive sum")
         return v
+
+    @field_validator("class_weights")
+    @classmethod
+    def _positive_class_weights(cls, v: dict[str, float]) -> dict[str, float]:
+        if any(w <= 0 for w in v.values()):
+            raise ValueError(f"class weights must be > 0: {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _class_weights_taken(self) -> TrainConfig:
+        unweighted = [k for k, w in self.loss.items() if w > 0 and k not in CLASS_WEIGHTED_LOSSES]
+        if self.class_weights and unweighted:
+            raise ValueError(f"class_weights: the loss terms {unweighted} take no class weights "
+                             f"(those that do: {list(CLASS_WEIGHTED_LOSSES)})")
+        return self
 
 
 class EnsembleMember(Section):

@@ -88,7 +88,18 @@ def prepare(cfg: TrainConfig, arch: str, chips_dir: Path, rt: Runtime) -> Job:
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = make_scheduler(cfg, optimizer, cfg.epochs * math.ceil(sampler.steps / cfg.grad_accum))
     return Job(spec, target, sampler, train_loader, model, net, optimizer, scheduler,
-               WeightedLoss(cfg.loss, spec.ignore_index))
+               WeightedLoss(cfg.loss, spec.ignore_index,
+                            class_weights(cfg.class_weights, target.names(spec.classes))).to(rt.device))
+
+
+def class_weights(weights: dict[str, float], names: list[str]) -> list[float] | None:
+    """One weight per output class, in ``names``' order (None when none is given); unknown names are refused."""
+    if not weights:
+        return None
+    unknown = sorted(set(weights) - set(names))
+    if unknown:
+        raise GeofoundryError(f"train.class_weights: no output class {unknown}; the outputs are {names}")
+    return [float(weights.get(n, 1.0)) for n in names]
 
 
 def run(cfg: TrainConfig, arch: str, chips_dir: Path, models_dir: Path, live_dir: Path) -> dict:
