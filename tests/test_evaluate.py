@@ -22,7 +22,7 @@ from geofoundry.evaluate import run
 from geofoundry.evaluate.objects import average_precision, match, prf
 from geofoundry.io.units import area_m2
 from geofoundry.evaluate.pixels import burn, class_counts, confusion, histograms, in_mask, pr_curve, scores
-from geofoundry.evaluate.scene import Grid, counted
+from geofoundry.evaluate.scene import Grid, clipped, counted
 from geofoundry.io.raw import load_scenes, read_labels, select_classes
 
 DEV = Path("/work/shared/data/oam_buildings_eafrica_scenes")
@@ -147,6 +147,23 @@ def test_in_mask_and_burn():
 # --- real DEV scene ----------------------------------------------------------------------------------------------
 
 
+def test_truth_clipped_to_the_evaluation_area():
+    """Objects are cut to the area's pixels; parts without area (an edge or a corner touched) go."""
+    mask = np.zeros((4, 6), bool)
+    mask[:, :3] = True  # x in [0, 3) of a grid whose top is y = 4
+    grid = Grid("EPSG:32636", unit_grid(0, 4), mask)
+    gdf = gpd.GeoDataFrame({"class_id": [1, 1, 1, 1]}, geometry=[
+        box(2, 1, 5, 2),  # across the edge: its part x in [2, 3) stays
+        box(3, 0, 4, 1),  # touches the edge along a line: dropped
+        shapely.union(box(1, 2, 3, 3), shapely.LineString([(3, 3), (5, 3)])).convex_hull,  # a polygon: cut
+        box(0.5, 0.5, 1.5, 1.5),  # inside: unchanged
+    ], crs="EPSG:32636")
+    out = clipped(gdf, grid)
+    assert out.index.tolist() == [0, 2, 3]
+    assert out.geometry.iloc[0].equals(box(2, 1, 3, 2)) and out.geometry.iloc[2].equals(box(0.5, 0.5, 1.5, 1.5))
+    assert set(shapely.get_type_id(out.geometry.values)) <= {3, 6}  # polygons only
+
+
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory):
     """Selection, probability raster and truth in the prediction CRS for a window of ``kampala_ug_z19``."""
@@ -172,11 +189,15 @@ def dev(tmp_path_factory):
                                                                   **profile) as out:
         out.write(np.where(is_building, 230, 20).astype(np.uint8), 1)
         out.write_mask(mask)
-    rows, cols = rasterio.transform.rowcol(transform, *shapely.get_coordinates(truth.representative_point()).T)
+    grid = Grid(profile["crs"], transform, mask)
+    inside = clipped(truth, grid)  # what a perfect model predicts: nothing outside the evaluation area
+    inside["cut"] = shapely.area(inside.geometry.values) < shapely.area(truth.geometry.loc[inside.index].values) - 1e-6
+    inside = inside.reset_index(drop=True)
+    rows, cols = rasterio.transform.rowcol(transform, *shapely.get_coordinates(inside.representative_point()).T)
     rows, cols = np.asarray(rows), np.asarray(cols)
     on_grid = (rows >= 0) & (rows < mask.shape[0]) & (cols >= 0) & (cols < mask.shape[1])
-    truth["counted"] = on_grid & mask[rows.clip(0, mask.shape[0] - 1), cols.clip(0, mask.shape[1] - 1)]
-    return root, truth, Grid(profile["crs"], transform, mask)
+    inside["counted"] = on_grid & mask[rows.clip(0, mask.shape[0] - 1), cols.clip(0, mask.shape[1] - 1)]
+    return root, inside, grid
 
 
 def write_vectors(path: Path, gdf: gpd.GeoDataFrame) -> None:
@@ -196,7 +217,7 @@ def test_dev_scene_truth_against_itself_is_perfect(dev):
     write_vectors(root / "same" / f"{SCENE}.gpkg", truth)
     m = evaluate(root, "same")
     n = int(truth["counted"].sum())
-    assert n > 20
+    assert n > 20 and (truth["counted"] & truth["cut"]).sum() >= 3  # objects that cross the area's edge count too
     assert m["object"] == {"f1": 1.0, "precision": 1.0, "recall": 1.0, "ap": 1.0, "tp": n, "fp": 0, "fn": 0}
     assert m["pixel"] == {"iou": 1.0, "f1": 1.0, "precision": 1.0, "recall": 1.0}
     assert m["pixel_confusion"]["background"]["building"] == 0 and m["pixel_confusion"]["building"]["building"] > 0

@@ -1,4 +1,10 @@
-"""Evaluate one scene: read its prediction raster, predicted vectors and truth labels; count objects and pixels."""
+"""Evaluate one scene: read its prediction raster, predicted vectors and truth labels; count objects and pixels.
+
+The evaluation area is the prediction's valid pixels (the test blocks that were predicted). Predictions hold no
+probability outside it, so a predicted object never reaches past its edge; truth objects are cut to it too, and an
+object that crosses the edge is judged by its part inside, on both sides. Objects count where their representative
+point lies in the area.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,8 @@ import numpy as np
 import pandas as pd
 import pyogrio.errors
 import rasterio
+import shapely
+from rasterio.features import shapes
 
 from ..config import EvaluateConfig
 from ..errors import GeofoundryError
@@ -67,6 +75,18 @@ def read_vectors(path: Path, crs) -> gpd.GeoDataFrame:
     return gdf.to_crs(crs).reset_index(drop=True)
 
 
+def clipped(gdf: gpd.GeoDataFrame, grid: Grid) -> gpd.GeoDataFrame:
+    """``gdf``'s polygons cut to the evaluation area (the union of its pixels' squares); those left with no area
+    are dropped."""
+    area = shapely.union_all([shapely.geometry.shape(g) for g, _ in
+                              shapes(grid.mask.astype(np.uint8), mask=grid.mask, transform=grid.transform)])
+    cut = shapely.intersection(gdf.geometry.values, area)
+    mixed = ~np.isin(shapely.get_type_id(cut), (3, 6))  # an edge touched: collections with lines or points
+    cut[mixed] = [shapely.union_all([p for p in shapely.get_parts(g) if p.area > 0]) for g in cut[mixed]]
+    out = gdf.set_geometry(cut)
+    return out[shapely.area(cut) > 0]
+
+
 def counted(gdf: gpd.GeoDataFrame, grid: Grid, min_area_m2: float) -> gpd.GeoDataFrame:
     """Objects whose representative point lies in the evaluation area and whose area is >= ``min_area_m2``."""
     keep = in_mask(gdf.geometry.values, grid.mask, grid.transform)
@@ -89,7 +109,7 @@ def evaluate_scene(
         _, auxiliary = probability_classes(ds, class_names)
         prob = footprints(ds.read(), auxiliary, 255)
         grid = Grid(ds.crs, ds.transform, ds.dataset_mask() > 0)
-    truth = select_classes(read_labels(row["labels_path"]), class_paths).to_crs(grid.crs)
+    truth = clipped(select_classes(read_labels(row["labels_path"]), class_paths).to_crs(grid.crs), grid)
     pred = read_vectors(vectors_path, grid.crs)
     bad = ~pred["class_id"].isin(range(1, n_classes))
     if bad.any():
