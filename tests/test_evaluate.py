@@ -22,7 +22,7 @@ from geofoundry.evaluate import run
 from geofoundry.evaluate.objects import average_precision, match, prf
 from geofoundry.io.units import area_m2
 from geofoundry.evaluate.pixels import burn, class_counts, confusion, histograms, in_mask, pr_curve, scores
-from geofoundry.evaluate.scene import Grid, clipped, counted
+from geofoundry.evaluate.scene import POLYGONAL, Grid, clipped, counted
 from geofoundry.io.raw import load_scenes, read_labels, select_classes
 
 DEV = Path("/work/shared/data/oam_buildings_eafrica_scenes")
@@ -161,7 +161,7 @@ def test_truth_clipped_to_the_evaluation_area():
     out = clipped(gdf, grid)
     assert out.index.tolist() == [0, 2, 3]
     assert out.geometry.iloc[0].equals(box(2, 1, 3, 2)) and out.geometry.iloc[2].equals(box(0.5, 0.5, 1.5, 1.5))
-    assert set(shapely.get_type_id(out.geometry.values)) <= {3, 6}  # polygons only
+    assert set(shapely.get_type_id(out.geometry.values)) <= set(POLYGONAL)
 
 
 @pytest.fixture(scope="module")

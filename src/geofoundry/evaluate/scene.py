@@ -28,6 +28,7 @@ from .objects import match
 from .pixels import burn, confusion, histograms, in_mask
 
 VECTOR_LAYER = "objects"
+POLYGONAL = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def clipped(gdf: gpd.GeoDataFrame, grid: Grid) -> gpd.GeoDataFrame:
     area = shapely.union_all([shapely.geometry.shape(g) for g, _ in
                               shapes(grid.mask.astype(np.uint8), mask=grid.mask, transform=grid.transform)])
     cut = shapely.intersection(gdf.geometry.values, area)
-    mixed = ~np.isin(shapely.get_type_id(cut), (3, 6))  # an edge touched: collections with lines or points
+    mixed = ~np.isin(shapely.get_type_id(cut), POLYGONAL)  # an edge touched: collections with lines or points
     cut[mixed] = [shapely.union_all([p for p in shapely.get_parts(g) if p.area > 0]) for g in cut[mixed]]
     out = gdf.set_geometry(cut)
     return out[shapely.area(cut) > 0]
