@@ -10,8 +10,10 @@ Each part runs in its own process (peak RSS per part). stage / bare is the ratio
 tiles (the stage's batches, padded to the batch size on CUDA, as the bare loop runs them); against the naive loop,
 pixels/s of the whole map. The stage is timed on its second run (``--cold``: its first): the first loads CUDA's
 kernels at their first launch, as the bare loop's untimed first batch does; ``--repeat N`` times N runs after it
-and takes their median (a sub-second scene varies by tens of ms from run to run). Peak RSS is each part's own
-high-water mark (``peak_rss``).
+and takes their median (a sub-second scene varies by tens of ms from run to run); each timed run writes a new
+file (the previous one is removed untimed, as ``dvc repro`` removes a stage's outputs before running it). Every
+part builds the model with the same random weights (``--seed``), so the maps, and what compressing and copying
+them costs, are the same from process to process. Peak RSS is each part's own high-water mark (``peak_rss``).
 
     python bench/predict.py --scene ../shared/data/oam_buildings_eafrica_scenes/images/zanzibar_tz_z21.tif --gsd 0.3
     python bench/predict.py --synthetic 40000 --device cuda --batch 16
@@ -24,6 +26,7 @@ import contextlib
 import cProfile
 import gc
 import json
+import os
 import platform
 import pstats
 import resource
@@ -62,12 +65,14 @@ def synthetic_scene(path: Path, side: int) -> Path:
 
 
 def model_fn(args, counter: list[int]):
+    import torch
     from geofoundry.models.deployed import DeployedModel
     from geofoundry.models.registry import build_model
     from geofoundry.predict.torch_model import torch_model_fn
 
     from geofoundry.predict.arrays import TileModel
 
+    torch.manual_seed(args.seed)  # the same random weights in every part and run: maps of the same content
     model = torch_model_fn(DeployedModel(build_model(args.arch, 3, 2), [0.0] * 3, [255.0] * 3), args.device,
                            not args.no_cuda_graphs)
 
@@ -110,7 +115,7 @@ def part_stage(args) -> dict:
     MODEL_CALLS.clear()
 
     cog = []  # seconds of the final COG assembly (part of the stage's time)
-    rss = RssPhases(args.rss_interval_ms / 1000)
+    rss = RssPhases(args.rss_interval_ms / 1000, args.rss_mappings)
     pool = getattr(model.arrays, "pool", None)  # CUDA: page-locked blocks (strip ring, outputs in flight)
     rss.counters["pinned"] = pool and (lambda: pool.registered)
 
@@ -140,6 +145,7 @@ def part_stage(args) -> dict:
              "main_writer_open": timed_calls(writer.ProbabilityWriter, "__enter__"),  # temporary files made
              "main_writer_close": timed_calls(writer.ProbabilityWriter, "__exit__"),  # last writes, COG assembly
              "main_blender_new": timed_calls(StripBlender, "__init__"),
+             "unlink": timed_calls(Path, "unlink"), "replace": timed_calls(os, "replace"),  # temporaries, the COG
              "pinned_new": timed_calls(PinnedPool, "_new"),  # page-locked blocks mapped and registered
              "gc": timed_collections()}  # Python's cyclic garbage collector, in whichever thread it runs
     if args.switch_interval:
@@ -154,6 +160,7 @@ def part_stage(args) -> dict:
         rss.reset()
         runs = []
         for _ in range(args.repeat):  # the calls recorded are the last run's
+            (Path(tmp) / "p.tif").unlink(missing_ok=True)  # as under `dvc repro`, which removes a stage's outputs
             for recorded in [tiles, cog, *calls.values()]:
                 recorded.clear()
             t0 = time.perf_counter()
@@ -163,6 +170,7 @@ def part_stage(args) -> dict:
         seconds = statistics.median(runs)
         with rasterio.open(Path(tmp) / "p.tif") as ds:
             pixels = ds.width * ds.height
+        output_mb = (Path(tmp) / "p.tif").stat().st_size / 2**20
     if args.profile:
         with args.profile.open("w") as f:
             pstats.Stats(profiler, stream=f).sort_stats("tottime").print_stats(40)
@@ -171,6 +179,7 @@ def part_stage(args) -> dict:
                                              for k, v in calls.items()}))
     strips = calls["main_write_wait"]
     return {"seconds": seconds, "runs_seconds": runs, "cold_seconds": cold, "cog_seconds": sum(cog), "pixels": pixels,
+            "output_mb": round(output_mb, 1),
             "pinned_peak_gb": pool and pool.peak / 2**30,  # the page-locked pool at its largest, however briefly
             "tiles": int(sum(tiles)),
             "first_strip_seconds": strips[0][0] - t0 if strips else None,  # start-up, then one strip
@@ -209,10 +218,12 @@ class RssPhases:
     """Peak resident memory (GB) before the stage ("start"), while strips stream, and during the COG assembly
     (sampled every ``interval`` s from /proc/self/statm by a thread; set ``phase = "cog"`` when the assembly
     starts). At each phase's peak, ``parts`` records GDAL's block cache, any other ``counters`` (functions giving
-    bytes) and the resident memory of each kind of mapping (GB)."""
+    bytes) and, with ``mappings``, the resident memory of each kind of mapping (GB): reading /proc/self/smaps
+    holds the GIL for 15 ms or more (tens of thousands of lines), time the stage's threads wait, so it is off
+    when timing."""
 
-    def __init__(self, interval: float = 0.02):
-        self.interval, self.counters = interval, {"gdal_cache": gdal_cache_bytes()}
+    def __init__(self, interval: float = 0.02, mappings: bool = False):
+        self.interval, self.mappings, self.counters = interval, mappings, {"gdal_cache": gdal_cache_bytes()}
         self.reset()
 
     def reset(self) -> None:
@@ -231,9 +242,9 @@ class RssPhases:
             if now > self.peaks.get(self.phase, 0.0):
                 self.peaks[self.phase] = round(now, 3)
                 parts = {k: round(f() / 2**30, 3) for k, f in self.counters.items() if f}
-                if time.perf_counter() - last_map > 0.25:  # reading smaps takes a few ms
+                if self.mappings and time.perf_counter() - last_map > 0.25:
                     parts["mappings"], last_map = rss_by_mapping(), time.perf_counter()
-                else:
+                elif self.mappings:
                     parts["mappings"] = self.parts.get(self.phase, {}).get("mappings")
                 self.parts[self.phase] = parts
 
@@ -345,6 +356,7 @@ def main() -> None:
     ap.add_argument("--scene-gsd", type=float, default=0.0, help="scene GSD (m); 0 = from the file")
     ap.add_argument("--gsd", type=float, default=0.0, help="model GSD (m); 0 = the scene's (no resampling)")
     ap.add_argument("--arch", default="unet")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the model's random weights")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--tile", type=int, default=512)
     ap.add_argument("--overlap", type=int, default=128)
@@ -365,6 +377,8 @@ def main() -> None:
     ap.add_argument("--writer-pending", type=int, default=0, help="stage: strips queued for the writer threads")
     ap.add_argument("--profile", type=Path, help="stage: write the main thread's cProfile (by own time) here")
     ap.add_argument("--rss-interval-ms", type=float, default=20.0, help="stage: resident memory sampled this often")
+    ap.add_argument("--rss-mappings", action="store_true",
+                    help="stage: resident memory by mapping at each peak (reading smaps slows the stage)")
     ap.add_argument("--cold", action="store_true", help="stage: time its first run (no untimed run before it)")
     ap.add_argument("--repeat", type=int, default=1,
                     help="stage: timed runs (one after another in the process); its seconds are their median")
@@ -391,8 +405,8 @@ def main() -> None:
                 args.scene_gsd = scene_gsd_m(ds)
         args.gsd = args.gsd or args.scene_gsd
         argv = ["--scene", str(args.scene), "--scene-gsd", str(args.scene_gsd), "--gsd", str(args.gsd),
-                "--arch", args.arch, "--device", args.device, "--tile", str(args.tile), "--overlap",
-                str(args.overlap), "--batch", str(args.batch), "--readers", str(args.readers)]
+                "--arch", args.arch, "--seed", str(args.seed), "--device", args.device, "--tile", str(args.tile),
+                "--overlap", str(args.overlap), "--batch", str(args.batch), "--readers", str(args.readers)]
         argv += ["--no-overviews"] if args.no_overviews else []
         argv += ["--compress", args.compress]
         argv += ["--no-cuda-graphs"] if args.no_cuda_graphs else []
@@ -402,13 +416,13 @@ def main() -> None:
         argv += ["--null-model"] if args.null_model else []
         argv += ["--cold"] if args.cold else []
         argv += ["--repeat", str(args.repeat)]
-        argv += ["--rss-interval-ms", str(args.rss_interval_ms)]
+        argv += ["--rss-interval-ms", str(args.rss_interval_ms)] + (["--rss-mappings"] if args.rss_mappings else [])
         stage = run_part("stage", [*argv, *(["--profile", str(args.profile)] if args.profile else []),
                                    *(["--timeline", str(args.timeline)] if args.timeline else [])])
         bare = None if args.null_model else run_part("bare", [*argv, "--tiles", str(stage["tiles"])])
         naive = None if args.skip_naive or args.null_model else run_part("naive", argv)
     result = {"scene": "synthetic %d²" % args.synthetic if args.synthetic else args.scene.name,
-              "arch": args.arch, "device": args.device, "tile": args.tile, "overlap": args.overlap,
+              "arch": args.arch, "seed": args.seed, "device": args.device, "tile": args.tile, "overlap": args.overlap,
               "batch": args.batch, "readers": args.readers or "default", "gsd_m": args.gsd,
               "overviews": not args.no_overviews, "compress": args.compress, "cuda_graphs": not args.no_cuda_graphs,
               "switch_interval": args.switch_interval or None, "gdal_cache_mb": args.gdal_cache_mb or "default",
