@@ -64,10 +64,16 @@ class ProbabilityWriter:
         encode, encode_mask = encoder(self.compress, LEVEL), encoder("deflate", LEVEL)
         self._tiles = [LevelTiles(self._final.with_suffix(f".tiles{f}"), bands, -(-self.width // f),
                                   -(-self.height // f), COG_BLOCK, encode, encode_mask, self._pool) for f in levels]
-        self._templates_made = self._pool.submit(self._make_templates, bands)  # needed only at the end
+        self._templates_made = None  # see _start_templates
         self._lanes = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"write-{n}") for n in ("full", "levels")]
         self._pending: deque = deque()
         return self
+
+    def _start_templates(self) -> None:
+        """Have the templates made on the pool, once. They are needed only at the end, so not before the first write:
+        at the start, GDAL making them (holding the GIL) would hold up the threads that start reading."""
+        if self._templates_made is None:
+            self._templates_made = self._pool.submit(self._make_templates, len(self.descriptions))
 
     def _make_templates(self, bands: int) -> None:
         """GDAL's empty GeoTIFFs whose tags the COG's images and masks take."""
@@ -82,6 +88,7 @@ class ProbabilityWriter:
         """Queue one strip (its full-resolution rows and mask, if any are wanted, and its rows of every level)."""
         if strip.rows.values is None and all(rows.values is None for rows in strip.levels):
             return  # nothing valid: those tiles stay sparse
+        self._start_templates()
         while len(self._pending) >= PENDING:
             for f in self._pending.popleft():
                 f.result()
@@ -98,6 +105,7 @@ class ProbabilityWriter:
                 tiles.add(rows.top, rows.values, rows.valid)
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        self._start_templates()
         closed = [lane.submit(_close, tiles)  # each thread writes the last block rows of its own levels
                   for lane, tiles in zip(self._lanes, (self._tiles[:1], self._tiles[1:]))]
         for lane in self._lanes:
