@@ -324,6 +324,7 @@ def part_naive(args) -> dict:
     from geofoundry.models.registry import build_model
 
     device = torch.device("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")
+    torch.manual_seed(args.seed)
     net = build_model(args.arch, 3, 2).to(device).eval()
     t0 = time.perf_counter()
     with rasterio.open(args.scene) as src, tempfile.TemporaryDirectory() as tmp:
