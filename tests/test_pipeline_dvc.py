@@ -48,6 +48,19 @@ def test_postprocess_param_reruns_no_training_or_prediction(project):
     sh("dvc", "checkout", "-q", cwd=project)
 
 
+def test_an_ensemble_member_is_a_dependency_of_predict(project):
+    """A checkpoint put in ensemble/ changes the predict stage's dependencies; training is untouched."""
+    member = project / "ensemble/member.pt"
+    member.write_bytes((project / "models/best.pt").read_bytes())
+    try:
+        status = sh("dvc", "status", "predict", cwd=project).stdout
+        assert "modified:" in status and "ensemble" in status, status
+        assert "train" not in sh("dvc", "status", "train", cwd=project).stdout
+    finally:
+        member.unlink()
+    assert "up to date" in sh("dvc", "status", "predict", cwd=project).stdout
+
+
 def test_experiment_with_another_arch_is_compared(project):
     sh("dvc", "exp", "run", "-n", "deeplab-exp", "-S", "arch=deeplab", cwd=project)
     table = json.loads(sh("dvc", "exp", "show", "--json", cwd=project).stdout)

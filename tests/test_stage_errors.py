@@ -49,6 +49,15 @@ def test_scenes_csv_disagrees_with_file(repo, small_raw):
     assert_clean_error(run_stage(repo, "select"), "scenes.csv says bands=4 but the file has bands=3")
 
 
+def test_ensemble_member_outside_the_tracked_folder(repo):
+    """A member DVC would not see change (the predict stage depends on ensemble/ only) is refused at once."""
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["predict"]["ensemble"] = [{"path": "models/other.pt"}]
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    assert_clean_error(run_stage(repo, "predict"), "predict.ensemble: models/other.pt is not in ensemble/",
+                       "dvc add")
+
+
 def test_unknown_arch(repo, chips_dir):
     shutil.copytree(chips_dir, repo / "data/chips")
     params = yaml.safe_load((repo / "params.yaml").read_text())

@@ -30,6 +30,11 @@ class Paths:
         return self / "models"
 
     @property
+    def ensemble(self) -> Path:
+        """Checkpoints that ``predict.ensemble`` may average with ``models/best.pt`` (a dependency of predict)."""
+        return self / "ensemble"
+
+    @property
     def live(self) -> Path:
         return self / "dvclive/train"
 
