@@ -25,6 +25,7 @@ from geofoundry.bundle.engine import NOT_INSTALLED
 from geofoundry.bundle.reader import REQUIRED
 from geofoundry.config import ExportConfig, PredictConfig
 from geofoundry.errors import GeofoundryError
+from geofoundry.export.card import render_markdown
 from geofoundry.params import load_params
 
 from .project import ROOT, env
@@ -100,6 +101,11 @@ def test_bundle_is_complete_checksummed_and_carded(exported):
     assert opened.postprocess == params.postprocess and opened.predict.tile == 256
     card_md = opened.text("MODEL_CARD.md")
     assert "CC-BY 4.0" in card_md and "| export | onnx.max_abs_diff |" in card_md and "not versioned by DVC" in card_md
+    assert "measured on predictions made with" not in card_md  # no TTA, no ensemble: the bundle's own setting
+    with_tta = {**card["params"]["predict"], "tta": "d4", "ensemble": [{"path": "ensemble/a.pt", "weight": 1.0}]}
+    caveat = " ".join(render_markdown({**card, "params": {**card["params"], "predict": with_tta}}).split())
+    assert ("made with test-time augmentation (`predict.tta: d4`) and 1 more model(s) averaged in "
+            "(`predict.ensemble`); this bundle runs `model.onnx` alone without them") in caveat
     docker = opened.text("Dockerfile")
     assert f"onnxruntime=={version('onnxruntime')}" in docker and "torch==" not in docker
     assert 'ENTRYPOINT ["geofoundry", "predict", "--bundle", "/bundle"]' in docker

@@ -120,6 +120,19 @@ def _scalars(d, prefix: str = "", depth: int = 3) -> list[tuple[str, object]]:
     return out
 
 
+def measured_with(predict: dict) -> str:
+    """What the pipeline's predictions had that the bundle's do not (test-time augmentation, ensemble members),
+    as a caveat under the metrics; "" when nothing."""
+    tta = predict.get("tta", "none")
+    extras = [f"test-time augmentation (`predict.tta: {tta}`)"] if tta != "none" else []
+    if members := predict.get("ensemble"):
+        extras.append(f"{len(members)} more model(s) averaged in (`predict.ensemble`)")
+    if not extras:
+        return ""
+    return (f"\nThe evaluate figures were measured on predictions made with {' and '.join(extras)}; this bundle "
+            "runs `model.onnx` alone without them, so expect lower figures from it.\n")
+
+
 def render_markdown(card: dict) -> str:
     """MODEL_CARD.md from card.json."""
     m, data, code = card["model"], card["data"], card["code"]
@@ -151,7 +164,7 @@ Exported {card['exported_at']} by geofoundry {code['geofoundry']} at git revisio
 | source | metric | value |
 |---|---|---|
 {metrics}
-
+{measured_with(card["params"].get("predict", {}))}
 ## Use
 - Verify: `sha256sum -c SHA256SUMS` (any change, extra file or pickle is refused by `geofoundry predict`).
 - CPU: `geofoundry predict --bundle <this folder> scene.tif --out out/` → `out/scene.tif` (probabilities × 255)
