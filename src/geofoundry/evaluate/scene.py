@@ -17,11 +17,11 @@ import pandas as pd
 import pyogrio.errors
 import rasterio
 import shapely
-from rasterio.features import shapes
 
 from ..config import EvaluateConfig
 from ..errors import GeofoundryError
 from ..io.outputs import footprints, probability_classes
+from ..io.raster import mask_outline
 from ..io.raw import read_labels, select_classes
 from ..io.units import area_m2
 from .objects import match
@@ -79,9 +79,7 @@ def read_vectors(path: Path, crs) -> gpd.GeoDataFrame:
 def clipped(gdf: gpd.GeoDataFrame, grid: Grid) -> gpd.GeoDataFrame:
     """``gdf``'s polygons cut to the evaluation area (the union of its pixels' squares); those left with no area
     are dropped."""
-    area = shapely.union_all([shapely.geometry.shape(g) for g, _ in
-                              shapes(grid.mask.astype(np.uint8), mask=grid.mask, transform=grid.transform)])
-    cut = shapely.intersection(gdf.geometry.values, area)
+    cut = shapely.intersection(gdf.geometry.values, mask_outline(grid.mask, grid.transform))
     mixed = ~np.isin(shapely.get_type_id(cut), POLYGONAL)  # an edge touched: collections with lines or points
     cut[mixed] = [shapely.union_all([p for p in shapely.get_parts(g) if p.area > 0]) for g in cut[mixed]]
     out = gdf.set_geometry(cut)

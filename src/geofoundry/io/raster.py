@@ -140,7 +140,11 @@ def valid_footprint(ds, max_side: int = 2048) -> shapely.Geometry:
     factor = max(1, math.ceil(max(ds.width, ds.height) / max_side))
     h, w = math.ceil(ds.height / factor), math.ceil(ds.width / factor)
     mask = ds.dataset_mask(out_shape=(h, w), resampling=Resampling.nearest) > 0
-    transform = ds.transform @ Affine.scale(ds.width / w, ds.height / h)
+    return mask_outline(mask, ds.transform @ Affine.scale(ds.width / w, ds.height / h))
+
+
+def mask_outline(mask: np.ndarray, transform: Affine) -> shapely.Geometry:
+    """The True pixels of ``mask`` (their squares) as one (multi)polygon in ``transform``'s CRS; empty if none."""
     polys = [shapely.geometry.shape(g) for g, v in shapes(mask.astype(np.uint8), mask=mask, transform=transform) if v]
     return shapely.union_all(polys) if polys else shapely.Polygon()
 
