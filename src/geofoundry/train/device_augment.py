@@ -8,6 +8,8 @@ The noise itself comes from torch's generator, which every epoch reseeds from ``
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -34,25 +36,32 @@ def d4(t: torch.Tensor, k: int) -> torch.Tensor:
     return torch.rot90(t.transpose(-2, -1) if k >= 4 else t, k % 4, dims=(-2, -1))
 
 
+@functools.lru_cache(maxsize=8)
+def d4_sources(size: int, device: torch.device) -> torch.Tensor:
+    """(8, size²) long: for each element ``k``, the flat index of the pixel that :func:`d4` brings to each place."""
+    ramp = torch.arange(size * size, device=device).view(size, size)
+    return torch.stack([d4(ramp, k).flatten() for k in range(8)])
+
+
 def apply(x: torch.Tensor, y: torch.Tensor, params: torch.Tensor, cfg: DeviceAugmentConfig
           ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Augmented images (float (B, C, S, S) in [0, 1], layout kept) and targets (B, S, S) of a batch.
+    """Augmented images (float (B, C, S, S) in [0, 1], channels_last) and targets (B, S, S) of a batch.
 
-    ``params`` (B, 4) is best left on the host, as the DataLoader gives it: the D4 groups are read there and the
-    indices and colour parameters uploaded from pinned memory, so the host never waits for the device; one
-    index_select/rot90/index_copy per group.
+    ``params`` (B, 4), as the DataLoader gives it (pinned), goes to the device in one copy; D4 is one gather of
+    the images and one of the targets (each sample's pixels through its element's index map), so the host never
+    waits for the device.
     """
+    b, c, h, w = x.shape
+    p = upload(params, x.device)
     if cfg.d4:
-        ks = params[:, 0].long().cpu()
-        order = upload(torch.argsort(ks, stable=True), x.device)
-        out_x, out_y = torch.empty_like(x), torch.empty_like(y)
-        for k, idx in enumerate(order.split(torch.bincount(ks, minlength=8).tolist())):
-            if len(idx):
-                out_x.index_copy_(0, idx, d4(x.index_select(0, idx), k))
-                out_y.index_copy_(0, idx, d4(y.index_select(0, idx), k))
-        x, y = out_x, out_y
+        if h != w:
+            raise ValueError(f"D4 needs square chips, got {h}×{w}: crop to squares")
+        src = d4_sources(h, x.device).index_select(0, p[:, 0].long())  # (B, S²)
+        pixels = x.permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view for channels_last
+        x = pixels.gather(1, src[:, :, None].expand(-1, -1, c)).view(b, h, w, c).permute(0, 3, 1, 2)
+        y = y.reshape(b, h * w).gather(1, src).view(b, h, w)
     if cfg.p_color and (cfg.brightness or cfg.contrast or cfg.noise):
-        alpha, beta, std = upload(params, x.device)[:, 1:, None, None, None].unbind(1)
+        alpha, beta, std = p[:, 1:, None, None, None].unbind(1)
         x = x * alpha + beta
         if cfg.noise:
             x = x + torch.randn_like(x) * std
