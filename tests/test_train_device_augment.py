@@ -7,7 +7,7 @@ import pytest
 import torch
 from albumentations.augmentations.geometric.functional import d4 as albu_d4
 
-from geofoundry.config import DeviceAugmentConfig
+from geofoundry.config import DeviceAugmentConfig, TrainConfig
 from geofoundry.preprocess.stats import InputSpec
 from geofoundry.train.data import ChipDataset
 from geofoundry.train.device_augment import IDENTITY, apply, draw
@@ -75,3 +75,15 @@ def test_draw_is_the_seeds_own():
     changed = p[:, 3] > 0
     assert 0.25 < changed.mean() < 0.35 and (p[~changed, 1:] == IDENTITY[1:]).all()
     assert np.abs(p[:, 1] - 1).max() <= 0.1 and np.abs(p[:, 2]).max() <= 0.2
+
+
+def test_d4_refuses_oblong_chips():
+    d4 = DeviceAugmentConfig(d4=True)
+    with pytest.raises(ValueError, match=r"augment\[1\] \(RandomCrop\) makes 192×128 chips, but device_augment.d4"):
+        TrainConfig(augment=[{"GaussianBlur": None}, {"RandomCrop": {"height": 192, "width": 128}}], device_augment=d4)
+    with pytest.raises(ValueError, match=r"RandomResizedCrop\) makes 128×96"):
+        TrainConfig(augment=[{"RandomResizedCrop": {"size": [128, 96]}}], device_augment=d4)
+    TrainConfig(augment=[{"RandomCrop": {"height": 192, "width": 192}}], device_augment=d4)
+    TrainConfig(augment=[{"RandomCrop": {"height": 192, "width": 128}}], device_augment=DeviceAugmentConfig())
+    with pytest.raises(ValueError, match="needs square chips"):  # the library's own guard
+        apply(torch.zeros(2, 3, 8, 6), torch.zeros(2, 8, 6, dtype=torch.long), torch.tensor([IDENTITY] * 2), d4)

@@ -211,6 +211,20 @@ class TrainConfig(Section):
         return v
 
     @model_validator(mode="after")
+    def _d4_square(self) -> TrainConfig:
+        """D4 turns chips a quarter: an ``augment`` step must not leave them oblong."""
+        for i, step in enumerate(self.augment):
+            for name, args in step.items():
+                args = args or {}
+                sides = args.get("size")
+                if not isinstance(sides, (list, tuple)) or len(sides) != 2:
+                    sides = (args.get("height"), args.get("width"))
+                if self.device_augment.d4 and None not in sides and sides[0] != sides[1]:
+                    raise ValueError(f"augment[{i}] ({name}) makes {sides[0]}×{sides[1]} chips, but "
+                                     f"device_augment.d4 needs square ones: make them square or turn d4 off")
+        return self
+
+    @model_validator(mode="after")
     def _class_weights_taken(self) -> TrainConfig:
         unweighted = [k for k, w in self.loss.items() if w > 0 and k not in CLASS_WEIGHTED_LOSSES]
         if self.class_weights and unweighted:
