@@ -48,17 +48,21 @@ def test_postprocess_param_reruns_no_training_or_prediction(project):
     sh("dvc", "checkout", "-q", cwd=project)
 
 
-def test_an_ensemble_member_is_a_dependency_of_predict(project):
-    """A checkpoint put in ensemble/ changes the predict stage's dependencies; training is untouched."""
-    member = project / "ensemble/member.pt"
-    member.write_bytes((project / "models/best.pt").read_bytes())
+@pytest.mark.parametrize(("stage", "added", "copied"), [
+    ("predict", "ensemble/member.pt", "models/best.pt"),  # predict.ensemble's members
+    ("select", "splits/earlier.parquet", "data/selection/blocks.parquet"),  # select.split.pinned's blocks files
+])
+def test_a_file_in_a_stage_folder_is_a_dependency(project, stage, added, copied):
+    """A file put in ensemble/ (splits/) changes the predict (select) stage's dependencies; training is untouched."""
+    path = project / added
+    path.write_bytes((project / copied).read_bytes())
     try:
-        status = sh("dvc", "status", "predict", cwd=project).stdout
-        assert "modified:" in status and "ensemble" in status, status
+        status = sh("dvc", "status", stage, cwd=project).stdout
+        assert "modified:" in status and added.split("/")[0] in status, status
         assert "train" not in sh("dvc", "status", "train", cwd=project).stdout
     finally:
-        member.unlink()
-    assert "up to date" in sh("dvc", "status", "predict", cwd=project).stdout
+        path.unlink()
+    assert "up to date" in sh("dvc", "status", stage, cwd=project).stdout
 
 
 def test_experiment_with_another_arch_is_compared(project):

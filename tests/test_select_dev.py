@@ -12,10 +12,13 @@ import pytest
 import rasterio
 import shapely
 
-from geofoundry.config import SelectConfig
+from geofoundry.config import SelectConfig, SplitConfig
+from geofoundry.errors import GeofoundryError
 from geofoundry.io.geometry import reproject
 from geofoundry.io.raster import valid_footprint
+from geofoundry.paths import Paths
 from geofoundry.select import run as select_run
+from geofoundry.select.pinned import pinned_path, pinned_splits
 from geofoundry.select.split import SPLITS, assign_splits
 
 CFG = SelectConfig(gsd_range=(0.0, 1.0), context_gsd_m=2.0)
@@ -106,3 +109,39 @@ def test_select_run_is_reproducible(tmp_path, spacenet_root):
     assert runs[0] == runs[1]
     a, b = (gpd.read_parquet(tmp_path / f"s{i}" / "blocks.parquet") for i in range(2))
     assert a.equals(b) and np.isin(a["split"], SPLITS).all()
+
+
+def test_pinned_split_keeps_the_blocks_of_an_earlier_selection(tmp_path, dev_root):
+    """All nine scenes selected with z19's blocks pinned: every z19 block keeps its split, on every zoom."""
+    z19 = SelectConfig(gsd_range=(0.25, 0.35), context_gsd_m=2.0)
+    select_run(z19, dev_root, tmp_path / "z19", tmp_path / "z19.json")
+    pinned = tmp_path / "z19" / "blocks.parquet"
+    select_run(CFG, dev_root, tmp_path / "all", tmp_path / "all.json", pinned)
+    before = gpd.read_parquet(pinned).set_index("block_id")["split"]
+    after = gpd.read_parquet(tmp_path / "all" / "blocks.parquet").set_index("block_id")["split"]
+    assert len(before) > 20 and after[before.index].tolist() == before.tolist()
+    scenes = pd.read_parquet(tmp_path / "all" / "scenes.parquet")
+    assert len(scenes) == 9 and set(scenes["splits"]) == {"test,train,val"}
+
+
+def test_pinned_split_refuses_bad_files(tmp_path, dev_selection):
+    blocks = gpd.read_parquet(dev_selection[0] / "selection" / "blocks.parquet")
+    path = dev_selection[0] / "selection" / "blocks.parquet"
+    assert pinned_splits(blocks, path, 150.0).tolist() == blocks["split"].tolist()
+    with pytest.raises(GeofoundryError, match="not cells of the 100 m grid .* another block size"):
+        pinned_splits(blocks, path, 100.0)
+    blocks.drop(columns="split").to_parquet(tmp_path / "nosplit.parquet")
+    with pytest.raises(GeofoundryError, match=r"lacks the column\(s\) \['split'\]"):
+        pinned_splits(blocks, tmp_path / "nosplit.parquet", 150.0)
+    blocks.assign(split="holdout").to_parquet(tmp_path / "holdout.parquet")
+    with pytest.raises(GeofoundryError, match=r"unknown split\(s\) \['holdout'\]"):
+        pinned_splits(blocks, tmp_path / "holdout.parquet", 150.0)
+    (tmp_path / "splits").mkdir()
+    (tmp_path / "splits" / "text.parquet").write_text("not parquet")
+    with pytest.raises(GeofoundryError, match="text.parquet: not a blocks file"):
+        pinned_splits(blocks, pinned_path(SplitConfig(pinned="splits/text.parquet"), Paths(tmp_path)), 150.0)
+    with pytest.raises(GeofoundryError, match="splits/none.parquet does not exist"):
+        pinned_path(SplitConfig(pinned="splits/none.parquet"), Paths(tmp_path))
+    with pytest.raises(GeofoundryError, match=r"\.\./x.parquet is not in .*splits/"):
+        pinned_path(SplitConfig(pinned="splits/../x.parquet"), Paths(tmp_path))
+    assert pinned_path(SplitConfig(), Paths(tmp_path)) is None

@@ -58,6 +58,15 @@ def test_ensemble_member_outside_the_tracked_folder(repo):
                        "dvc add")
 
 
+def test_pinned_split_outside_the_tracked_folder(repo):
+    """A blocks file DVC would not see change (the select stage depends on splits/ only) is refused at once."""
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["select"]["split"]["pinned"] = "data/selection/blocks.parquet"
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    assert_clean_error(run_stage(repo, "select"),
+                       "select.split.pinned: data/selection/blocks.parquet is not in splits/", "dvc add")
+
+
 def test_unknown_arch(repo, chips_dir):
     shutil.copytree(chips_dir, repo / "data/chips")
     params = yaml.safe_load((repo / "params.yaml").read_text())

@@ -43,6 +43,9 @@ class SplitConfig(Section):
     balance: list[Literal[BALANCE_KEYS]] = Field(  # type: ignore[valid-type]
         ["site", "positive", "vegetation", "bright", "cloud_haze"],
         description="besides valid area, what each split should get its fraction of")
+    pinned: str | None = Field(
+        None, description="a blocks file in splits/ (a copy of an earlier data/selection/blocks.parquet): its "
+                          "blocks keep their split, the others are assigned around them")
 
     @field_validator("fractions")
     @classmethod

@@ -30,6 +30,11 @@ class Paths:
         return self / "models"
 
     @property
+    def splits(self) -> Path:
+        """Blocks files that ``select.split.pinned`` may name (a dependency of select)."""
+        return self / "splits"
+
+    @property
     def ensemble(self) -> Path:
         """Checkpoints that ``predict.ensemble`` may average with ``models/best.pt`` (a dependency of predict)."""
         return self / "ensemble"

@@ -23,7 +23,8 @@ console = Console(stderr=True)
 
 def _select(p: Params, d: Paths):
     from . import select
-    return select.run(p.select, d.raw, d.selection, d.metrics / "select.json")
+    from .select.pinned import pinned_path
+    return select.run(p.select, d.raw, d.selection, d.metrics / "select.json", pinned_path(p.select.split, d))
 
 
 def _preprocess(p: Params, d: Paths):

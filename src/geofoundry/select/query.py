@@ -76,11 +76,14 @@ def preview(params_path: Path, changes: dict[str, Any]) -> dict:
     import tempfile
 
     from ..paths import Paths
+    from .pinned import pinned_path
     from .run import run
 
     params, _ = query_config(params_path, changes)
+    paths = Paths(params_path.parent)
     with tempfile.TemporaryDirectory() as tmp:
-        return run(params.select, Paths(params_path.parent).raw, Path(tmp) / "selection", Path(tmp) / "select.json")
+        return run(params.select, paths.raw, Path(tmp) / "selection", Path(tmp) / "select.json",
+                   pinned_path(params.select.split, paths))
 
 
 def _flow(value: Any) -> Any:

@@ -19,6 +19,7 @@ from ..progress import track
 from .blocks import GRID_CRS, block_id
 from .filters import apply_filters, filter_blocks, filter_scenes
 from .geofence import clip_cells, fence_3857
+from .pinned import pinned_splits
 from .split import SPLITS, assign_splits
 from .summary import split_summary
 
@@ -80,13 +81,19 @@ def merge_blocks(per_scene: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(blocks, geometry=geom.values, crs=GRID_CRS)
 
 
-def run(cfg: SelectConfig, raw_root: Path, out_dir: Path, metrics_path: Path) -> dict:
-    """Write ``scenes.parquet``, ``blocks.parquet``, ``classes.json`` to ``out_dir`` and split stats to metrics."""
+def run(cfg: SelectConfig, raw_root: Path, out_dir: Path, metrics_path: Path, pinned: Path | None = None) -> dict:
+    """Write ``scenes.parquet``, ``blocks.parquet``, ``classes.json`` to ``out_dir`` and split stats to metrics.
+
+    ``pinned``: an earlier ``blocks.parquet`` whose blocks keep their split (``select.split.pinned``).
+    """
     with bounded_gdal_cache():
         scenes, per_scene = scan_selected(filter_scenes(load_scenes(raw_root), cfg), cfg)
     scenes = scenes[scenes["scene_id"].isin(per_scene["scene_id"])].reset_index(drop=True)
     blocks = merge_blocks(per_scene)
-    blocks["split"] = assign_splits(blocks, cfg.split.fractions, cfg.split.seed, cfg.split.balance).values
+    fixed = pinned_splits(blocks, pinned, cfg.split.block_size_m) if pinned else None
+    if fixed is not None:
+        log.info("%d of %d blocks keep their split from %s", fixed.notna().sum(), len(blocks), pinned)
+    blocks["split"] = assign_splits(blocks, cfg.split.fractions, cfg.split.seed, cfg.split.balance, fixed).values
     summary = split_summary(blocks, per_scene, class_table(cfg.classes)["names"][1:])
     for split in SPLITS:
         if cfg.split.fractions[split] > 0 and summary[split]["blocks"] == 0:

@@ -33,11 +33,12 @@ def balance_features(blocks: pd.DataFrame, balance: list[str]) -> tuple[np.ndarr
 
 
 def assign_splits(blocks: pd.DataFrame, fractions: dict[str, float], seed: int,
-                  balance: list[str] = ("site", "positive")) -> pd.Series:
+                  balance: list[str] = ("site", "positive"), fixed: pd.Series | None = None) -> pd.Series:
     """Return the split of each block.
 
     Blocks, in seeded random order, go one by one to the split that minimises the weighted squared gap between
-    what every split holds of each feature and its target fraction of what has been handed out so far.
+    what every split holds of each feature and its target fraction of what has been handed out so far. Blocks
+    with a split in ``fixed`` (aligned with ``blocks``; None elsewhere) keep it and are handed out first.
     """
     feats, weights = balance_features(blocks, list(balance))
     totals = feats.sum(axis=0)
@@ -47,7 +48,15 @@ def assign_splits(blocks: pd.DataFrame, fractions: dict[str, float], seed: int,
     held = np.zeros((len(SPLITS), feats.shape[1]))
     given = np.zeros(feats.shape[1])
     out = np.empty(len(blocks), dtype=object)
+    kept = np.zeros(len(blocks), dtype=bool) if fixed is None else fixed.notna().to_numpy()
+    for i in np.flatnonzero(kept):
+        k = SPLITS.index(fixed.iloc[i])
+        held[k] += feats[i]
+        given += feats[i]
+        out[i] = SPLITS[k]
     for i in np.random.default_rng(seed).permutation(len(blocks)):
+        if kept[i]:
+            continue
         x = feats[i]
         costs = []
         for k in range(len(SPLITS)):

@@ -1,0 +1,57 @@
+"""Splits kept from an earlier selection's blocks file, so that a selection of other scenes of the same ground (other
+zooms, sensors or dates) splits it alike: its blocks keep their split and only new blocks are assigned."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pyarrow
+import shapely
+
+from ..config import SplitConfig
+from ..errors import GeofoundryError
+from ..paths import Paths
+from .blocks import GRID_CRS, cell_polygon
+from .split import SPLITS
+
+COLUMNS = {"block_id", "ix", "iy", "split", "geometry"}
+
+
+def pinned_path(cfg: SplitConfig, paths: Paths) -> Path | None:
+    """The file ``select.split.pinned`` names, which must lie in ``splits/`` (a dependency of the select stage)."""
+    if cfg.pinned is None:
+        return None
+    path = paths / cfg.pinned
+    if not path.resolve().is_relative_to(paths.splits.resolve()):
+        raise GeofoundryError(f"select.split.pinned: {cfg.pinned} is not in {paths.splits}/, the folder the select "
+                              f"stage depends on, so DVC would not see it change: copy it there (cp "
+                              f"data/selection/blocks.parquet {paths.splits}/<name>.parquet; dvc add versions it) "
+                              f"and list that path")
+    if not path.is_file():
+        raise GeofoundryError(f"select.split.pinned: {path} does not exist")
+    return path
+
+
+def pinned_splits(blocks: gpd.GeoDataFrame, path: Path, block_size_m: float) -> pd.Series:
+    """The split that the blocks file ``path`` gives each of ``blocks`` (by ``block_id``); None where it has none.
+
+    The file must be a select stage's ``blocks.parquet`` made on the same grid (``block_size_m``).
+    """
+    try:
+        pinned = gpd.read_parquet(path)
+    except (OSError, ValueError, pyarrow.ArrowException) as e:
+        raise GeofoundryError(f"{path}: not a blocks file ({e})") from None
+    missing = COLUMNS - set(pinned.columns)
+    if missing:
+        raise GeofoundryError(f"{path}: lacks the column(s) {sorted(missing)}; pin a data/selection/blocks.parquet")
+    unknown = set(pinned["split"]) - set(SPLITS)
+    if unknown:
+        raise GeofoundryError(f"{path}: unknown split(s) {sorted(map(str, unknown))}; expected {list(SPLITS)}")
+    cells = [cell_polygon(ix, iy, block_size_m).buffer(block_size_m * 1e-6)
+             for ix, iy in zip(pinned["ix"], pinned["iy"])]
+    if not shapely.covered_by(pinned.to_crs(GRID_CRS).geometry.values, cells).all():
+        raise GeofoundryError(f"{path}: its blocks are not cells of the {block_size_m:g} m grid "
+                              f"(select.split.block_size_m); it was made with another block size")
+    return blocks["block_id"].map(pinned.set_index("block_id")["split"])
