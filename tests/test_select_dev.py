@@ -136,6 +136,9 @@ def test_pinned_split_refuses_bad_files(tmp_path, dev_selection):
     blocks.assign(split="holdout").to_parquet(tmp_path / "holdout.parquet")
     with pytest.raises(GeofoundryError, match=r"unknown split\(s\) \['holdout'\]"):
         pinned_splits(blocks, tmp_path / "holdout.parquet", 150.0)
+    blocks.to_crs(4326).to_parquet(tmp_path / "lonlat.parquet")
+    with pytest.raises(GeofoundryError, match="blocks must be in EPSG:3857, found EPSG:4326"):
+        pinned_splits(blocks, tmp_path / "lonlat.parquet", 150.0)
     (tmp_path / "splits").mkdir()
     (tmp_path / "splits" / "text.parquet").write_text("not parquet")
     with pytest.raises(GeofoundryError, match="text.parquet: not a blocks file"):

@@ -49,9 +49,12 @@ def pinned_splits(blocks: gpd.GeoDataFrame, path: Path, block_size_m: float) -> 
     unknown = set(pinned["split"]) - set(SPLITS)
     if unknown:
         raise GeofoundryError(f"{path}: unknown split(s) {sorted(map(str, unknown))}; expected {list(SPLITS)}")
+    if pinned.crs is None or pinned.crs != GRID_CRS:
+        found = pinned.crs.to_string() if pinned.crs is not None else "no CRS"
+        raise GeofoundryError(f"{path}: blocks must be in {GRID_CRS}, found {found}")
     cells = [cell_polygon(ix, iy, block_size_m).buffer(block_size_m * 1e-6)
              for ix, iy in zip(pinned["ix"], pinned["iy"])]
-    if not shapely.covered_by(pinned.to_crs(GRID_CRS).geometry.values, cells).all():
+    if not shapely.covered_by(pinned.geometry.values, cells).all():
         raise GeofoundryError(f"{path}: its blocks are not cells of the {block_size_m:g} m grid "
                               f"(select.split.block_size_m); it was made with another block size")
     return blocks["block_id"].map(pinned.set_index("block_id")["split"])
