@@ -216,13 +216,15 @@ class TrainConfig(Section):
     @model_validator(mode="after")
     def _d4_square(self) -> TrainConfig:
         """D4 turns chips a quarter: an ``augment`` step must not leave them oblong."""
+        if not self.device_augment.d4:
+            return self
         for i, step in enumerate(self.augment):
             for name, args in step.items():
                 args = args or {}
                 sides = args.get("size")
                 if not isinstance(sides, (list, tuple)) or len(sides) != 2:
                     sides = (args.get("height"), args.get("width"))
-                if self.device_augment.d4 and None not in sides and sides[0] != sides[1]:
+                if None not in sides and sides[0] != sides[1]:
                     raise ValueError(f"augment[{i}] ({name}) makes {sides[0]}×{sides[1]} chips, but "
                                      f"device_augment.d4 needs square ones: make them square or turn d4 off")
         return self

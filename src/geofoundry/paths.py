@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import GeofoundryError
+
 
 @dataclass(frozen=True)
 class Paths:
@@ -12,6 +14,15 @@ class Paths:
 
     def __truediv__(self, rel: str) -> Path:
         return self.root / rel
+
+    def in_stage_folder(self, rel: str, folder: Path, setting: str, stage: str, how: str) -> Path:
+        """``rel`` (a path that ``setting`` names) under the root; refused unless it lies in ``folder``, a dependency
+        of ``stage`` in dvc.yaml, where DVC sees it change. ``how`` says how to put a file there."""
+        path = self / rel
+        if not path.resolve().is_relative_to(folder.resolve()):
+            raise GeofoundryError(f"{setting}: {rel} is not in {folder}/, the folder the {stage} stage depends on, "
+                                  f"so DVC would not see it change: copy it there ({how}) and list that path")
+        return path
 
     @property
     def raw(self) -> Path:

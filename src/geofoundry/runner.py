@@ -39,11 +39,9 @@ def _train(p: Params, d: Paths):
 
 def _predict(p: Params, d: Paths):
     from . import predict
-    for member in p.predict.ensemble:  # DVC sees a member change only there (dvc.yaml: predict depends on it)
-        if not (d.root / member.path).resolve().is_relative_to(d.ensemble.resolve()):
-            raise GeofoundryError(f"predict.ensemble: {member.path} is not in {d.ensemble}/, the folder the predict "
-                                  f"stage depends on, so DVC would not see it change: copy it there (dvc add "
-                                  f"{d.ensemble}/<name>.pt versions it) and list that path")
+    for member in p.predict.ensemble:
+        d.in_stage_folder(member.path, d.ensemble, "predict.ensemble", "predict",
+                          f"dvc add {d.ensemble}/<name>.pt versions it")
     return predict.run(p.predict, d.selection, d.chips, d.models / "best.pt", d.predictions)
 
 

@@ -23,12 +23,8 @@ def pinned_path(cfg: SplitConfig, paths: Paths) -> Path | None:
     """The file ``select.split.pinned`` names, which must lie in ``splits/`` (a dependency of the select stage)."""
     if cfg.pinned is None:
         return None
-    path = paths / cfg.pinned
-    if not path.resolve().is_relative_to(paths.splits.resolve()):
-        raise GeofoundryError(f"select.split.pinned: {cfg.pinned} is not in {paths.splits}/, the folder the select "
-                              f"stage depends on, so DVC would not see it change: copy it there (cp "
-                              f"data/selection/blocks.parquet {paths.splits}/<name>.parquet; dvc add versions it) "
-                              f"and list that path")
+    path = paths.in_stage_folder(cfg.pinned, paths.splits, "select.split.pinned", "select",
+                                 f"cp data/selection/blocks.parquet {paths.splits}/<name>.parquet; dvc add versions it")
     if not path.is_file():
         raise GeofoundryError(f"select.split.pinned: {path} does not exist")
     return path
