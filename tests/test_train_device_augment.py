@@ -69,9 +69,11 @@ def test_photometric_keeps_the_range_and_leaves_targets_alone(chip):
 
 def test_draw_is_the_seeds_own():
     cfg = DeviceAugmentConfig(d4=True, brightness=0.2, contrast=0.1, noise=0.03, p_color=0.3)
-    p = np.stack([draw(s, cfg) for s in range(2000)])
-    assert np.array_equal(draw(7, cfg), draw(7, cfg)) and draw(None, cfg).tolist() == list(IDENTITY)
-    assert set(p[:, 0]) == set(range(8)) and draw(7, cfg.model_copy(update={"d4": False}))[0] == 0
+    p = draw(range(2000), cfg)
+    assert p.shape == (2000, 4) and p.dtype == np.float32
+    assert np.array_equal(draw([7], cfg)[0], p[7]) and np.array_equal(draw([5, 7], cfg)[1], p[7])
+    assert draw([7], None).tolist() == [list(IDENTITY)] and draw([], cfg).shape == (0, 4)
+    assert set(p[:, 0]) == set(range(8)) and (draw(range(50), cfg.model_copy(update={"d4": False}))[:, 0] == 0).all()
     changed = p[:, 3] > 0
     assert 0.25 < changed.mean() < 0.35 and (p[~changed, 1:] == IDENTITY[1:]).all()
     assert np.abs(p[:, 1] - 1).max() <= 0.1 and np.abs(p[:, 2]).max() <= 0.2

@@ -77,7 +77,7 @@ class ChipDataset(Dataset):
             image, masks = np.moveaxis(out["image"], -1, 0), out["masks"]  # albumentations works on HWC
         target = self.target.encode(masks[0], self.ignore_index, masks[1] if len(masks) > 1 else None)
         return (torch.from_numpy(np.ascontiguousarray(image)), torch.from_numpy(np.ascontiguousarray(target)),
-                torch.from_numpy(draw(seed, self.device_augment)))
+                torch.from_numpy(draw([seed], None if seed is None else self.device_augment)[0]))
 
     def positive(self) -> np.ndarray:
         """Chips that hold at least one target pixel."""

@@ -1,7 +1,7 @@
 """Augmentations of a whole batch where it lives (GPU, or CPU): D4 of image and target, brightness/contrast/noise.
 
-Each sample's parameters come from its own seed (:func:`draw`, called by ``ChipDataset`` in the DataLoader), so a
-run does not depend on workers, DDP ranks or a resume; :func:`apply` runs after the uint8 → float transfer. The
+Each sample's parameters come from its own seed (:func:`draw`, called by ``ChipDataset`` in the DataLoader or by
+``ResidentBatches`` for a batch), so a run does not depend on workers, DDP ranks, a resume or where the chips are; :func:`apply` runs after the uint8 → float transfer. The
 targets (border, contact and ignore included) are D4-equivariant, so transforming them after encoding is exact.
 The noise itself comes from torch's generator, which every epoch reseeds from ``(seed, epoch, rank)``.
 """
@@ -9,6 +9,7 @@ The noise itself comes from torch's generator, which every epoch reseeds from ``
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -19,15 +20,34 @@ from .device import upload
 IDENTITY = (0.0, 1.0, 0.0, 0.0)  # per-sample parameters: D4 element, contrast factor, brightness shift, noise std
 
 
-def draw(seed: int | None, cfg: DeviceAugmentConfig | None) -> np.ndarray:
-    """Parameters of one sample (float32, see ``IDENTITY``); identity without a seed (validation) or config."""
-    if seed is None or cfg is None:
-        return np.array(IDENTITY, np.float32)
-    rng = np.random.default_rng([seed, 1])  # a stream apart from albumentations' (seeded by ``seed`` alone)
-    k, color, c, b = rng.integers(8), rng.random() < cfg.p_color, rng.uniform(-1, 1), rng.uniform(-1, 1)
-    if not color:
-        return np.array([k if cfg.d4 else 0, *IDENTITY[1:]], np.float32)
-    return np.array([k if cfg.d4 else 0, 1 + c * cfg.contrast, b * cfg.brightness, cfg.noise], np.float32)
+_MIX = tuple(np.uint64(m) for m in (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB))
+
+
+def uniforms(seeds: Sequence[int], n: int) -> np.ndarray:
+    """(len(seeds), n) uniforms in [0, 1): value i of a seed is the SplitMix64 hash of ``(seed, i)``, a
+    counter-based stream per seed, so a whole batch is drawn in a few array operations (about 10 µs for 32 seeds,
+    where a numpy Generator per seed takes 15–30 µs each)."""
+    z = (np.asarray(seeds, np.uint64)[:, None] << np.uint64(8)) + np.arange(1, n + 1, dtype=np.uint64)
+    z = z * _MIX[0]
+    z = (z ^ (z >> np.uint64(30))) * _MIX[1]
+    z = (z ^ (z >> np.uint64(27))) * _MIX[2]
+    return ((z ^ (z >> np.uint64(31))) >> np.uint64(11)) * 2.0**-53
+
+
+def draw(seeds: Sequence[int], cfg: DeviceAugmentConfig | None) -> np.ndarray:
+    """Parameters (len(seeds), 4) float32 of samples (see ``IDENTITY``), each from its own seed alone; identity
+    rows without a config (validation)."""
+    out = np.tile(np.array(IDENTITY, np.float32), (len(seeds), 1))
+    if cfg is None or not len(seeds):
+        return out
+    u = uniforms(seeds, 4)
+    if cfg.d4:
+        out[:, 0] = np.floor(u[:, 0] * 8)
+    color = u[:, 1] < cfg.p_color
+    out[color, 1] = 1 + (2 * u[color, 2] - 1) * cfg.contrast
+    out[color, 2] = (2 * u[color, 3] - 1) * cfg.brightness
+    out[color, 3] = cfg.noise
+    return out
 
 
 def d4(t: torch.Tensor, k: int) -> torch.Tensor:
