@@ -190,6 +190,10 @@ class TrainConfig(Section):
     patience: int = Field(0, ge=0, description="stop after this many epochs without improvement; 0 = never")
     seed: int = Field(0, ge=0)
     resume: bool = Field(True, description="continue an interrupted run from models/last.pt (same settings)")
+    chips_on_device: bool | Literal["auto"] = Field(
+        "auto", description="hold the train chips and their encoded targets on the device and gather batches "
+                            "there (needs augment: []); auto: on CUDA, when they take at most a quarter of its "
+                            "free memory")
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes (persistent); 0 = in the loop")
     prefetch: int = Field(4, ge=1, description="batches each worker prepares ahead")
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -227,6 +231,13 @@ class TrainConfig(Section):
                 if None not in sides and sides[0] != sides[1]:
                     raise ValueError(f"augment[{i}] ({name}) makes {sides[0]}×{sides[1]} chips, but "
                                      f"device_augment.d4 needs square ones: make them square or turn d4 off")
+        return self
+
+    @model_validator(mode="after")
+    def _chips_on_device_unaugmented(self) -> TrainConfig:
+        if self.chips_on_device is True and self.augment:
+            raise ValueError("chips_on_device: true needs augment: [] (host augmentations change each chip per "
+                             "draw); use device_augment, or chips_on_device: auto")
         return self
 
     @model_validator(mode="after")

@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 
 from ..config import TrainConfig
 from ..errors import GeofoundryError
@@ -22,6 +22,7 @@ from ..models import build_model, save_checkpoint
 from ..models.registry import get_preset
 from ..preprocess.stats import InputSpec
 from .augment import build_augment
+from . import resident
 from .data import ChipDataset, ChipSampler, loader
 from .device import Runtime, all_sum, from_main, setup, teardown
 from .loop import train_epoch, validate
@@ -61,7 +62,7 @@ class Job:
     spec: InputSpec
     target: Target
     sampler: ChipSampler
-    loader: DataLoader  # of the sampler's batches
+    batches: Iterable  # the sampler's batches: a DataLoader, or ResidentBatches
     model: torch.nn.Module
     net: torch.nn.Module
     optimizer: torch.optim.Optimizer
@@ -78,7 +79,10 @@ def prepare(cfg: TrainConfig, arch: str, chips_dir: Path, rt: Runtime) -> Job:
                             cfg.device_augment)
     sampler = ChipSampler(train_set.positive(), cfg.samples_per_epoch, cfg.positive_fraction, cfg.seed,
                           cfg.batch_size, rt.rank, rt.world)
-    train_loader = loader(train_set, sampler, workers=cfg.num_workers, prefetch=cfg.prefetch, pin=rt.cuda)
+    if resident.wanted(cfg, rt, resident.footprint(train_set)):
+        batches = resident.ResidentBatches(train_set, sampler, rt.device, cfg.num_workers, cfg.prefetch)
+    else:
+        batches = loader(train_set, sampler, workers=cfg.num_workers, prefetch=cfg.prefetch, pin=rt.cuda)
     seed_epoch(cfg.seed, -1, 0)  # the same initial weights on every rank
     model = build_model(arch, len(spec.bands), len(target.names(spec.classes)))
     model = model.to(rt.device, memory_format=torch.channels_last)
@@ -87,7 +91,7 @@ def prepare(cfg: TrainConfig, arch: str, chips_dir: Path, rt: Runtime) -> Job:
     net = torch.compile(net) if cfg.compile else net
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = make_scheduler(cfg, optimizer, cfg.epochs * math.ceil(sampler.steps / cfg.grad_accum))
-    return Job(spec, target, sampler, train_loader, model, net, optimizer, scheduler,
+    return Job(spec, target, sampler, batches, model, net, optimizer, scheduler,
                WeightedLoss(cfg.loss, spec.ignore_index,
                             class_weights(cfg.class_weights, target.names(spec.classes))).to(rt.device))
 
@@ -134,7 +138,7 @@ def _run(cfg: TrainConfig, arch: str, chips_dir: Path, models_dir: Path, live_di
 
     key, result = cfg.monitor.split("/")[1], {}
     job.sampler.set_epochs(start, cfg.epochs)
-    batches = iter(job.loader)  # one iterator for the run: no refill at epoch starts, prefetch during validation
+    batches = iter(job.batches)  # one iterator for the run: no refill at epoch starts, prefetch during validation
     try:
         for epoch in range(start, cfg.epochs):
             seed_epoch(cfg.seed, epoch, rt.rank)

@@ -22,7 +22,7 @@ from ..config import TrainConfig
 log = logging.getLogger(__name__)
 
 # Settings that change how fast a run goes, not what it computes: a resume may change them.
-RUNTIME_KEYS = {"num_workers", "prefetch", "device", "compile", "threads", "resume", "patience"}
+RUNTIME_KEYS = {"chips_on_device", "num_workers", "prefetch", "device", "compile", "threads", "resume", "patience"}
 CODE_DIRS = ("train", "models")
 
 
