@@ -21,8 +21,8 @@ from ..errors import GeofoundryError
 from ..models import build_model, save_checkpoint
 from ..models.registry import get_preset
 from ..preprocess.stats import InputSpec
-from .augment import build_augment
 from . import resident
+from .augment import build_augment
 from .data import ChipDataset, ChipSampler, loader
 from .device import Runtime, all_sum, from_main, setup, teardown
 from .loop import train_epoch, validate
@@ -138,7 +138,7 @@ def _run(cfg: TrainConfig, arch: str, chips_dir: Path, models_dir: Path, live_di
 
     key, result = cfg.monitor.split("/")[1], {}
     job.sampler.set_epochs(start, cfg.epochs)
-    batches = iter(job.batches)  # one iterator for the run: no refill at epoch starts, prefetch during validation
+    batches = iter(job.batches)  # one iterator for the run: a DataLoader's workers prefetch across epoch ends
     try:
         for epoch in range(start, cfg.epochs):
             seed_epoch(cfg.seed, epoch, rt.rank)
