@@ -36,10 +36,10 @@ import torch  # noqa: E402
 
 from geofoundry.models import build_model  # noqa: E402
 from geofoundry.params import load_params  # noqa: E402
+from geofoundry.train.data import ChipDataset  # noqa: E402
 from geofoundry.train.device import setup  # noqa: E402
 from geofoundry.train.loop import train_epoch  # noqa: E402
 from geofoundry.train.losses import WeightedLoss  # noqa: E402
-from geofoundry.train.data import ChipDataset  # noqa: E402
 from geofoundry.train.resident import ResidentBatches  # noqa: E402
 from geofoundry.train.run import prepare  # noqa: E402
 from geofoundry.train.state import seed_epoch  # noqa: E402
@@ -69,8 +69,8 @@ class Stage:
         self.held = isinstance(self.job.batches, ResidentBatches)
         self.classes = len(self.job.target.names(self.job.spec.classes))
 
-    def epoch_of(self) -> int:
-        """Runs one epoch (``--block`` steps); returns its images."""
+    def run_block(self) -> int:
+        """One stage epoch (``--block`` steps); returns its images."""
         seed_epoch(self.cfg.seed, self.epoch, self.rt.rank)
         self.epoch += 1
         job = self.job
@@ -91,7 +91,8 @@ class Bare:
         self.y = torch.randint(0, n_classes, (cfg.batch_size, *shape[1:]), device=rt.device)
         self.net.train()
 
-    def epoch_of(self) -> int:
+    def run_block(self) -> int:
+        """``--block`` steps; returns their images."""
         for _ in range(self.steps):
             with self.rt.autocast():
                 loss = self.loss_fn(self.net(self.x).float(), self.y)
@@ -131,10 +132,10 @@ def main() -> None:
     stage = Stage(cfg, arch, args.chips, rt)
     shape = (len(stage.job.spec.bands), *(args.size or ChipDataset.size(args.chips / "train"),) * 2)
     bare = Bare(cfg, arch, shape, stage.classes, rt)
-    stage.epoch_of(), bare.epoch_of()  # warm-up: workers, cuDNN autotuning, torch.compile
+    stage.run_block(), bare.run_block()  # warm-up: workers, cuDNN autotuning, torch.compile
     rounds = []  # (stage images, seconds, bare images, seconds)
     for _ in range(args.rounds):  # interleaved, so that drifts of the machine hit both alike
-        rounds.append((*timed(rt.device, stage.epoch_of), *timed(rt.device, bare.epoch_of)))
+        rounds.append((*timed(rt.device, stage.run_block), *timed(rt.device, bare.run_block)))
     stage_ips = sum(r[0] for r in rounds) / sum(r[1] for r in rounds)
     bare_ips = sum(r[2] for r in rounds) / sum(r[3] for r in rounds)
     per_round = [(r[0] / r[1]) / (r[2] / r[3]) for r in rounds]
