@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_torchrun_two_cpu_processes(chips_dir, tmp_path):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["train"].update(epochs=2, samples_per_epoch=8, batch_size=2, grad_accum=2, threads=1, device="cpu",
-                           num_workers=0, augment=[{"D4": {}}, {"RandomCrop": {"height": 64, "width": 64}}])
+                           num_workers=0, ema=0.9, augment=[{"D4": {}}, {"RandomCrop": {"height": 64, "width": 64}}])
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "chips").symlink_to(chips_dir)
@@ -36,3 +36,4 @@ def test_torchrun_two_cpu_processes(chips_dir, tmp_path):
     assert len(written) == 2 + 1 + 1 + 8 + 4  # checkpoints, params, metrics.json, 8 metric tables, 4 previews
     last = torch.load(tmp_path / "models" / "last.pt", weights_only=True)
     assert last["epoch"] == 2 and last["done"] and 0 <= last["metrics"]["val/iou"] <= 1
+    assert last["ema_updates"] == 2 and "trained_state_dict" in last  # rank 0 averaged the weights

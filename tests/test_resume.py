@@ -66,9 +66,10 @@ def uninterrupted(chips_dir, tmp_path_factory) -> Path:
     return out
 
 
-def test_killed_run_resumes_to_the_same_weights(chips_dir, uninterrupted, tmp_path):
-    proc = start(chips_dir, tmp_path)
-    last = tmp_path / "models" / "last.pt"
+def kill_and_resume(chips_dir: Path, out: Path, cfg: TrainConfig) -> None:
+    """Start a run, SIGKILL it once its first ``last.pt`` exists, and run it again to the end."""
+    proc = start(chips_dir, out, cfg)
+    last = out / "models" / "last.pt"
     deadline = time.monotonic() + 240
     while not last.exists():
         assert proc.poll() is None, proc.communicate()[0]
@@ -77,18 +78,36 @@ def test_killed_run_resumes_to_the_same_weights(chips_dir, uninterrupted, tmp_pa
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     killed_at = torch.load(last, weights_only=True)["epoch"]
-    assert 1 <= killed_at < CFG.epochs
+    assert 1 <= killed_at < cfg.epochs
+    assert f"after epoch {killed_at}" in finish(start(chips_dir, out, cfg))
 
-    log = finish(start(chips_dir, tmp_path))
-    assert f"after epoch {killed_at}" in log
+
+def same_run(a: Path, b: Path, epochs: int) -> None:
+    """Same checkpoint weights, final metrics and dvclive history in two run folders."""
     for name in ("last.pt", "best.pt"):
-        a, b = weights(uninterrupted / "models" / name), weights(tmp_path / "models" / name)
-        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
-    ref = torch.load(uninterrupted / "models" / "last.pt", weights_only=True)
-    got = torch.load(tmp_path / "models" / "last.pt", weights_only=True)
-    assert got["epoch"] == CFG.epochs and got["done"] and same_metrics(ref["metrics"], got["metrics"])
-    assert history(tmp_path / "live") == history(uninterrupted / "live")
-    assert all(len(t.splitlines()) == 1 + CFG.epochs for t in history(tmp_path / "live").values())
+        x, y = weights(a / "models" / name), weights(b / "models" / name)
+        assert x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x), name
+    ref = torch.load(a / "models" / "last.pt", weights_only=True)
+    got = torch.load(b / "models" / "last.pt", weights_only=True)
+    assert got["epoch"] == epochs and got["done"] and same_metrics(ref["metrics"], got["metrics"])
+    assert history(b / "live") == history(a / "live")
+    assert all(len(t.splitlines()) == 1 + epochs for t in history(b / "live").values())
+
+
+def test_killed_run_resumes_to_the_same_weights(chips_dir, uninterrupted, tmp_path):
+    kill_and_resume(chips_dir, tmp_path, CFG)
+    same_run(uninterrupted, tmp_path, CFG.epochs)
+
+
+def test_weight_average_resumes_too(chips_dir, tmp_path):
+    cfg = CFG.model_copy(update={"ema": 0.7})
+    finish(start(chips_dir, tmp_path / "whole", cfg))
+    kill_and_resume(chips_dir, tmp_path / "killed", cfg)
+    same_run(tmp_path / "whole", tmp_path / "killed", cfg.epochs)
+    last = torch.load(tmp_path / "killed" / "models" / "last.pt", weights_only=True)
+    averaged, trained = last["state_dict"], last["trained_state_dict"]
+    assert last["ema_updates"] == cfg.epochs * 3 and averaged.keys() == trained.keys()
+    assert not all(torch.equal(averaged[k], trained[k]) for k in averaged)  # checkpoints hold the average
 
 
 def test_same_seed_same_metrics_and_a_finished_run_starts_afresh(chips_dir, uninterrupted, tmp_path):

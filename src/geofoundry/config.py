@@ -173,6 +173,9 @@ class TrainConfig(Section):
     lr: float = Field(2e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"
+    ema: float = Field(0.0, ge=0, lt=1, description="decay of an exponential moving average of the weights, updated "
+                                                    "every optimiser step, that validation and checkpoints use "
+                                                    "(e.g. 0.999); 0 = off")
     loss: dict[str, float] = Field({"ce": 1.0, "dice": 1.0}, description="loss name -> weight")
     class_weights: dict[str, float] = Field(
         {}, description="output class name (e.g. border, contact) -> weight in the loss terms that take class "

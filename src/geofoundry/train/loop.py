@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -24,9 +24,10 @@ def to_device(x: torch.Tensor, y: torch.Tensor, rt: Runtime) -> tuple[torch.Tens
 
 
 def train_epoch(net, batches: Iterator, steps: int, loss_fn, optimizer, scheduler, rt: Runtime, grad_accum: int,
-                augment: DeviceAugmentConfig = DeviceAugmentConfig()) -> tuple[float, int]:
+                augment: DeviceAugmentConfig = DeviceAugmentConfig(),
+                on_step: Callable[[], None] | None = None) -> tuple[float, int]:
     """(sum of per-sample losses, samples) of this rank over the next ``steps`` of ``batches``, the run's one
-    DataLoader iterator; steps the optimiser every ``grad_accum`` batches and on the last.
+    iterator; steps the optimiser every ``grad_accum`` batches and on the last, then calls ``on_step``.
 
     Batches are ``(images, targets, device augment parameters)``; ``augment`` is applied on the device. The loop
     never waits for the device (the ``lovasz`` loss term does: it indexes by a mask). Under DDP, gradients are
@@ -47,6 +48,8 @@ def train_epoch(net, batches: Iterator, steps: int, loss_fn, optimizer, schedule
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             scheduler.step()
+            if on_step is not None:
+                on_step()
         total += loss.detach() * len(x)  # no host sync per step
         n += len(x)
     return float(total), n

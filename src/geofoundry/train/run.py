@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..config import TrainConfig
 from ..errors import GeofoundryError
@@ -121,7 +122,10 @@ def _run(cfg: TrainConfig, arch: str, chips_dir: Path, models_dir: Path, live_di
     spec, target, model, optimizer, scheduler = job.spec, job.target, job.model, job.optimizer, job.scheduler
     names = target.names(spec.classes)
     fp = fingerprint(cfg, arch, chips_dir, rt.world)
-    start, best, stale = resume(models_dir / "last.pt", fp, model, optimizer, scheduler) if cfg.resume \
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) \
+        if cfg.ema and rt.main else None
+    delivered = model if ema is None else ema.module  # what validation sees and checkpoints hold
+    start, best, stale = resume(models_dir / "last.pt", fp, model, optimizer, scheduler, ema) if cfg.resume \
         else (0, -1.0, 0)
     log.info("rank %d/%d: %d of %d chips per epoch, epochs %d..%d, classes %s", rt.rank, rt.world,
              job.sampler.per_rank, job.sampler.per_rank * rt.world, start + 1, cfg.epochs, names)
@@ -133,7 +137,7 @@ def _run(cfg: TrainConfig, arch: str, chips_dir: Path, models_dir: Path, live_di
     meta = {"fingerprint": fp, "target": cfg.target, "border_px": cfg.border_px, "contact_px": cfg.contact_px}
 
     def save(name: str, **extra) -> None:
-        save_checkpoint(models_dir / name, model, preset=arch, bands=spec.bands, classes=names,
+        save_checkpoint(models_dir / name, delivered, preset=arch, bands=spec.bands, classes=names,
                         extra={**meta, **extra})
 
     key, result = cfg.monitor.split("/")[1], {}
@@ -144,11 +148,12 @@ def _run(cfg: TrainConfig, arch: str, chips_dir: Path, models_dir: Path, live_di
             seed_epoch(cfg.seed, epoch, rt.rank)
             t0 = time.perf_counter()
             loss_sum, n = all_sum(rt, *train_epoch(job.net, batches, job.sampler.steps, job.loss_fn, optimizer,
-                                                   scheduler, rt, cfg.grad_accum, cfg.device_augment))
+                                                   scheduler, rt, cfg.grad_accum, cfg.device_augment,
+                                                   None if ema is None else lambda: ema.update_parameters(model)))
             seconds = time.perf_counter() - t0
             stop = False
             if rt.main:
-                val, pairs = validate(model, val_loader, job.loss_fn, rt, target, spec.ignore_index)
+                val, pairs = validate(delivered, val_loader, job.loss_fn, rt, target, spec.ignore_index)
                 result = {"train/loss": loss_sum / n, **{f"val/{k}": v for k, v in val.items()},
                           "lr": scheduler.get_last_lr()[0], "epoch_time_s": seconds, "images_per_s": n / seconds}
                 log_epoch(live, result, preview_image(val_set, pairs, spec.ignore_index))
@@ -157,8 +162,9 @@ def _run(cfg: TrainConfig, arch: str, chips_dir: Path, models_dir: Path, live_di
                 stop = bool(cfg.patience and stale >= cfg.patience)
                 if improved:
                     save("best.pt", metrics=result, epoch=epoch + 1)
-                save("last.pt", metrics=result, **training_state(optimizer, scheduler, epoch=epoch + 1, best=best,
-                                                                 stale=stale, done=stop or epoch + 1 == cfg.epochs))
+                save("last.pt", metrics=result, **training_state(
+                    optimizer, scheduler, epoch=epoch + 1, best=best, stale=stale,
+                    done=stop or epoch + 1 == cfg.epochs, trained=None if ema is None else (model, ema)))
                 log.info("epoch %d/%d %s", epoch + 1, cfg.epochs, {k: round(v, 4) for k, v in result.items()})
                 if stop:
                     log.info("early stop: %s did not improve for %d epochs", cfg.monitor, stale)

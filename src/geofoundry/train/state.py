@@ -2,8 +2,9 @@
 
 A run is exact after a resume because nothing random carries over between epochs: every epoch reseeds the
 global generators from ``(seed, epoch, rank)`` and draws its chips and augmentation seeds from ``(seed, epoch)``
-(:class:`~geofoundry.train.data.ChipSampler`). So ``last.pt`` needs the weights, optimiser, scheduler, best
-score and epoch; it also records the generator states of the moment for inspection.
+(:class:`~geofoundry.train.data.ChipSampler`). So ``last.pt`` needs the weights (and, with ``train.ema``, the
+trained ones beside the average), optimiser, scheduler, best score and epoch; it also records the generator
+states of the moment for inspection.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel
 
 from ..config import TrainConfig
 
@@ -56,13 +58,21 @@ def rng_state() -> dict:
             "python": json.dumps(random.getstate()[1])}
 
 
-def training_state(optimizer, scheduler, *, epoch: int, best: float, stale: int, done: bool) -> dict:
-    """The resume fields of ``last.pt`` (beside the weights and metadata)."""
-    return {"epoch": epoch, "best": best, "stale": stale, "done": done, "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "rng": rng_state()}
+def training_state(optimizer, scheduler, *, epoch: int, best: float, stale: int, done: bool,
+                   trained: tuple[torch.nn.Module, AveragedModel] | None = None) -> dict:
+    """The resume fields of ``last.pt`` (beside the weights and metadata). With a weight average (``trained``: the
+    model and its average), the checkpoint's weights are the average's, and the trained ones are kept beside."""
+    state = {"epoch": epoch, "best": best, "stale": stale, "done": done, "optimizer": optimizer.state_dict(),
+             "scheduler": scheduler.state_dict(), "rng": rng_state()}
+    if trained is not None:
+        model, ema = trained
+        state |= {"trained_state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                  "ema_updates": int(ema.n_averaged)}
+    return state
 
 
-def resume(path: Path, fp: str, model, optimizer, scheduler) -> tuple[int, float, int]:
+def resume(path: Path, fp: str, model, optimizer, scheduler, ema: AveragedModel | None = None
+           ) -> tuple[int, float, int]:
     """Restore an interrupted run with the same fingerprint: (next epoch, best score, epochs without improvement).
 
     A finished run (all epochs, or stopped early) is not resumed: the stage starts afresh.
@@ -74,7 +84,10 @@ def resume(path: Path, fp: str, model, optimizer, scheduler) -> tuple[int, float
         why = "finished" if ckpt.get("done", False) else "from other settings, chips or code"
         log.info("%s is %s: starting afresh", path, why)
         return 0, -1.0, 0
-    model.load_state_dict(ckpt["state_dict"])
+    model.load_state_dict(ckpt.get("trained_state_dict", ckpt["state_dict"]))
+    if ema is not None:
+        ema.module.load_state_dict(ckpt["state_dict"])
+        ema.n_averaged.fill_(ckpt["ema_updates"])
     optimizer.load_state_dict(ckpt["optimizer"])
     scheduler.load_state_dict(ckpt["scheduler"])
     log.info("resuming %s after epoch %d", path, ckpt["epoch"])
