@@ -1,9 +1,10 @@
 """Augmentations of a whole batch where it lives (GPU, or CPU): D4 of image and target, brightness/contrast/noise.
 
 Each sample's parameters come from its own seed (:func:`draw`, called by ``ChipDataset`` in the DataLoader or by
-``ResidentBatches`` for a batch), so a run does not depend on workers, DDP ranks, a resume or where the chips are; :func:`apply` runs after the uint8 → float transfer. The
-targets (border, contact and ignore included) are D4-equivariant, so transforming them after encoding is exact.
-The noise itself comes from torch's generator, which every epoch reseeds from ``(seed, epoch, rank)``.
+``ResidentBatches`` for a batch), so a run does not depend on workers, DDP ranks, a resume or where the chips are;
+:func:`apply` runs after the uint8 → float transfer. The targets (border, contact and ignore included) are
+D4-equivariant, so transforming them after encoding is exact. The noise itself comes from torch's generator, which
+every epoch reseeds from ``(seed, epoch, rank)``.
 """
 
 from __future__ import annotations
