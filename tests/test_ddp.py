@@ -36,4 +36,4 @@ def test_torchrun_two_cpu_processes(chips_dir, tmp_path):
     assert len(written) == 2 + 1 + 1 + 8 + 4  # checkpoints, params, metrics.json, 8 metric tables, 4 previews
     last = torch.load(tmp_path / "models" / "last.pt", weights_only=True)
     assert last["epoch"] == 2 and last["done"] and 0 <= last["metrics"]["val/iou"] <= 1
-    assert last["ema_updates"] == 2 and "trained_state_dict" in last  # rank 0 averaged the weights
+    assert "trained_state_dict" in last  # rank 0 averaged the weights

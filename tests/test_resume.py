@@ -106,7 +106,7 @@ def test_weight_average_resumes_too(chips_dir, tmp_path):
     same_run(tmp_path / "whole", tmp_path / "killed", cfg.epochs)
     last = torch.load(tmp_path / "killed" / "models" / "last.pt", weights_only=True)
     averaged, trained = last["state_dict"], last["trained_state_dict"]
-    assert last["ema_updates"] == cfg.epochs * 3 and averaged.keys() == trained.keys()
+    assert averaged.keys() == trained.keys()
     assert not all(torch.equal(averaged[k], trained[k]) for k in averaged)  # checkpoints hold the average
 
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..config import TrainConfig
 from ..errors import GeofoundryError
@@ -97,6 +97,13 @@ def prepare(cfg: TrainConfig, arch: str, chips_dir: Path, rt: Runtime) -> Job:
                             class_weights(cfg.class_weights, target.names(spec.classes))).to(rt.device))
 
 
+def weight_average(model: torch.nn.Module, decay: float) -> ModelEmaV3:
+    """timm's moving average of ``model``'s weights and buffers. Updated with the optimiser step count (the
+    scheduler's, restored by a resume), its decay warms up as 1 - (1 + step)^(-3/4) to at most ``decay``, so the
+    first steps' weights fade out within a short run."""
+    return ModelEmaV3(model, decay=decay, use_warmup=True, warmup_power=3 / 4)
+
+
 def class_weights(weights: dict[str, float], names: list[str]) -> list[float] | None:
     """One weight per output class, in ``names``' order (None when none is given); unknown names are refused."""
     if not weights:
@@ -122,8 +129,7 @@ def _run(cfg: TrainConfig, arch: str, chips_dir: Path, models_dir: Path, live_di
     spec, target, model, optimizer, scheduler = job.spec, job.target, job.model, job.optimizer, job.scheduler
     names = target.names(spec.classes)
     fp = fingerprint(cfg, arch, chips_dir, rt.world)
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) \
-        if cfg.ema and rt.main else None
+    ema = weight_average(model, cfg.ema) if cfg.ema and rt.main else None
     delivered = model if ema is None else ema.module  # what validation sees and checkpoints hold
     start, best, stale = resume(models_dir / "last.pt", fp, model, optimizer, scheduler, ema) if cfg.resume \
         else (0, -1.0, 0)
@@ -149,7 +155,8 @@ def _run(cfg: TrainConfig, arch: str, chips_dir: Path, models_dir: Path, live_di
             t0 = time.perf_counter()
             loss_sum, n = all_sum(rt, *train_epoch(job.net, batches, job.sampler.steps, job.loss_fn, optimizer,
                                                    scheduler, rt, cfg.grad_accum, cfg.device_augment,
-                                                   None if ema is None else lambda: ema.update_parameters(model)))
+                                                   None if ema is None else
+                                                   lambda: ema.update(model, step=scheduler.last_epoch)))
             seconds = time.perf_counter() - t0
             stop = False
             if rt.main:
@@ -164,7 +171,7 @@ def _run(cfg: TrainConfig, arch: str, chips_dir: Path, models_dir: Path, live_di
                     save("best.pt", metrics=result, epoch=epoch + 1)
                 save("last.pt", metrics=result, **training_state(
                     optimizer, scheduler, epoch=epoch + 1, best=best, stale=stale,
-                    done=stop or epoch + 1 == cfg.epochs, trained=None if ema is None else (model, ema)))
+                    done=stop or epoch + 1 == cfg.epochs, trained=None if ema is None else model))
                 log.info("epoch %d/%d %s", epoch + 1, cfg.epochs, {k: round(v, 4) for k, v in result.items()})
                 if stop:
                     log.info("early stop: %s did not improve for %d epochs", cfg.monitor, stale)

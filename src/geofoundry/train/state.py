@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.optim.swa_utils import AveragedModel
 
 from ..config import TrainConfig
 
@@ -59,20 +58,17 @@ def rng_state() -> dict:
 
 
 def training_state(optimizer, scheduler, *, epoch: int, best: float, stale: int, done: bool,
-                   trained: tuple[torch.nn.Module, AveragedModel] | None = None) -> dict:
-    """The resume fields of ``last.pt`` (beside the weights and metadata). With a weight average (``trained``: the
-    model and its average), the checkpoint's weights are the average's, and the trained ones are kept beside."""
+                   trained: torch.nn.Module | None = None) -> dict:
+    """The resume fields of ``last.pt`` (beside the weights and metadata). With a weight average, the checkpoint's
+    weights are the average's, and the ``trained`` model's are kept beside."""
     state = {"epoch": epoch, "best": best, "stale": stale, "done": done, "optimizer": optimizer.state_dict(),
              "scheduler": scheduler.state_dict(), "rng": rng_state()}
     if trained is not None:
-        model, ema = trained
-        state |= {"trained_state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                  "ema_updates": int(ema.n_averaged)}
+        state["trained_state_dict"] = {k: v.detach().cpu() for k, v in trained.state_dict().items()}
     return state
 
 
-def resume(path: Path, fp: str, model, optimizer, scheduler, ema: AveragedModel | None = None
-           ) -> tuple[int, float, int]:
+def resume(path: Path, fp: str, model, optimizer, scheduler, ema=None) -> tuple[int, float, int]:
     """Restore an interrupted run with the same fingerprint: (next epoch, best score, epochs without improvement).
 
     A finished run (all epochs, or stopped early) is not resumed: the stage starts afresh.
@@ -85,9 +81,8 @@ def resume(path: Path, fp: str, model, optimizer, scheduler, ema: AveragedModel 
         log.info("%s is %s: starting afresh", path, why)
         return 0, -1.0, 0
     model.load_state_dict(ckpt.get("trained_state_dict", ckpt["state_dict"]))
-    if ema is not None:
+    if ema is not None:  # the checkpoint's weights are the average's
         ema.module.load_state_dict(ckpt["state_dict"])
-        ema.n_averaged.fill_(ckpt["ema_updates"])
     optimizer.load_state_dict(ckpt["optimizer"])
     scheduler.load_state_dict(ckpt["scheduler"])
     log.info("resuming %s after epoch %d", path, ckpt["epoch"])
