@@ -67,6 +67,14 @@ def test_photometric_keeps_the_range_and_leaves_targets_alone(chip):
     assert abs(float((ax[3] - x[3])[inside].std()) - 0.05) < 0.005
 
 
+def test_nothing_declared_passes_the_batch_through(chip):
+    image, mask, target, ignore = chip
+    x, y = batch(image, target.encode(mask, ignore), 2)
+    off = DeviceAugmentConfig(d4=False, brightness=0.2, contrast=0.2, p_color=0.0)
+    ax, ay = apply(x, y, torch.tensor([[3, 1.2, 0.2, 0.0]] * 2), off)  # parameters ignored, not even uploaded
+    assert ax is x and ay is y
+
+
 def test_draw_is_the_seeds_own():
     cfg = DeviceAugmentConfig(d4=True, brightness=0.2, contrast=0.1, noise=0.03, p_color=0.3)
     p = draw(range(2000), cfg)

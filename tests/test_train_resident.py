@@ -11,7 +11,7 @@ from geofoundry.config import DeviceAugmentConfig, TrainConfig
 from geofoundry.preprocess.stats import InputSpec
 from geofoundry.train.data import ChipDataset, ChipSampler, loader
 from geofoundry.train.device import Runtime
-from geofoundry.train.resident import ResidentBatches, footprint, wanted
+from geofoundry.train.resident import ResidentBatches, held_bytes, wanted
 from geofoundry.train.targets import Target
 
 CPU = Runtime(torch.device("cpu"), 0, 1)
@@ -24,7 +24,7 @@ def test_same_batches_as_the_dataloader(chips_dir):
     sampler = ChipSampler(ds.positive(), 10, 0.5, seed=3, batch_size=4)
     sampler.set_epochs(0, 2)
     held = ResidentBatches(ds, sampler, CPU.device, workers=2, prefetch=2)
-    assert held.images.shape == ds.images.shape and footprint(ds) == held.images.nbytes + held.targets.nbytes
+    assert held.images.shape == ds.images.shape and held_bytes(ds) == held.images.nbytes + held.targets.nbytes
     pairs = list(zip(loader(ds, sampler, workers=0), held, strict=True))
     assert len(pairs) == 6 and (held.targets == len(spec.classes) + 1).any()  # contact pixels, encoded once
     for (x, y, p), (hx, hy, hp) in pairs:

@@ -72,6 +72,9 @@ def apply(x: torch.Tensor, y: torch.Tensor, params: torch.Tensor, cfg: DeviceAug
     the images and one of the targets (each sample's pixels through its element's index map), so the host never
     waits for the device.
     """
+    colour = cfg.p_color and (cfg.brightness or cfg.contrast or cfg.noise)
+    if not (cfg.d4 or colour):
+        return x, y
     b, c, h, w = x.shape
     p = upload(params, x.device)
     if cfg.d4:
@@ -81,7 +84,7 @@ def apply(x: torch.Tensor, y: torch.Tensor, params: torch.Tensor, cfg: DeviceAug
         pixels = x.permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view for channels_last
         x = pixels.gather(1, src[:, :, None].expand(-1, -1, c)).view(b, h, w, c).permute(0, 3, 1, 2)
         y = y.reshape(b, h * w).gather(1, src).view(b, h, w)
-    if cfg.p_color and (cfg.brightness or cfg.contrast or cfg.noise):
+    if colour:
         alpha, beta, std = p[:, 1:, None, None, None].unbind(1)
         x = x * alpha + beta
         if cfg.noise:

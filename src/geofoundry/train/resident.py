@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 DEVICE_SHARE = 0.25  # ``chips_on_device: auto`` takes at most this share of the device's free memory
 
 
-def footprint(dataset: ChipDataset) -> int:
+def held_bytes(dataset: ChipDataset) -> int:
     """Bytes of the split's chips and encoded targets, uint8."""
     n, c, h, w = dataset.images.shape
     return n * (c + 1) * h * w

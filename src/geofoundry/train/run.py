@@ -80,7 +80,7 @@ def prepare(cfg: TrainConfig, arch: str, chips_dir: Path, rt: Runtime) -> Job:
                             cfg.device_augment)
     sampler = ChipSampler(train_set.positive(), cfg.samples_per_epoch, cfg.positive_fraction, cfg.seed,
                           cfg.batch_size, rt.rank, rt.world)
-    if resident.wanted(cfg, rt, resident.footprint(train_set)):
+    if resident.wanted(cfg, rt, resident.held_bytes(train_set)):
         batches = resident.ResidentBatches(train_set, sampler, rt.device, cfg.num_workers, cfg.prefetch)
     else:
         batches = loader(train_set, sampler, workers=cfg.num_workers, prefetch=cfg.prefetch, pin=rt.cuda)
