@@ -4,7 +4,7 @@
   device and gathered there when ``train.chips_on_device`` resolves so; else the DataLoader: memory-mapped chips,
   workers, pinned memory, prefetch), the params' augmentations (albumentations in the workers, ``device_augment``
   on the batch) and target, and ``train_epoch`` (uint8 → device, bf16 autocast on CUDA, channels_last, loss,
-  AdamW, schedule);
+  AdamW, schedule, and the weight average's update after each step when ``train.ema`` is set);
 * bare: the same preset, batch, input size, loss and optimiser on GPU-resident random tensors, nothing else.
 
 Both live in one process and run in turn, a block of ``--block`` optimiser steps each (the stage: one epoch),
@@ -14,6 +14,7 @@ over all rounds, and each round's.
 
     python bench/train.py --out bench-train.json                        # CUDA; params.yaml and data/chips
     python bench/train.py --batch 32 --block 50 --rounds 8 --out b.json
+    python bench/train.py --batch 32 --ema 0.999 --out b-ema.json      # the cost of train.ema's update
     python bench/train.py --device cpu --block 2 --rounds 2 --batch 2 --size 64 --out /tmp/b.json   # CPU smoke
 """
 
@@ -41,7 +42,7 @@ from geofoundry.train.device import setup  # noqa: E402
 from geofoundry.train.loop import train_epoch  # noqa: E402
 from geofoundry.train.losses import WeightedLoss  # noqa: E402
 from geofoundry.train.resident import ResidentBatches  # noqa: E402
-from geofoundry.train.run import prepare  # noqa: E402
+from geofoundry.train.run import prepare, weight_average  # noqa: E402
 from geofoundry.train.state import seed_epoch  # noqa: E402
 
 
@@ -68,14 +69,16 @@ class Stage:
         self.batches, self.epoch = iter(self.job.batches), 0
         self.held = isinstance(self.job.batches, ResidentBatches)
         self.classes = len(self.job.target.names(self.job.spec.classes))
+        self.ema = weight_average(self.job.model, cfg.ema) if cfg.ema else None
 
     def run_block(self) -> int:
         """One stage epoch (``--block`` steps); returns its images."""
         seed_epoch(self.cfg.seed, self.epoch, self.rt.rank)
         self.epoch += 1
         job = self.job
+        average = None if self.ema is None else lambda: self.ema.update(job.model, step=job.scheduler.last_epoch)
         return train_epoch(job.net, self.batches, job.sampler.steps, job.loss_fn, job.optimizer, job.scheduler,
-                           self.rt, self.cfg.grad_accum, self.cfg.device_augment)[1]
+                           self.rt, self.cfg.grad_accum, self.cfg.device_augment, average)[1]
 
 
 class Bare:
@@ -117,6 +120,7 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="torch.compile both models")
     ap.add_argument("--chips-on-device", default="auto", choices=["auto", "true", "false"],
                     help="train.chips_on_device (auto: on CUDA without --size)")
+    ap.add_argument("--ema", type=float, help="train.ema, the weight average's decay (default: params; 0 = off)")
     args = ap.parse_args()
 
     params = load_params(args.params)
@@ -127,7 +131,8 @@ def main() -> None:
     cfg = params.train.model_copy(update={
         "batch_size": batch, "grad_accum": 1, "samples_per_epoch": args.block * batch, "epochs": args.rounds + 1,
         "num_workers": args.workers, "device": args.device, "compile": args.compile, "augment": augment,
-        "chips_on_device": {"true": True, "false": False}.get(args.chips_on_device, "auto")})
+        "chips_on_device": {"true": True, "false": False}.get(args.chips_on_device, "auto"),
+        "ema": params.train.ema if args.ema is None else args.ema})
     rt = setup(cfg.device, cfg.threads)
     stage = Stage(cfg, arch, args.chips, rt)
     shape = (len(stage.job.spec.bands), *(args.size or ChipDataset.size(args.chips / "train"),) * 2)
@@ -144,7 +149,7 @@ def main() -> None:
         "rounds": args.rounds, "workers": args.workers,
         "precision": "bf16 autocast" if rt.cuda else "fp32", "channels_last": True, "compile": args.compile,
         "target": cfg.target, "augment": augment, "device_augment": cfg.device_augment.model_dump(),
-        "chips_on_device": stage.held,
+        "chips_on_device": stage.held, "ema": cfg.ema,
         "stage_images_per_s": round(stage_ips, 2), "bare_images_per_s": round(bare_ips, 2),
         "ratio": round(stage_ips / bare_ips, 3), "round_ratios": [round(v, 3) for v in per_round],
         "command": " ".join(["python", *sys.argv]),
@@ -155,7 +160,8 @@ def main() -> None:
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"stage {stage_ips:.1f} img/s, bare {bare_ips:.1f} img/s, ratio {stage_ips / bare_ips:.3f} "
           f"(rounds {min(per_round):.3f}–{max(per_round):.3f}; {arch}, batch {batch}, {list(shape)}, "
-          f"{result['precision']}, " + ("chips on the device)" if stage.held else f"{args.workers} workers)"))
+          f"{result['precision']}, " + (f"ema {cfg.ema}, " if cfg.ema else "")
+          + ("chips on the device)" if stage.held else f"{args.workers} workers)"))
 
 
 if __name__ == "__main__":
