@@ -42,7 +42,7 @@ from geofoundry.train.device import setup  # noqa: E402
 from geofoundry.train.loop import train_epoch  # noqa: E402
 from geofoundry.train.losses import WeightedLoss  # noqa: E402
 from geofoundry.train.resident import ResidentBatches  # noqa: E402
-from geofoundry.train.run import prepare, weight_average  # noqa: E402
+from geofoundry.train.run import average_step, prepare, weight_average  # noqa: E402
 from geofoundry.train.state import seed_epoch  # noqa: E402
 
 
@@ -76,9 +76,9 @@ class Stage:
         seed_epoch(self.cfg.seed, self.epoch, self.rt.rank)
         self.epoch += 1
         job = self.job
-        average = None if self.ema is None else lambda: self.ema.update(job.model, step=job.scheduler.last_epoch)
         return train_epoch(job.net, self.batches, job.sampler.steps, job.loss_fn, job.optimizer, job.scheduler,
-                           self.rt, self.cfg.grad_accum, self.cfg.device_augment, average)[1]
+                           self.rt, self.cfg.grad_accum, self.cfg.device_augment,
+                           average_step(self.ema, job.model, job.scheduler))[1]
 
 
 class Bare:

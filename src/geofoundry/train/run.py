@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +104,11 @@ def weight_average(model: torch.nn.Module, decay: float) -> ModelEmaV3:
     return ModelEmaV3(model, decay=decay, use_warmup=True, warmup_power=3 / 4)
 
 
+def average_step(ema: ModelEmaV3 | None, model: torch.nn.Module, scheduler) -> Callable[[], None] | None:
+    """``train_epoch``'s ``on_step``: ``ema`` updated from ``model`` at the scheduler's step count (None without)."""
+    return None if ema is None else lambda: ema.update(model, step=scheduler.last_epoch)
+
+
 def class_weights(weights: dict[str, float], names: list[str]) -> list[float] | None:
     """One weight per output class, in ``names``' order (None when none is given); unknown names are refused."""
     if not weights:
@@ -155,8 +160,7 @@ def _run(cfg: TrainConfig, arch: str, chips_dir: Path, models_dir: Path, live_di
             t0 = time.perf_counter()
             loss_sum, n = all_sum(rt, *train_epoch(job.net, batches, job.sampler.steps, job.loss_fn, optimizer,
                                                    scheduler, rt, cfg.grad_accum, cfg.device_augment,
-                                                   None if ema is None else
-                                                   lambda: ema.update(model, step=scheduler.last_epoch)))
+                                                   average_step(ema, model, scheduler)))
             seconds = time.perf_counter() - t0
             stop = False
             if rt.main:
