@@ -68,9 +68,9 @@ def apply(x: torch.Tensor, y: torch.Tensor, params: torch.Tensor, cfg: DeviceAug
           ) -> tuple[torch.Tensor, torch.Tensor]:
     """Augmented images (float (B, C, S, S) in [0, 1], channels_last) and targets (B, S, S) of a batch.
 
-    ``params`` (B, 4), as the DataLoader gives it (pinned), goes to the device in one copy; D4 is one gather of
-    the images and one of the targets (each sample's pixels through its element's index map), so the host never
-    waits for the device.
+    ``params`` (B, 4), as the DataLoader gives it (pinned), goes to the device in one copy, and only when D4 or
+    colour is declared (else the batch passes through); D4 is one gather of the images and one of the targets (each
+    sample's pixels through its element's index map), so the host never waits for the device.
     """
     colour = cfg.p_color and (cfg.brightness or cfg.contrast or cfg.noise)
     if not (cfg.d4 or colour):
