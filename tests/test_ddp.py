@@ -1,4 +1,5 @@
-"""DDP: the train stage under `torchrun --nproc_per_node 2` with two CPU processes (gloo) on real chips."""
+"""DDP: the train stage under `torchrun --nproc_per_node 2` on real chips: two CPU processes (gloo) and, where two
+GPUs exist (the H200 pair), two GPU processes (NCCL)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_torchrun_two_cpu_processes(chips_dir, tmp_path):
+TWO_GPUS = pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=TWO_GPUS)])
+def test_torchrun_two_processes(chips_dir, tmp_path, device):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["train"].update(epochs=2, samples_per_epoch=8, batch_size=2, grad_accum=2, threads=1, device="cpu",
+    params["train"].update(epochs=2, samples_per_epoch=8, batch_size=2, grad_accum=2, threads=1, device=device,
                            num_workers=0, ema=0.9, augment=[{"D4": {}}, {"RandomCrop": {"height": 64, "width": 64}}])
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (tmp_path / "data").mkdir()
