@@ -66,8 +66,8 @@ def uninterrupted(chips_dir, tmp_path_factory) -> Path:
     return out
 
 
-def kill_and_resume(chips_dir: Path, out: Path, cfg: TrainConfig) -> None:
-    """Start a run, SIGKILL it once its first ``last.pt`` exists, and run it again to the end."""
+def kill_after_first_epoch(chips_dir: Path, out: Path, cfg: TrainConfig) -> int:
+    """Start a run and SIGKILL it once its first ``last.pt`` exists; the epoch that checkpoint holds."""
     proc = start(chips_dir, out, cfg)
     last = out / "models" / "last.pt"
     deadline = time.monotonic() + 240
@@ -79,6 +79,12 @@ def kill_and_resume(chips_dir: Path, out: Path, cfg: TrainConfig) -> None:
     proc.wait()
     killed_at = torch.load(last, weights_only=True)["epoch"]
     assert 1 <= killed_at < cfg.epochs
+    return killed_at
+
+
+def kill_and_resume(chips_dir: Path, out: Path, cfg: TrainConfig) -> None:
+    """Kill a run after its first checkpoint and run it again to the end."""
+    killed_at = kill_after_first_epoch(chips_dir, out, cfg)
     assert f"after epoch {killed_at}" in finish(start(chips_dir, out, cfg))
 
 

@@ -5,10 +5,6 @@ with onnxruntime); a compiled run checkpoints the plain model."""
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,34 +12,27 @@ import pytest
 import torch
 
 from geofoundry import train
-from geofoundry.config import DeviceAugmentConfig, ExportConfig, TrainConfig
+from geofoundry.config import ExportConfig, TrainConfig
 from geofoundry.export.onnx_export import export_onnx
 from geofoundry.export.parity import check_parity, raw_chips
 from geofoundry.models.checkpoint import load_checkpoint, model_from_checkpoint
 from geofoundry.models.deployed import DeployedModel
 from geofoundry.models.registry import build_model
 from geofoundry.preprocess.stats import InputSpec
-from geofoundry.train.data import ChipDataset, ChipSampler, loader
 from geofoundry.train.device import Runtime
 from geofoundry.train.device_augment import apply
 from geofoundry.train.loop import to_device
-from geofoundry.train.resident import ResidentBatches, held_bytes, wanted
-from geofoundry.train.targets import Target
+from geofoundry.train.resident import held_bytes, wanted
+
+from .test_resume import finish, kill_after_first_epoch, start
+from .test_train_resident import AUGMENT, held_and_loaded
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 CPU, GPU = Runtime(torch.device("cpu"), 0, 1), Runtime(torch.device("cuda", 0), 0, 1)
-AUGMENT = DeviceAugmentConfig(d4=True, brightness=0.2, contrast=0.2, p_color=0.5)  # no noise: drawn per device
 RUN = TrainConfig(epochs=3, samples_per_epoch=16, batch_size=4, lr=5e-3, seed=7, device="cuda", augment=[],
-                  target="footprint_border_contact", monitor="val/object_f1", device_augment=AUGMENT.model_dump())
-SCRIPT = """
-import sys
-from pathlib import Path
-from geofoundry import train
-from geofoundry.config import TrainConfig
-out = Path(sys.argv[3])
-train.run(TrainConfig.model_validate_json(sys.argv[1]), "unet", Path(sys.argv[2]), out / "models", out / "live")
-"""
+                  target="footprint_border_contact", monitor="val/object_f1",
+                  device_augment=AUGMENT.model_dump())  # no noise: it is drawn on each device
 
 
 def floats(state: dict) -> list[torch.Tensor]:
@@ -51,15 +40,9 @@ def floats(state: dict) -> list[torch.Tensor]:
 
 
 def test_held_batches_and_their_augmentation_on_cuda_are_the_cpus(chips_dir):
-    spec = InputSpec.load(chips_dir / "stats.json")
-    ds = ChipDataset(chips_dir / "train", Target(len(spec.classes), "footprint_border_contact"), spec.ignore_index,
-                     None, AUGMENT)
-    assert wanted(RUN.model_copy(update={"chips_on_device": "auto"}), GPU, held_bytes(ds))
-    sampler = ChipSampler(ds.positive(), 12, 0.5, seed=3, batch_size=4)
-    sampler.set_epochs(0, 2)
-    held = ResidentBatches(ds, sampler, GPU.device)
+    ds, held, pairs = held_and_loaded(chips_dir, GPU.device)
+    assert RUN.chips_on_device == "auto" and wanted(RUN, GPU, held_bytes(ds))
     assert held.images.is_cuda and held.targets.is_cuda
-    pairs = list(zip(loader(ds, sampler, workers=0), held, strict=True))
     assert len(pairs) == 6
     for (x, y, p), (hx, hy, hp) in pairs:
         assert torch.equal(x, hx.cpu()) and torch.equal(y, hy.cpu()) and torch.equal(p, hp)
@@ -107,23 +90,12 @@ def test_cuda_checkpoint_exports_to_onnx_with_parity(cuda_run, chips_dir, tmp_pa
 def test_run_killed_on_cuda_resumes_on_the_cpu(chips_dir, tmp_path):
     """``device`` is a runtime setting: a GPU run cut short (a lost lease) finishes on the CPU from its last.pt."""
     cfg = RUN.model_copy(update={"epochs": 6})
-    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, cfg.model_dump_json(), str(chips_dir), str(tmp_path)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    last, deadline = tmp_path / "models" / "last.pt", time.monotonic() + 240
-    while not last.exists():
-        assert proc.poll() is None, proc.communicate()[0]
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    proc.kill()
-    proc.wait()
-    killed_at = torch.load(last, weights_only=True)["epoch"]
-    assert killed_at < cfg.epochs, "killed after the run had finished"
+    killed_at = kill_after_first_epoch(chips_dir, tmp_path, cfg)
     losses = tmp_path / "live" / "plots" / "metrics" / "train" / "loss.tsv"
     on_gpu = losses.read_text().splitlines()[:1 + killed_at]  # header and the GPU's finished epochs
-    train.run(cfg.model_copy(update={"device": "cpu", "threads": 2}), "unet", chips_dir, tmp_path / "models",
-              tmp_path / "live")
-    resumed = torch.load(last, weights_only=True)
+    log = finish(start(chips_dir, tmp_path, cfg.model_copy(update={"device": "cpu", "threads": 2})))
+    assert f"after epoch {killed_at}" in log
+    resumed = torch.load(tmp_path / "models" / "last.pt", weights_only=True)
     assert resumed["epoch"] == cfg.epochs and resumed["done"]
     rows = losses.read_text().splitlines()
     assert len(rows) == 1 + cfg.epochs and rows[:1 + killed_at] == on_gpu, "continued, not started afresh"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from pydantic import ValidationError
@@ -15,18 +17,25 @@ from geofoundry.train.resident import ResidentBatches, held_bytes, wanted
 from geofoundry.train.targets import Target
 
 CPU = Runtime(torch.device("cpu"), 0, 1)
+AUGMENT = DeviceAugmentConfig(d4=True, brightness=0.2, contrast=0.2, p_color=0.5)
+
+
+def held_and_loaded(chips_dir: Path, device: torch.device) -> tuple[ChipDataset, ResidentBatches, list[tuple]]:
+    """The train chips held on ``device``, and two epochs of (DataLoader batch, held batch) pairs."""
+    spec = InputSpec.load(chips_dir / "stats.json")
+    ds = ChipDataset(chips_dir / "train", Target(len(spec.classes), "footprint_border_contact"), spec.ignore_index,
+                     None, AUGMENT)
+    sampler = ChipSampler(ds.positive(), 10, 0.5, seed=3, batch_size=4)
+    sampler.set_epochs(0, 2)
+    held = ResidentBatches(ds, sampler, device, workers=2, prefetch=2)
+    return ds, held, list(zip(loader(ds, sampler, workers=0), held, strict=True))
 
 
 def test_same_batches_as_the_dataloader(chips_dir):
-    spec = InputSpec.load(chips_dir / "stats.json")
-    ds = ChipDataset(chips_dir / "train", Target(len(spec.classes), "footprint_border_contact"), spec.ignore_index,
-                     None, DeviceAugmentConfig(d4=True, brightness=0.2, contrast=0.2, p_color=0.5))
-    sampler = ChipSampler(ds.positive(), 10, 0.5, seed=3, batch_size=4)
-    sampler.set_epochs(0, 2)
-    held = ResidentBatches(ds, sampler, CPU.device, workers=2, prefetch=2)
+    ds, held, pairs = held_and_loaded(chips_dir, CPU.device)
     assert held.images.shape == ds.images.shape and held_bytes(ds) == held.images.nbytes + held.targets.nbytes
-    pairs = list(zip(loader(ds, sampler, workers=0), held, strict=True))
-    assert len(pairs) == 6 and (held.targets == len(spec.classes) + 1).any()  # contact pixels, encoded once
+    contact = len(InputSpec.load(chips_dir / "stats.json").classes) + 1
+    assert len(pairs) == 6 and (held.targets == contact).any()  # contact pixels, encoded once
     for (x, y, p), (hx, hy, hp) in pairs:
         assert torch.equal(x, hx) and torch.equal(y, hy) and torch.equal(p, hp)
 
