@@ -52,8 +52,8 @@ def test_same_run_with_chips_held(chips_dir, tmp_path):
 
 
 def test_auto_holds_them_on_cuda_only_without_host_augment(chips_dir):
-    assert not wanted(TrainConfig(augment=[]), CPU, 1)
-    assert wanted(TrainConfig(augment=[], chips_on_device=True), CPU, 1)
+    assert not wanted(TrainConfig(), CPU, 1)
+    assert wanted(TrainConfig(chips_on_device=True), CPU, 1)  # the defaults augment on the device only
     assert not wanted(TrainConfig(chips_on_device=False), CPU, 1)
     with pytest.raises(ValidationError, match="chips_on_device: true needs augment: "):
         TrainConfig(chips_on_device=True, augment=[{"GaussNoise": {}}])

@@ -181,10 +181,10 @@ class TrainConfig(Section):
         {}, description="output class name (e.g. border, contact) -> weight in the loss terms that take class "
                         "weights (ce, dice, focal, tversky); classes not named weigh 1")
     augment: list[dict[str, dict[str, Any] | None]] = Field(
-        [{"D4": {"p": 1.0}}, {"RandomBrightnessContrast": {"p": 0.3}}],
-        description="albumentations transforms by class name with their arguments, applied to image and mask")
+        [], description="albumentations transforms by class name with their arguments, applied to image and mask")
     device_augment: DeviceAugmentConfig = Field(
-        DeviceAugmentConfig(), description="D4 and brightness/contrast/noise on the device, after `augment`")
+        DeviceAugmentConfig(d4=True, brightness=0.2, contrast=0.2, p_color=0.3),
+        description="D4 and brightness/contrast/noise on the device, after `augment`")
     target: Literal["classes", "footprint_border", "footprint_border_contact"] = Field(
         "classes", description="class masks, or + border (+ contact) classes to split touching objects")
     border_px: int = Field(2, ge=1, description="border class: object pixels this close to their edge")
