@@ -105,9 +105,12 @@ def test_sampler_batches_epoch_after_epoch_never_across():
         assert [len(b) for b in part] == [3, 3, 3, 1] and [k for b in part for k in b] == mine
 
 
-def test_unknown_transform_is_refused():
+def test_unknown_transform_or_argument_is_refused():
     with pytest.raises(GeofoundryError, match="not an albumentations transform"):
         build_augment([{"FlipFlop": {}}], 255)
+    misspelled = r"augment\[1\] Affine: unknown argument\(s\) \['scal'\]; it takes scale, "
+    with pytest.raises(GeofoundryError, match=misspelled):
+        build_augment([{"D4": None}, {"Affine": {"scal": 1.2, "p": 0.5}}], 255)
 
 
 def test_batches_do_not_depend_on_workers(chips_dir):

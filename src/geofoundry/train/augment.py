@@ -24,8 +24,12 @@ def build_augment(steps: list[dict[str, dict[str, Any] | None]], ignore_index: i
         cls = getattr(A, name, None)
         if not isinstance(cls, type) or not issubclass(cls, A.BasicTransform):
             raise GeofoundryError(f"train.augment[{i}]: {name!r} is not an albumentations transform")
-        kwargs = dict(kwargs or {})
-        if "fill_mask" in inspect.signature(cls).parameters:
+        kwargs, accepted = dict(kwargs or {}), inspect.signature(cls).parameters
+        unknown = sorted(set(kwargs) - set(accepted))
+        if unknown:  # albumentations itself only warns and drops them
+            raise GeofoundryError(f"train.augment[{i}] {name}: unknown argument(s) {unknown}; "
+                                  f"it takes {', '.join(accepted)}")
+        if "fill_mask" in accepted:
             kwargs.setdefault("fill_mask", ignore_index)
         try:
             transforms.append(cls(**kwargs))
