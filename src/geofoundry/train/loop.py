@@ -30,8 +30,9 @@ def train_epoch(net, batches: Iterator, steps: int, loss_fn, optimizer, schedule
     iterator; steps the optimiser every ``grad_accum`` batches and on the last, then calls ``on_step``.
 
     Batches are ``(images, targets, device augment parameters)``; ``augment`` is applied on the device. The loop
-    never waits for the device (the ``lovasz`` loss term does: it indexes by a mask). Under DDP, gradients are
-    only all-reduced on the batch that steps (``no_sync`` on the others).
+    never waits for the device (the ``lovasz`` and ``focal`` loss terms do: they index by a mask; so do smp's class
+    weights, copied to the device on every call). Under DDP, gradients are only all-reduced on the batch that
+    steps (``no_sync`` on the others).
     """
     net.train()
     total, n = torch.zeros((), device=rt.device), 0
