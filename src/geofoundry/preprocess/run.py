@@ -101,7 +101,7 @@ def plan_chips(scenes: pd.DataFrame, blocks: gpd.GeoDataFrame, cfg: PreprocessCo
 
 def write_chips(refs: list[ChipRef], scenes: pd.DataFrame, blocks: gpd.GeoDataFrame, cfg: PreprocessConfig,
                 stretch: Stretch, class_paths: list[str], out_dir: Path) -> pd.DataFrame:
-    """Pass 2: read, stretch and label every planned chip straight into per-split .npy memmaps."""
+    """Pass 2: read, stretch and label every planned chip straight into preallocated per-split .npy files."""
     size, n_bands = cfg.chip.size, len(cfg.bands)
     geoms = blocks.set_index("block_id").geometry
     rows = []
