@@ -163,7 +163,7 @@ def machine() -> str:
 
 def table(results: list[dict]) -> str:
     lines = ["| case | select (s) | preprocess (s) | total wall (s) | train / val chips | chips on disk (GB) | "
-             "peak RSS (GB) |", "|---|---|---|---|---|---|---|"]
+             "peak RSS (GiB) |", "|---|---|---|---|---|---|---|"]
     for r in results:
         c = r["chips"]
         lines.append(f"| {r['case']} | {r['select_s']} | {r['preprocess_s']} | {r['wall_s']} | "
