@@ -66,11 +66,11 @@ def synthetic_scene(path: Path, side: int) -> Path:
 
 def model_fn(args, counter: list[int]):
     import torch
+
     from geofoundry.models.deployed import DeployedModel
     from geofoundry.models.registry import build_model
-    from geofoundry.predict.torch_model import torch_model_fn
-
     from geofoundry.predict.arrays import TileModel
+    from geofoundry.predict.torch_model import torch_model_fn
 
     torch.manual_seed(args.seed)  # the same random weights in every part and run: maps of the same content
     model = torch_model_fn(DeployedModel(build_model(args.arch, 3, 2), [0.0] * 3, [255.0] * 3), args.device,
@@ -89,8 +89,8 @@ def model_fn(args, counter: list[int]):
 
 def part_stage(args) -> dict:
     from geofoundry.config import PredictConfig
+    from geofoundry.models.input_spec import InputSpec
     from geofoundry.predict.run import predict_scene
-    from geofoundry.preprocess.stats import InputSpec
 
     spec = InputSpec(bands=RGB, gsd_m=args.gsd, source_dtype="uint8", low=[0.0] * 3, high=[255.0] * 3,
                      classes=["background", "building"], class_paths=[None, "structure/building"])
@@ -127,11 +127,10 @@ def part_stage(args) -> dict:
 
     write_cog, writer.write_cog = writer.write_cog, timed_assembly
     from geofoundry.predict.blend import StripBlender
-    from geofoundry.predict.pyramid import Pyramid
-    from geofoundry.predict.torch_model import TorchArrays
-
     from geofoundry.predict.pinned import PinnedPool
+    from geofoundry.predict.pyramid import Pyramid
     from geofoundry.predict.tiles import LevelTiles
+    from geofoundry.predict.torch_model import TorchArrays
 
     calls = {"read_mask": timed_calls(ModelGrid, "mask"), "read_bands": timed_calls(ModelGrid, "bands"),
              "write_full": timed_calls(writer.ProbabilityWriter, "_write_full"),  # reader and writer threads
@@ -401,7 +400,7 @@ def main() -> None:
             if not args.scene.is_file():
                 synthetic_scene(args.scene, args.synthetic)
         if not args.scene_gsd:
-            from geofoundry.bundle.scene import scene_gsd_m
+            from geofoundry.delivery.scene import scene_gsd_m
             with rasterio.open(args.scene) as ds:
                 args.scene_gsd = scene_gsd_m(ds)
         args.gsd = args.gsd or args.scene_gsd

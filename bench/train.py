@@ -35,8 +35,8 @@ if importlib.util.find_spec("geofoundry") is None:
 
 import torch  # noqa: E402
 
-from geofoundry.models import build_model  # noqa: E402
-from geofoundry.params import load_params  # noqa: E402
+from geofoundry.models.registry import build_model  # noqa: E402
+from geofoundry.pipeline.params import load_params  # noqa: E402
 from geofoundry.train.data import ChipDataset  # noqa: E402
 from geofoundry.train.device import setup  # noqa: E402
 from geofoundry.train.loop import train_epoch  # noqa: E402

@@ -1,6 +1,7 @@
 """DVC stage `select`: reads params.yaml, runs geofoundry.select (see `geofoundry select --help`)."""
 
-from geofoundry.runner import main
+from geofoundry.pipeline.runner import main
+from geofoundry.pipeline.stages import select
 
 if __name__ == "__main__":
-    main("select")
+    main(select)

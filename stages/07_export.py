@@ -1,6 +1,7 @@
 """DVC stage `export`: reads params.yaml, runs geofoundry.export (see `geofoundry export --help`)."""
 
-from geofoundry.runner import main
+from geofoundry.pipeline.runner import main
+from geofoundry.pipeline.stages import export
 
 if __name__ == "__main__":
-    main("export")
+    main(export)

@@ -25,15 +25,15 @@ from scipy import ndimage as ndi
 from geofoundry import evaluate, export, postprocess, predict, train
 from geofoundry.bundle import open_bundle
 from geofoundry.bundle.manifest import write_manifest
-from geofoundry.bundle.predict import predict_bundle
 from geofoundry.config import EvaluateConfig, ExportConfig, PostprocessConfig, PredictConfig, TrainConfig
+from geofoundry.delivery.predict import predict_bundle
 from geofoundry.errors import GeofoundryError
-from geofoundry.io.outputs import footprints
-from geofoundry.params import load_params
+from geofoundry.models.input_spec import InputSpec
+from geofoundry.models.outputs import footprints
+from geofoundry.pipeline.params import load_params
 from geofoundry.postprocess import SceneState, build_chain
 from geofoundry.postprocess.run import read_scene
 from geofoundry.predict.torch_model import build_model_fn
-from geofoundry.preprocess.stats import InputSpec
 
 from .project import ROOT
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import rasterio
 
-from geofoundry.bundle.scene import scene_bands, scene_gsd_m
+from geofoundry.delivery.scene import scene_bands, scene_gsd_m
 from geofoundry.errors import GeofoundryError
 
 SCENE = "kampala_ug_z19"

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from geofoundry.catalog import run as catalog_run
 from geofoundry.catalog.contexts import context_masks, full_scale
-from geofoundry.cli import app
+from geofoundry.pipeline.cli import app
 
 from .conftest import copy_subset
 

@@ -10,7 +10,8 @@ import rasterio
 from rasterio.enums import MaskFlags
 from rasterio.windows import Window
 
-from geofoundry.io.cog_layout import LEADER, TRAILER, Ifd, leader, read_ifds, trailer, write_cog
+from geofoundry.io.tiff import Ifd, read_ifds
+from geofoundry.predict.cog_layout import LEADER, TRAILER, leader, trailer, write_cog
 
 SIDE = 1280  # 3 x 3 tiles of 512, the last ones partial
 

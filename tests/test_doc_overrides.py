@@ -9,7 +9,7 @@ import shutil
 import pytest
 from dvc.utils.hydra import apply_overrides
 
-from geofoundry.params import load_params
+from geofoundry.pipeline.params import load_params
 
 from .project import ROOT
 

@@ -26,7 +26,7 @@ from geofoundry.bundle.reader import REQUIRED
 from geofoundry.config import ExportConfig, PredictConfig
 from geofoundry.errors import GeofoundryError
 from geofoundry.export.card import render_markdown
-from geofoundry.params import load_params
+from geofoundry.pipeline.params import load_params
 
 from .project import ROOT, env
 
@@ -35,7 +35,7 @@ SCENE = "kampala_ug_z19"
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """`geofoundry ...` in a fresh interpreter (import log on stderr), away from the repository and params.yaml."""
-    return subprocess.run([sys.executable, "-X", "importtime", "-m", "geofoundry.cli", *args], cwd=cwd, env=env(),
+    return subprocess.run([sys.executable, "-X", "importtime", "-m", "geofoundry", *args], cwd=cwd, env=env(),
                           capture_output=True, text=True)
 
 
@@ -200,7 +200,7 @@ def test_cli_refuses_a_tampered_bundle(exported, small_raw, tmp_path):
 
 def test_gto_versions_and_dvc_artifacts_get(exported, spacenet_root, tmp_path):
     """Two registered versions in a git repo with a local DVC remote; another folder gets v0.1.0 and runs it."""
-    from geofoundry.bundle.predict import predict_bundle
+    from geofoundry.delivery.predict import predict_bundle
     from geofoundry.export.bundle import write_bundle
 
     def sh(*args, cwd=tmp_path / "repo"):

@@ -7,14 +7,15 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from geofoundry.cli import app
-from geofoundry.runner import console
 from geofoundry.export.onnx_export import export_onnx
-from geofoundry.export.parity import check_parity, raw_chips
+from geofoundry.export.parity import check_parity
 from geofoundry.models.compat import AdaptivePool
 from geofoundry.models.deployed import DeployedModel
+from geofoundry.models.input_spec import InputSpec
 from geofoundry.models.registry import PRESETS, build_model
-from geofoundry.preprocess.stats import InputSpec
+from geofoundry.models.stretch import raw_chips
+from geofoundry.pipeline.cli import app
+from geofoundry.pipeline.runner import console
 from geofoundry.train.augment import build_augment
 from geofoundry.train.data import ChipDataset
 from geofoundry.train.device import Runtime

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from geofoundry.errors import GeofoundryError
-from geofoundry.params import load_params
+from geofoundry.pipeline.params import load_params
 
 from .project import ROOT
 

@@ -194,7 +194,7 @@ def test_plain_dvc_plots_show_uses_configured_template(rendered):
 def test_report_command(rendered, tmp_path):
     """`geofoundry report` without revisions: dvc plots show of the workspace; a repo without plots fails cleanly."""
     out = tmp_path / "show"
-    proc = _sh(sys.executable, "-m", "geofoundry.cli", "report", "--out", str(out), "--repo", str(rendered["repo"]),
+    proc = _sh(sys.executable, "-m", "geofoundry", "report", "--out", str(out), "--repo", str(rendered["repo"]),
                cwd=tmp_path)
     assert (out / "index.html").as_uri() in proc.stdout
     html = (out / "index.html").read_text(encoding="utf-8")
@@ -204,7 +204,7 @@ def test_report_command(rendered, tmp_path):
     empty.mkdir()
     _sh("git", "init", "-q", cwd=empty)
     _sh("dvc", "init", "-q", cwd=empty)
-    proc = subprocess.run([sys.executable, "-m", "geofoundry.cli", "report", "--out", str(tmp_path / "none")],
+    proc = subprocess.run([sys.executable, "-m", "geofoundry", "report", "--out", str(tmp_path / "none")],
                           cwd=empty, env=env(), capture_output=True, text=True, timeout=TIMEOUT_S)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "error (report): no plots were loaded" in proc.stderr

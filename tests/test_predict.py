@@ -13,9 +13,9 @@ from geofoundry import predict
 from geofoundry.config import PredictConfig
 from geofoundry.models.checkpoint import load_checkpoint, model_from_checkpoint
 from geofoundry.models.deployed import DeployedModel
+from geofoundry.models.input_spec import InputSpec
 from geofoundry.predict.run import predict_scene
 from geofoundry.predict.torch_model import torch_model_fn
-from geofoundry.preprocess.stats import InputSpec
 
 
 def test_predict_stage_writes_masked_cogs(selection_dir, chips_dir, tiny_model, tmp_path):
@@ -86,10 +86,11 @@ def brier(prob_path, truth_raster) -> float:
 
 def test_ensemble_and_tta_on_dev(selection_dir, chips_dir, tiny_model, tmp_path):
     """Two trained models averaged with D4 TTA: a valid map, no worse (Brier score) than the weaker member."""
+    from rasterio.features import rasterize
+
     from geofoundry import train
     from geofoundry.config import EnsembleMember, TrainConfig
     from geofoundry.io.raw import read_labels
-    from rasterio.features import rasterize
 
     train.run(TrainConfig(epochs=1, samples_per_epoch=8, batch_size=4, seed=1), "linknet", chips_dir,
               tmp_path / "m2", tmp_path / "live2")

@@ -14,10 +14,10 @@ import torch
 
 from geofoundry.config import PredictConfig
 from geofoundry.models.deployed import DeployedModel
+from geofoundry.models.input_spec import InputSpec
 from geofoundry.models.registry import build_model
 from geofoundry.predict.pinned import GRAIN, PinnedPool, block_size
 from geofoundry.predict.torch_model import torch_model_fn
-from geofoundry.preprocess.stats import InputSpec
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 predict_run = importlib.import_module("geofoundry.predict.run")

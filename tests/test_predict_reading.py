@@ -11,13 +11,13 @@ import rasterio
 import shapely
 
 from geofoundry.config import PredictConfig
-from geofoundry.io.cog_layout import read_ifds
 from geofoundry.io.raster import ModelGrid
+from geofoundry.io.tiff import read_ifds
+from geofoundry.models.input_spec import InputSpec
 from geofoundry.predict import sliding
 from geofoundry.predict.arrays import TileModel
 from geofoundry.predict.pyramid import Pyramid
 from geofoundry.predict.sliding import runs
-from geofoundry.preprocess.stats import InputSpec
 
 predict_run = importlib.import_module("geofoundry.predict.run")  # the package's ``run`` is the stage function
 SCALE = 4000.0  # the echo model's p(building) = first band / SCALE

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from geofoundry.io.cog_layout import read_ifds
+from geofoundry.io.tiff import read_ifds
 from geofoundry.predict.sliding import Rows, Strip
 from geofoundry.predict.writer import ProbabilityWriter
 

@@ -12,8 +12,8 @@ from affine import Affine
 from rasterio.windows import Window
 
 from geofoundry.config import PreprocessConfig, SelectConfig
+from geofoundry.models.input_spec import InputSpec
 from geofoundry.preprocess import run as preprocess_run
-from geofoundry.preprocess.stats import InputSpec
 from geofoundry.select import run as select_run
 
 BANDS = ["nir1", "red", "green"]  # false colour, by name: WorldView-2 bands 7, 5, 3

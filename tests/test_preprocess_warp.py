@@ -17,7 +17,7 @@ from rasterio.rpc import RPC
 from scipy import ndimage
 
 from geofoundry.config import PreprocessConfig, SelectConfig
-from geofoundry.preprocess.warp import open_scene
+from geofoundry.io.warp import open_scene
 from geofoundry.preprocess import run as preprocess_run
 from geofoundry.preprocess.rasterize import LabelBurner
 from geofoundry.select import run as select_run

@@ -16,9 +16,9 @@ from geofoundry.config import SelectConfig, SplitConfig
 from geofoundry.errors import GeofoundryError
 from geofoundry.io.geometry import reproject
 from geofoundry.io.raster import valid_footprint
-from geofoundry.paths import Paths
+from geofoundry.pipeline.paths import Paths, pinned_path
 from geofoundry.select import run as select_run
-from geofoundry.select.pinned import pinned_path, pinned_splits
+from geofoundry.select.pinned import pinned_splits
 from geofoundry.select.split import SPLITS, assign_splits
 
 CFG = SelectConfig(gsd_range=(0.0, 1.0), context_gsd_m=2.0)

@@ -16,13 +16,13 @@ from rasterio.features import geometry_mask
 from typer.testing import CliRunner
 
 from geofoundry.catalog.contexts import context_masks
-from geofoundry.cli import app
 from geofoundry.config import SelectConfig
 from geofoundry.io.geometry import reproject
 from geofoundry.io.raster import valid_footprint
-from geofoundry.params import load_params
+from geofoundry.pipeline.cli import app
+from geofoundry.pipeline.params import load_params
+from geofoundry.pipeline.select_query import overrides, write_select
 from geofoundry.select import run as select_run
-from geofoundry.select.query import overrides, write_select
 
 from .conftest import ROOT, copy_subset
 

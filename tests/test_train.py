@@ -10,8 +10,7 @@ import torch
 from geofoundry import train
 from geofoundry.config import TrainConfig
 from geofoundry.errors import GeofoundryError
-from geofoundry.models import load_checkpoint
-from geofoundry.models.checkpoint import model_from_checkpoint
+from geofoundry.models.checkpoint import load_checkpoint, model_from_checkpoint
 
 
 def test_checkpoint_loads_weights_only_with_metadata(tiny_model):

@@ -9,7 +9,7 @@ from scipy import ndimage as ndi
 
 from geofoundry.config import DeviceAugmentConfig
 from geofoundry.errors import GeofoundryError
-from geofoundry.preprocess.stats import InputSpec
+from geofoundry.models.input_spec import InputSpec
 from geofoundry.train.augment import build_augment, reseed
 from geofoundry.train.data import ChipDataset, ChipSampler, loader
 from geofoundry.train.device_augment import draw

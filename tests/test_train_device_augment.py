@@ -8,7 +8,7 @@ import torch
 from albumentations.augmentations.geometric.functional import d4 as albu_d4
 
 from geofoundry.config import DeviceAugmentConfig, TrainConfig
-from geofoundry.preprocess.stats import InputSpec
+from geofoundry.models.input_spec import InputSpec
 from geofoundry.train.data import ChipDataset
 from geofoundry.train.device_augment import IDENTITY, apply, draw
 from geofoundry.train.targets import Target

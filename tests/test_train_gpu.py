@@ -14,11 +14,12 @@ import torch
 from geofoundry import train
 from geofoundry.config import ExportConfig, TrainConfig
 from geofoundry.export.onnx_export import export_onnx
-from geofoundry.export.parity import check_parity, raw_chips
+from geofoundry.export.parity import check_parity
 from geofoundry.models.checkpoint import load_checkpoint, model_from_checkpoint
 from geofoundry.models.deployed import DeployedModel
+from geofoundry.models.input_spec import InputSpec
 from geofoundry.models.registry import build_model
-from geofoundry.preprocess.stats import InputSpec
+from geofoundry.models.stretch import raw_chips
 from geofoundry.train.device import Runtime
 from geofoundry.train.device_augment import apply
 from geofoundry.train.loop import to_device

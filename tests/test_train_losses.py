@@ -9,7 +9,7 @@ import torch
 
 from geofoundry.config import CLASS_WEIGHTED_LOSSES, LOSSES, TrainConfig
 from geofoundry.errors import GeofoundryError
-from geofoundry.preprocess.stats import InputSpec
+from geofoundry.models.input_spec import InputSpec
 from geofoundry.train.losses import WeightedLoss
 from geofoundry.train.run import class_weights
 from geofoundry.train.targets import Target

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from geofoundry import train
 from geofoundry.config import DeviceAugmentConfig, TrainConfig
-from geofoundry.preprocess.stats import InputSpec
+from geofoundry.models.input_spec import InputSpec
 from geofoundry.train.data import ChipDataset, ChipSampler, loader
 from geofoundry.train.device import Runtime
 from geofoundry.train.resident import ResidentBatches, held_bytes, wanted

@@ -10,7 +10,7 @@ from scipy import ndimage as ndi
 from geofoundry import train
 from geofoundry.config import TrainConfig
 from geofoundry.models.checkpoint import load_checkpoint, model_from_checkpoint
-from geofoundry.preprocess.stats import InputSpec
+from geofoundry.models.input_spec import InputSpec
 from geofoundry.train.augment import build_augment, reseed
 from geofoundry.train.data import ChipDataset
 from geofoundry.train.metrics import object_matches

@@ -1,6 +1,6 @@
 """Typed, validated configuration: one pydantic model per ``params.yaml`` section.
 
-Library code takes these objects; only ``stages/`` and the CLI read ``params.yaml`` (see :mod:`geofoundry.params`).
+Library code takes these objects; only ``stages/`` and the CLI read ``params.yaml`` (see :mod:`geofoundry.pipeline.params`).
 Every model forbids unknown keys, so a typo fails with a message that names the key.
 """
 

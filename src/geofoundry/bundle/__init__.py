@@ -1,5 +1,5 @@
-"""Delivered bundles, read side: verification (checksums, paths, no pickles), CPU prediction with onnxruntime and
-TensorRT engine builds. Needs no training code and no params.yaml."""
+"""The delivered bundle format: its manifest, the verified reader (checksums, paths, no pickles), its ONNX model in an
+onnxruntime session, and TensorRT engine builds from it. Needs no training code and no params.yaml."""
 
 from .reader import Bundle, open_bundle
 

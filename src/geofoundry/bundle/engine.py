@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import GeofoundryError
 from ..io.atomic import atomic_path
-from ..preprocess.stats import InputSpec
+from ..models.input_spec import InputSpec
 
 log = logging.getLogger(__name__)
 NOT_INSTALLED = "TensorRT is not installed on this machine; run build_engine.sh on the target GPU"
@@ -37,7 +37,7 @@ def tensorrt_missing() -> str | None:
 
 def load_chips(chips_dir: Path, split: str, n: int, spec: InputSpec) -> np.ndarray:
     """Up to ``n`` chips of ``split`` spread over the set, as raw band values (the model's input)."""
-    from ..export.parity import raw_chips
+    from ..models.stretch import raw_chips
 
     path = Path(chips_dir) / split / "images.npy"
     if not path.is_file():
@@ -143,7 +143,7 @@ def build_and_check(onnx: bytes, spec: InputSpec, tile: int, batch: int, chips_d
     import tensorrt as trt
     import torch
 
-    from .predict import onnx_model_fn
+    from .onnx_session import onnx_session
 
     calib = load_chips(chips_dir, "train", calib_chips, spec) if int8 else None
     cache = out_path.with_suffix(".calibration.cache") if int8 else None
@@ -151,7 +151,7 @@ def build_and_check(onnx: bytes, spec: InputSpec, tile: int, batch: int, chips_d
     with atomic_path(out_path) as tmp:
         tmp.write_bytes(plan)
     x = load_chips(chips_dir, "val", check_chips, spec)
-    expected, got = onnx_model_fn(onnx, len(spec.bands))(x), run_engine(plan, x, batch)
+    expected, got = onnx_session(onnx, len(spec.bands))(x), run_engine(plan, x, batch)
     agreement = float((expected.argmax(1) == got.argmax(1)).mean())
     metrics = {"built": True, "exercised": True, "precision": "int8" if int8 else "fp16", "engine": str(out_path),
                "tensorrt": trt.__version__, "gpu": torch.cuda.get_device_name(), "chips": int(len(x)),

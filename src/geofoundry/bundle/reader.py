@@ -15,8 +15,8 @@ import yaml
 
 from ..config import PostprocessConfig, PredictConfig
 from ..errors import GeofoundryError
-from ..io.outputs import auxiliary
-from ..preprocess.stats import InputSpec
+from ..models.input_spec import InputSpec
+from ..models.outputs import auxiliary
 from .manifest import MANIFEST, check_type, files_on_disk, read_manifest
 
 MODEL, STATS, CLASSES, POSTPROCESS, PREDICT, CARD = (

@@ -11,10 +11,10 @@ import pandas as pd
 
 from ..config import CONTEXTS
 from ..io.atomic import atomic_path
+from ..io.grid import GRID_CRS, block_id
 from ..io.raster import bounded_gdal_cache
 from ..io.raw import check_image, load_scenes
 from ..progress import track
-from ..select.blocks import GRID_CRS, block_id
 from .scan import COUNT_PREFIX, SceneScan, scan_scene
 
 log = logging.getLogger(__name__)

@@ -15,10 +15,10 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from ..io.geometry import reproject
+from ..io.grid import GRID_CRS, scene_cells
 from ..io.raster import valid_footprint
-from ..preprocess.warp import open_scene
 from ..io.raw import class_levels, read_labels
-from ..select.blocks import GRID_CRS, scene_cells
+from ..io.warp import open_scene
 from .contexts import PIXEL_CONTEXTS, context_masks, full_scale
 
 TILE = 512  # output pixels per side of one context window

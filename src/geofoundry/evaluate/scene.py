@@ -20,10 +20,10 @@ import shapely
 
 from ..config import EvaluateConfig
 from ..errors import GeofoundryError
-from ..io.outputs import footprints, probability_classes
 from ..io.raster import mask_outline
 from ..io.raw import read_labels, select_classes
 from ..io.units import area_m2
+from ..models.outputs import footprints, probability_classes
 from .objects import match
 from .pixels import burn, confusion, histograms, in_mask
 

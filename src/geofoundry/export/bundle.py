@@ -14,7 +14,7 @@ from ..bundle.manifest import write_manifest
 from ..bundle.reader import CARD, CLASSES, MODEL, POSTPROCESS, PREDICT, STATS, open_bundle
 from ..config import PostprocessConfig, PredictConfig
 from ..io.atomic import atomic_path
-from ..preprocess.stats import InputSpec
+from ..models.input_spec import InputSpec
 from .card import render_markdown
 from .delivery import build_engine_script, dockerfile
 

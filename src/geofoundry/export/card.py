@@ -14,7 +14,7 @@ import yaml
 
 from .. import __version__
 from ..config import Params
-from ..preprocess.stats import InputSpec
+from ..models.input_spec import InputSpec
 
 FORMAT = "geofoundry-bundle/1"
 NO_LICENCE = ("not recorded: data/raw/DATASET.md has no 'Licence' section; check the training data's terms "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ..preprocess.stats import InputSpec
+from ..models.input_spec import InputSpec
 
 # What `geofoundry predict --bundle` imports (no torch, smp, albumentations or DVC), pinned to the versions here.
 INFERENCE_DISTS = ("numpy", "onnxruntime", "rasterio", "shapely", "pyproj", "pyogrio", "geopandas", "pandas",

@@ -12,13 +12,6 @@ from ..models.deployed import DeployedModel
 from .onnx_export import INPUT
 
 
-def raw_chips(images: np.ndarray, low: list[float], high: list[float]) -> np.ndarray:
-    """Undo the 8-bit stretch of stored chips to get back raw-like band values (float32)."""
-    lo = np.asarray(low, np.float32)[None, :, None, None]
-    hi = np.asarray(high, np.float32)[None, :, None, None]
-    return (images.astype(np.float32) / 255.0) * (hi - lo) + lo
-
-
 def check_parity(model: DeployedModel, onnx_path: Path, batch: np.ndarray) -> dict[str, float]:
     """Max/mean absolute probability difference and argmax agreement, PyTorch vs onnxruntime (CPU)."""
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])

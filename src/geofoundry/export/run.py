@@ -16,12 +16,13 @@ from ..errors import GeofoundryError
 from ..io.atomic import write_json
 from ..models.checkpoint import load_checkpoint, model_from_checkpoint, output_classes
 from ..models.deployed import DeployedModel
-from ..preprocess.stats import InputSpec
+from ..models.input_spec import InputSpec
+from ..models.stretch import raw_chips
 from .bundle import write_bundle
 from .card import Provenance, build_card
 from .delivery import inference_pins
 from .onnx_export import export_onnx
-from .parity import check_parity, raw_chips
+from .parity import check_parity
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from rasterio.windows import Window
 
-from .cog_layout import IMAGE_LENGTH, IMAGE_WIDTH, MASK, NEW_SUBFILE_TYPE, TILE_LENGTH, TILE_WIDTH, read_ifds
+from .tiff import IMAGE_LENGTH, IMAGE_WIDTH, MASK, NEW_SUBFILE_TYPE, TILE_LENGTH, TILE_WIDTH, read_ifds
 
 SMALL = 4096  # bytes: a constant block compresses to far less; larger tiles are not looked at
 MIXED = -1

@@ -1,6 +1,4 @@
-"""Named model presets (segmentation_models_pytorch + timm encoders) and checkpoints."""
+"""The model's contract, shared by training, prediction and delivery: named presets (segmentation_models_pytorch +
+timm encoders), checkpoints, the input spec (bands, GSD, stretch and its inverse) and the output classes.
 
-from .checkpoint import load_checkpoint, save_checkpoint
-from .registry import PRESETS, Preset, build_model, get_preset
-
-__all__ = ["PRESETS", "Preset", "build_model", "get_preset", "load_checkpoint", "save_checkpoint"]
+Nothing is imported here, so that ``models.input_spec`` or ``models.outputs`` load without torch."""

@@ -9,7 +9,7 @@ import torch
 
 from ..errors import GeofoundryError
 from ..io.atomic import atomic_path
-from ..io.outputs import auxiliary
+from .outputs import auxiliary
 from .registry import PRESETS, build_model
 
 FORMAT = "geofoundry-checkpoint/1"

@@ -12,11 +12,11 @@ from skimage.feature import peak_local_max
 from skimage.morphology import disk
 from skimage.segmentation import watershed as flood
 
+from ..errors import GeofoundryError
+from ..io.units import pixel_area_m2
+from ..models.outputs import footprints
 from .registry import Probability, register
 from .state import SceneState
-from ..errors import GeofoundryError
-from ..io.outputs import footprints
-from ..io.units import pixel_area_m2
 
 # Ops that edit the mask must run before instances exist, or the instance ids would no longer match it.
 MASK_OP = {"needs": ("mask",), "refuses": ("instances",)}

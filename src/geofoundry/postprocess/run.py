@@ -15,12 +15,12 @@ from rasterio.windows import Window
 from ..config import PostprocessConfig
 from ..errors import GeofoundryError
 from ..io.atomic import atomic_path
-from ..io.outputs import probability_classes
+from ..io.units import area_m2
+from ..models.outputs import probability_classes
 from ..progress import track
 from .registry import Chain, build_chain
 from .state import SceneState
 from .windows import needs_windows, run_windowed
-from ..io.units import area_m2
 
 log = logging.getLogger(__name__)
 LAYER = "objects"

@@ -12,7 +12,7 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from ..errors import GeofoundryError
-from ..io.outputs import BORDER
+from ..models.outputs import BORDER
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,16 @@ import numpy as np
 import pandas as pd
 import shapely
 from rasterio.features import geometry_mask
-from rasterio.windows import Window, bounds as window_bounds, transform as window_transform
+from rasterio.windows import Window
+from rasterio.windows import bounds as window_bounds
+from rasterio.windows import transform as window_transform
 
 from ..config import PredictConfig
 from ..errors import GeofoundryError
 from ..io.geometry import reproject
 from ..io.raster import IN_MEMORY_DATASETS, band_indexes, bounded_gdal_cache, open_model_grid
-from ..preprocess.chips import block_window
-from ..preprocess.stats import InputSpec
+from ..io.tiling import block_window
+from ..models.input_spec import InputSpec
 from ..progress import track
 from .arrays import TileModel
 from .sliding import WANTED, predict_region

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..preprocess.chips import starts
+from ..io.tiling import starts
 from .arrays import TileModel
 from .blend import StripBlender, cut
 from .lanes import Lane

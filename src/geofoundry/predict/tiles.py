@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.cog_layout import LEADER, Ifd, leader, sized, trailer
+from ..io.tiff import Ifd
+from .cog_layout import LEADER, leader, sized, trailer
 
 Encode = Callable[[bytes], bytes]
 

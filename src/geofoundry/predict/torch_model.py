@@ -13,7 +13,7 @@ from ..config import PredictConfig
 from ..errors import GeofoundryError
 from ..models.checkpoint import load_checkpoint, model_from_checkpoint, output_classes
 from ..models.deployed import DeployedModel
-from ..preprocess.stats import InputSpec
+from ..models.input_spec import InputSpec
 from .arrays import TileModel
 from .combine import ensemble, with_tta
 from .cuda_graph import graphed

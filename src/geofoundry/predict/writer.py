@@ -21,7 +21,8 @@ from pathlib import Path
 import rasterio
 
 from ..io.atomic import atomic_path
-from ..io.cog_layout import read_ifds, write_cog
+from ..io.tiff import read_ifds
+from .cog_layout import write_cog
 from .pyramid import overview_factors
 from .sliding import Strip
 from .tiles import LevelTiles, encoder

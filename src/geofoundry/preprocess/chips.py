@@ -1,42 +1,10 @@
-"""Chip windows inside a block window, and the block window on a scene's model grid."""
+"""Chip arrays written item by item to ``.npy`` files."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
-import shapely
-from affine import Affine
-from rasterio.windows import Window
-
-
-def starts(offset: int, length: int, size: int, stride: int) -> list[int]:
-    """Chip starts covering [offset, offset + length): regular steps, the last one aligned to the end."""
-    if length <= size:
-        return [offset]
-    out = list(range(offset, offset + length - size + 1, stride))
-    if out[-1] + size < offset + length:
-        out.append(offset + length - size)
-    return out
-
-
-def chip_windows(block: Window, size: int, stride: int) -> list[Window]:
-    cols = starts(int(block.col_off), int(block.width), size, stride)
-    rows = starts(int(block.row_off), int(block.height), size, stride)
-    return [Window(c, r, size, size) for r in rows for c in cols]
-
-
-def block_window(geom: shapely.Geometry, transform: Affine, shape: tuple[int, int]) -> Window | None:
-    """Pixel window (clipped to the raster) of a geometry's bounds in the raster CRS."""
-    x0, y0, x1, y1 = geom.bounds
-    inv = ~transform
-    cols, rows = zip(*(inv @ (x, y) for x, y in ((x0, y0), (x0, y1), (x1, y0), (x1, y1))))
-    c0, c1 = max(0, math.floor(min(cols))), min(shape[1], math.ceil(max(cols)))
-    r0, r1 = max(0, math.floor(min(rows))), min(shape[0], math.ceil(max(rows)))
-    if c1 <= c0 or r1 <= r0:
-        return None
-    return Window(c0, r0, c1 - c0, r1 - r0)
 
 
 class NpyWriter:

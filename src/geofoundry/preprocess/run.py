@@ -19,13 +19,14 @@ from ..errors import GeofoundryError
 from ..io.atomic import atomic_path
 from ..io.geometry import reproject
 from ..io.raster import GDAL_CACHE_MB, band_indexes, bounded_gdal_cache
-from .warp import open_scene
 from ..io.raw import read_labels, select_classes
+from ..io.tiling import block_window, chip_windows
+from ..io.warp import open_scene
+from ..models.input_spec import InputSpec
+from ..models.stretch import Stretch
 from ..progress import track
-from .chips import NpyWriter, block_window, chip_windows
+from .chips import NpyWriter
 from .rasterize import LabelBurner
-from .stats import InputSpec
-from .stretch import Stretch
 
 log = logging.getLogger(__name__)
 CHIP_SPLITS = ("train", "val")

@@ -9,7 +9,7 @@ from ..config import GeofenceConfig
 from ..errors import GeofoundryError
 from ..io.areas import area_in
 from ..io.geometry import reproject
-from .blocks import GRID_CRS, mercator_area_scale
+from ..io.grid import GRID_CRS, mercator_area_scale
 
 
 def parse_area(value: str, key: str) -> shapely.Geometry:

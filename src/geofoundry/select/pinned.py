@@ -10,24 +10,12 @@ import pandas as pd
 import pyarrow
 import shapely
 
-from ..config import SplitConfig
 from ..errors import GeofoundryError
-from ..paths import Paths
-from .blocks import GRID_CRS, cell_polygon
+from ..io.grid import GRID_CRS, cell_polygon
 from .split import SPLITS
 
 COLUMNS = {"block_id", "ix", "iy", "split", "geometry"}
 
-
-def pinned_path(cfg: SplitConfig, paths: Paths) -> Path | None:
-    """The file ``select.split.pinned`` names, which must lie in ``splits/`` (a dependency of the select stage)."""
-    if cfg.pinned is None:
-        return None
-    path = paths.in_stage_folder(cfg.pinned, paths.splits, "select.split.pinned", "select",
-                                 f"cp data/selection/blocks.parquet {paths.splits}/<name>.parquet; dvc add versions it")
-    if not path.is_file():
-        raise GeofoundryError(f"select.split.pinned: {path} does not exist")
-    return path
 
 
 def pinned_splits(blocks: gpd.GeoDataFrame, path: Path, block_size_m: float) -> pd.Series:

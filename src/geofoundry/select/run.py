@@ -13,10 +13,10 @@ from ..catalog.scan import scan_scene
 from ..config import CONTEXTS, SelectConfig
 from ..errors import GeofoundryError
 from ..io.atomic import atomic_path, write_json
+from ..io.grid import GRID_CRS, block_id
 from ..io.raster import bounded_gdal_cache
 from ..io.raw import check_image, load_scenes, select_classes
 from ..progress import track
-from .blocks import GRID_CRS, block_id
 from .filters import apply_filters, filter_blocks, filter_scenes
 from .geofence import clip_cells, fence_3857
 from .pinned import pinned_splits

@@ -19,9 +19,9 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..config import TrainConfig
 from ..errors import GeofoundryError
-from ..models import build_model, save_checkpoint
-from ..models.registry import get_preset
-from ..preprocess.stats import InputSpec
+from ..models.checkpoint import save_checkpoint
+from ..models.input_spec import InputSpec
+from ..models.registry import build_model, get_preset
 from . import resident
 from .augment import build_augment
 from .data import ChipDataset, ChipSampler, loader

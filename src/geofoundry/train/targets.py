@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..io.outputs import AUXILIARY
+from ..models.outputs import AUXILIARY
 
 _BIG = np.iinfo(np.int32).max
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..bundle.reader import Bundle
 from ..config import EvaluateConfig
 from ..errors import GeofoundryError
 from ..io.atomic import write_json
 from ..io.raw import load_scenes
 from .predict import predict_bundle
-from .reader import Bundle
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from .errors import GeofoundryError
+from ..errors import GeofoundryError
 from .runner import STAGES, console, report_error, run_stage, setup_logging
 
 app = typer.Typer(help="geofoundry: GeoTIFF scenes + vector labels → reproducible, deployable detectors.",
@@ -63,8 +63,8 @@ def predict_command(
         raise _fail("predict", GeofoundryError("--bundle needs at least one scene file"))
     setup_logging(verbose)
     try:
-        from .bundle import open_bundle
-        from .bundle.predict import predict_bundle
+        from ..bundle import open_bundle
+        from ..delivery.predict import predict_bundle
 
         names = [b for b in bands.split(",") if b.strip()] if bands else None
         result = predict_bundle(open_bundle(bundle, sha256), scenes, out, names, threads)
@@ -93,9 +93,9 @@ def evaluate_command(
         raise _fail("evaluate", GeofoundryError("--bundle needs --data <raw dataset root>"))
     setup_logging(verbose)
     try:
-        from .bundle import open_bundle
-        from .bundle.acceptance import evaluate_bundle
-        from .config import EvaluateConfig
+        from ..bundle import open_bundle
+        from ..config import EvaluateConfig
+        from ..delivery.acceptance import evaluate_bundle
 
         metrics = evaluate_bundle(open_bundle(bundle), data, out, EvaluateConfig(iou_threshold=iou), threads)
     except GeofoundryError as e:
@@ -118,10 +118,10 @@ def compile_gpu_command(
 
         if not torch.cuda.is_available():
             raise GeofoundryError("no CUDA device: the AOTInductor package is compiled for the GPU it runs on")
-        from .export.aoti import export_aoti
-        from .models.checkpoint import load_checkpoint, model_from_checkpoint
-        from .models.deployed import DeployedModel
-        from .preprocess.stats import InputSpec
+        from ..export.aoti import export_aoti
+        from ..models.checkpoint import load_checkpoint, model_from_checkpoint
+        from ..models.deployed import DeployedModel
+        from ..models.input_spec import InputSpec
 
         spec = InputSpec.load(stats)
         model = DeployedModel(model_from_checkpoint(load_checkpoint(checkpoint, spec.bands)), spec.low, spec.high)
@@ -144,8 +144,8 @@ def build_engine_command(
     """Build a TensorRT engine for this GPU from a bundle's ONNX model and check its masks against onnxruntime."""
     setup_logging(verbose)
     try:
-        from .bundle import open_bundle
-        from .bundle.engine import build_and_check, tensorrt_missing
+        from ..bundle import open_bundle
+        from ..bundle.engine import build_and_check, tensorrt_missing
 
         found = open_bundle(bundle)
         if reason := tensorrt_missing():
@@ -167,7 +167,7 @@ def postprocess_command(params: Path = PARAMS, verbose: bool = VERBOSE,
                         list_ops: bool = typer.Option(False, "--list", help="describe the registered operations")):
     """Run the postprocess stage, or list the operations that postprocess.steps can chain."""
     if list_ops:
-        from .postprocess import format_ops_table
+        from ..postprocess import format_ops_table
         console.print(format_ops_table())
         return
     _stage_command("postprocess")(params, verbose)
@@ -190,7 +190,7 @@ def select_command(
     write: bool = typer.Option(False, "--write", help="write the query into params.yaml, then run the stage"),
 ):
     """Run the select stage; with query options, preview the selection (no output written) or --write it to params."""
-    from .select.query import overrides, preview, query_config, write_select
+    from .select_query import overrides, preview, query_config, write_select
 
     setup_logging(verbose)
     try:
@@ -216,9 +216,9 @@ def catalog_command(
     out: Path = typer.Option(Path("data/catalog"), help="output folder: scenes.parquet, blocks.parquet"),
 ):
     """Build the catalog (GeoParquet of scenes and blocks: contexts, label counts per class level) of a raw dataset."""
-    from .catalog import run as build
-    from .paths import Paths
+    from ..catalog import run as build
     from .params import load_params
+    from .paths import Paths
 
     setup_logging(verbose)
     try:
@@ -233,7 +233,7 @@ def catalog_command(
 @app.command("models")
 def models_command(count: bool = typer.Option(True, help="build each preset to count its parameters")):
     """List the model presets that `arch` can name, with their bricks and parameter counts (3 bands, 2 classes)."""
-    from .models.registry import PRESETS, build_model, count_parameters
+    from ..models.registry import PRESETS, build_model, count_parameters
 
     table = Table("arch", "smp architecture", "encoder", "params (M)", "bricks")
     for p in PRESETS.values():
@@ -252,7 +252,7 @@ def report_command(
 ):
     """Write the training and evaluation plots as an offline HTML page (vega inlined, no network): `dvc plots diff
     REVS` with the vendored template, or `dvc plots show` without REVS. Opens nothing."""
-    from .report import render
+    from ..report import render
 
     try:
         index = render(out, revs or (), targets or (), repo)
@@ -261,7 +261,3 @@ def report_command(
         raise typer.Exit(1) from None
     console.print(f"plots of {', '.join(revs) if revs else 'the workspace'} → {index}")
     print(index.as_uri())
-
-
-if __name__ == "__main__":
-    app()

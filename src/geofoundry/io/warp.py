@@ -16,9 +16,11 @@ from affine import Affine
 from pyproj import Geod, Transformer
 from rasterio.enums import Resampling
 from rasterio.warp import calculate_default_transform, reproject
-from rasterio.windows import Window, bounds as window_bounds, transform as window_transform
+from rasterio.windows import Window
+from rasterio.windows import bounds as window_bounds
+from rasterio.windows import transform as window_transform
 
-from ..io.raster import ModelGrid, has_rpc_only, open_model_grid
+from .raster import ModelGrid, has_rpc_only, open_model_grid
 
 
 def rpc_options(ds, dem: str | None = None, height: float | None = None) -> dict:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import GeofoundryError
+from ..config import SplitConfig
+from ..errors import GeofoundryError
 
 
 @dataclass(frozen=True)
@@ -73,3 +74,14 @@ class Paths:
     @property
     def onnx(self) -> Path:
         return self / "export/model.onnx"
+
+
+def pinned_path(cfg: SplitConfig, paths: Paths) -> Path | None:
+    """The file ``select.split.pinned`` names, which must lie in ``splits/`` (a dependency of the select stage)."""
+    if cfg.pinned is None:
+        return None
+    path = paths.in_stage_folder(cfg.pinned, paths.splits, "select.split.pinned", "select",
+                                 f"cp data/selection/blocks.parquet {paths.splits}/<name>.parquet; dvc add versions it")
+    if not path.is_file():
+        raise GeofoundryError(f"select.split.pinned: {path} does not exist")
+    return path

@@ -30,3 +30,10 @@ class Stretch:
         high = np.asarray(self.high, dtype=np.float32)[:, None, None]
         scaled = (bands.astype(np.float32) - low) * (255.0 / (high - low))
         return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def raw_chips(images: np.ndarray, low: list[float], high: list[float]) -> np.ndarray:
+    """The stretch undone: uint8 chips (N, C, h, w) back to raw-like band values (float32), the model's input."""
+    lo = np.asarray(low, np.float32)[None, :, None, None]
+    hi = np.asarray(high, np.float32)[None, :, None, None]
+    return (images.astype(np.float32) / 255.0) * (hi - lo) + lo

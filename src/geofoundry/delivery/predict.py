@@ -11,12 +11,12 @@ import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import rasterio
 
+from ..bundle.onnx_session import onnx_session
+from ..bundle.reader import Bundle
 from ..errors import GeofoundryError
 from ..predict.arrays import TileModel
-from .reader import Bundle
 from .scene import scene_bands, scene_gsd_m
 
 log = logging.getLogger(__name__)
@@ -24,20 +24,7 @@ log = logging.getLogger(__name__)
 
 def onnx_model_fn(model: bytes, n_bands: int, threads: int = 0) -> TileModel:
     """(B, C, h, w) raw float32 → (B, K, h, w) probabilities with onnxruntime on CPU (numpy arrays)."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = threads
-    session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
-    inp = session.get_inputs()[0]
-    if isinstance(inp.shape[1], int) and inp.shape[1] != n_bands:
-        raise GeofoundryError(f"model.onnx takes {inp.shape[1]} bands but stats.json names {n_bands}")
-
-    def fn(batch: np.ndarray) -> np.ndarray:
-        return session.run(None, {inp.name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
-
-    return TileModel(fn)
+    return TileModel(onnx_session(model, n_bands, threads))
 
 
 def predict_bundle(bundle: Bundle, scenes: list[Path], out_dir: Path, bands: list[str] | None = None,

@@ -7,8 +7,8 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from .config import Params
-from .errors import GeofoundryError
+from ..config import Params
+from ..errors import GeofoundryError
 
 
 def format_validation_error(err: ValidationError, source: str) -> str:

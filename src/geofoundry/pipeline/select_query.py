@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from ..config import Params, SelectConfig
 from ..errors import GeofoundryError
-from ..params import format_validation_error, load_params
+from .params import format_validation_error, load_params
 
 
 def parse_range(text: str, what: str) -> list[float]:
@@ -75,9 +75,8 @@ def preview(params_path: Path, changes: dict[str, Any]) -> dict:
     """Run the selection with ``changes`` into a temporary folder; return its metrics (nothing else is written)."""
     import tempfile
 
-    from ..paths import Paths
-    from .pinned import pinned_path
-    from .run import run
+    from ..select.run import run
+    from .paths import Paths, pinned_path
 
     params, _ = query_config(params_path, changes)
     paths = Paths(params_path.parent)

@@ -1,0 +1,5 @@
+"""``python -m geofoundry``: the ``geofoundry`` command."""
+
+from .pipeline.cli import app
+
+app()

@@ -1,0 +1,60 @@
+"""The one code path of every stage: params.yaml → typed config → the stage's module in ``pipeline.stages``. Used by
+stages/ and the CLI."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+import warnings
+from pathlib import Path
+from types import ModuleType
+
+from rich.console import Console
+from rich.logging import RichHandler
+
+from ..errors import GeofoundryError
+from .params import load_params
+from .paths import Paths
+
+STAGES = ("select", "preprocess", "train", "predict", "postprocess", "evaluate", "export")
+console = Console(stderr=True)
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Rich log lines in a terminal; plain, unwrapped, timestamped lines in CI logs and `dvc repro` output."""
+    if console.is_terminal:
+        handler: logging.Handler = RichHandler(console=console, show_path=False)
+        fmt = "%(message)s"
+    else:
+        handler, fmt = logging.StreamHandler(sys.stderr), "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=fmt, handlers=[handler], force=True)
+    logging.captureWarnings(True)
+    warnings.simplefilter("default", UserWarning)
+
+
+def stage_module(name: str) -> ModuleType:
+    """``geofoundry.pipeline.stages.<name>``: the stage's ``NAME`` and ``run(params, paths)``."""
+    return importlib.import_module(f"{__package__}.stages.{name}")
+
+
+def run_stage(name: str, params_path: str | Path = "params.yaml", root: str | Path = ".") -> object:
+    """Run one stage with the parameters in ``params_path`` and outputs under ``root``."""
+    params = load_params(Path(root) / params_path)
+    return stage_module(name).run(params, Paths(Path(root)))
+
+
+def report_error(name: str, err: GeofoundryError) -> None:
+    """Print a bad-input error without a traceback (unwrapped, so it can be grepped and copied)."""
+    console.print(f"[bold red]error[/] ({name}): {err}", soft_wrap=True, highlight=False)
+
+
+def main(stage: ModuleType) -> None:
+    """Entry point of ``stages/<name>.py`` (``stage``: its module in ``pipeline.stages``): clear message and exit
+    status 1 on bad input."""
+    setup_logging()
+    try:
+        stage.run(load_params("params.yaml"), Paths(Path(".")))
+    except GeofoundryError as e:
+        report_error(stage.NAME, e)
+        sys.exit(1)

@@ -1,0 +1,16 @@
+"""The export stage: params and paths → ``geofoundry.export.run``."""
+
+from __future__ import annotations
+
+from ... import export
+from ...config import Params
+from ..paths import Paths
+
+NAME = "export"
+
+
+def run(p: Params, d: Paths):
+    prov = export.Provenance(p, d.root, d.raw, {"select": d.metrics / "select.json", "train": d.live / "metrics.json",
+                                                "evaluate": d.metrics / "evaluate.json"})
+    return export.run(p.export, d.chips, d.models / "best.pt", d.onnx, d.metrics / "export.json",
+                      d / "export/bundle", prov)

@@ -1,0 +1,13 @@
+"""The preprocess stage: params and paths → ``geofoundry.preprocess.run``."""
+
+from __future__ import annotations
+
+from ... import preprocess
+from ...config import Params
+from ..paths import Paths
+
+NAME = "preprocess"
+
+
+def run(p: Params, d: Paths):
+    return preprocess.run(p.preprocess, d.selection, d.chips)

@@ -1,0 +1,13 @@
+"""The select stage: params and paths → ``geofoundry.select.run``."""
+
+from __future__ import annotations
+
+from ... import select
+from ...config import Params
+from ..paths import Paths, pinned_path
+
+NAME = "select"
+
+
+def run(p: Params, d: Paths):
+    return select.run(p.select, d.raw, d.selection, d.metrics / "select.json", pinned_path(p.select.split, d))
