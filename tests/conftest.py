@@ -18,16 +18,22 @@ DEV = SHARED / "data" / "oam_buildings_eafrica_scenes"
 SPACENET = SHARED / "data" / "spacenet1_rio_sample"
 
 
+def shared_dataset(path: Path) -> Path:
+    """``path`` (a dataset of ../shared/data), or the test fails saying what is missing: never a silent skip."""
+    if not (path / "scenes.csv").is_file():
+        pytest.fail(f"{path} is missing: the tests need the shared datasets in ../shared/data beside the checkout "
+                    f"(CI clones the project next to them)", pytrace=False)
+    return path
+
+
 @pytest.fixture(scope="session")
 def dev_root() -> Path:
-    if not DEV.is_dir():
-        pytest.fail(f"{DEV} is missing: the tests need ../shared beside the checkout")
-    return DEV
+    return shared_dataset(DEV)
 
 
 @pytest.fixture(scope="session")
 def spacenet_root() -> Path:
-    return SPACENET
+    return shared_dataset(SPACENET)
 
 
 def copy_subset(src: Path, dst: Path, scene_ids: list[str]) -> Path:

@@ -25,7 +25,6 @@ from geofoundry.evaluate.pixels import burn, class_counts, confusion, histograms
 from geofoundry.evaluate.scene import POLYGONAL, Grid, clipped, counted
 from geofoundry.io.raw import load_scenes, read_labels, select_classes
 
-DEV = Path("/work/shared/data/oam_buildings_eafrica_scenes")
 SCENE = "kampala_ug_z19"
 WINDOW = Window(1408, 0, 896, 640)  # top-right cluster of valid tiles plus an invalid rim
 
@@ -165,19 +164,17 @@ def test_truth_clipped_to_the_evaluation_area():
 
 
 @pytest.fixture(scope="module")
-def dev(tmp_path_factory):
+def dev(tmp_path_factory, dev_root):
     """Selection, probability raster and truth in the prediction CRS for a window of ``kampala_ug_z19``."""
-    if not DEV.is_dir():
-        pytest.skip(f"{DEV} not available")
     root = tmp_path_factory.mktemp("eval")
     (root / "selection").mkdir()
-    scenes = load_scenes(DEV)
+    scenes = load_scenes(dev_root)
     scenes[scenes["scene_id"] == SCENE].to_parquet(root / "selection" / "scenes.parquet")
     classes = {"names": ["background", "building"], "paths": [None, "structure/building"]}
     (root / "selection" / "classes.json").write_text(json.dumps(classes))
 
-    truth = select_classes(read_labels(DEV / "labels" / f"{SCENE}.geojson"), ["structure/building"])
-    with rasterio.open(DEV / "images" / f"{SCENE}.tif") as ds:
+    truth = select_classes(read_labels(dev_root / "labels" / f"{SCENE}.geojson"), ["structure/building"])
+    with rasterio.open(dev_root / "images" / f"{SCENE}.tif") as ds:
         truth = truth.to_crs(ds.crs)
         transform = ds.transform @ Affine.translation(WINDOW.col_off, WINDOW.row_off)
         mask = ds.dataset_mask(window=WINDOW) > 0

@@ -19,7 +19,7 @@ from geofoundry.models.registry import build_model
 from geofoundry.predict.pinned import GRAIN, PinnedPool, block_size
 from geofoundry.predict.torch_model import torch_model_fn
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 predict_run = importlib.import_module("geofoundry.predict.run")
 
 

@@ -28,7 +28,7 @@ from geofoundry.train.resident import held_bytes, wanted
 from .test_resume import finish, kill_after_first_epoch, start
 from .test_train_resident import AUGMENT, held_and_loaded
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 CPU, GPU = Runtime(torch.device("cpu"), 0, 1), Runtime(torch.device("cuda", 0), 0, 1)
 RUN = TrainConfig(epochs=3, samples_per_epoch=16, batch_size=4, lr=5e-3, seed=7, device="cuda", augment=[],
