@@ -21,7 +21,7 @@ import yaml
 
 from geofoundry import export
 from geofoundry.bundle import open_bundle
-from geofoundry.bundle.engine import NOT_INSTALLED
+from geofoundry.bundle.engine import tools_missing
 from geofoundry.bundle.reader import REQUIRED
 from geofoundry.config import ExportConfig, PredictConfig
 from geofoundry.errors import GeofoundryError
@@ -78,9 +78,10 @@ def test_onnx_parity_and_dynamic_shapes(exported):
 def test_tensorrt_is_recorded_as_not_exercised(exported, tmp_path):
     if exported["metrics"]["tensorrt"]["built"]:
         pytest.skip("TensorRT is installed here: the engine was built and checked by the export stage")
-    assert exported["metrics"]["tensorrt"] == {"built": False, "exercised": False, "reason": NOT_INSTALLED}
+    reason = tools_missing()
+    assert exported["metrics"]["tensorrt"] == {"built": False, "exercised": False, "reason": reason}
     proc = cli("build-engine", "--bundle", str(exported["bundle"]), "--int8", "--calib-chips", "8", cwd=tmp_path)
-    assert proc.returncode == 1 and NOT_INSTALLED in " ".join(proc.stderr.split()), proc.stderr[-2000:]
+    assert proc.returncode == 1 and reason in " ".join(proc.stderr.split()), proc.stderr[-2000:]
     assert not list(tmp_path.iterdir()), "no engine file claimed"
 
 
