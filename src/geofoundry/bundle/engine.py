@@ -92,7 +92,10 @@ def load_outputs(path: Path) -> np.ndarray:
 def run_tool(cmd: list[str]) -> None:
     """Run one NVIDIA tool; its output goes to the debug log, or into the error when it fails."""
     log.info("%s", shlex.join(cmd))
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise GeofoundryError(f"{cmd[0]} is not on PATH: {TOOLS.get(cmd[0], cmd[0])}") from None
     log.debug("%s", proc.stdout + proc.stderr)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-25:])

@@ -38,13 +38,14 @@ def _parse(data: bytes, path: Path) -> dict:
         info = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise GeofoundryError(f"{path}: not valid JSON ({e})") from None
-    version = info.get("format_version") if isinstance(info, dict) else None
+    fields = info if isinstance(info, dict) else {}
+    version = fields.get("format_version")
     if isinstance(version, str) and re.fullmatch(r"[1-9][0-9]*", version):
         version = int(version)
-    if info.get("format") != FORMAT or not isinstance(version, int) or isinstance(version, bool) or version < 1:
+    if fields.get("format") != FORMAT or not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise GeofoundryError(f"{path}: needs \"format\": \"{FORMAT}\" and a positive integer \"format_version\", "
                               f"got {info}")
-    return {**info, "format_version": version}
+    return {**fields, "format_version": version}
 
 
 def refuse_newer(root: Path) -> None:
