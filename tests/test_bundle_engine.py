@@ -101,10 +101,13 @@ def test_build_engine_sh_runs_the_same_trtexec_lines(tmp_path):
     assert run("fp32").returncode == 2
 
 
-def test_polygraphy_onnxrt_run_on_real_val_chips(chips_dir, tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_polygraphy_runs_on_real_val_chips(chips_dir, tmp_path, monkeypatch):
     """build-engine's reference run, for real: chips saved for polygraphy, the bundle's model in onnxruntime through
-    `polygraphy run`, its outputs read back, equal to the bundle's own onnxruntime session."""
+    `polygraphy run`, its outputs read back, equal to the bundle's own onnxruntime session. polygraphy accepts the
+    TensorRT lines too and stops only for want of TensorRT."""
     monkeypatch.setenv("PATH", env()["PATH"])  # this venv's polygraphy
+    monkeypatch.delenv("POLYGRAPHY_AUTOINSTALL_DEPS", raising=False)
     bundle = open_bundle(CURRENT)
     chips = load_chips(chips_dir, "val", 5, InputSpec.load(chips_dir / "stats.json"))
     (tmp_path / "model.onnx").write_bytes(bundle.model)
@@ -117,6 +120,14 @@ def test_polygraphy_onnxrt_run_on_real_val_chips(chips_dir, tmp_path, monkeypatc
     np.testing.assert_allclose(got, expected, atol=1e-5)
     with pytest.raises(GeofoundryError, match="do not fit the engine's tiles"):
         save_inputs(tmp_path / "big.json", chips, batch=2, tile=chips.shape[-1] - 32)
+    no_tensorrt = r"polygraphy failed \(exit [1-9][\s\S]*'tensorrt' is required but could not be imported"
+    with pytest.raises(GeofoundryError, match=no_tensorrt):
+        profile = Profile(len(bundle.spec.bands), bundle.predict.tile, 2)
+        run_tool(polygraphy_calibrate(str(tmp_path / "model.onnx"), str(tmp_path / "e.plan"), profile,
+                                      str(tmp_path / "val.json"), str(tmp_path / "c.cache"), side=chips.shape[-1]))
+    with pytest.raises(GeofoundryError, match=no_tensorrt):
+        run_tool(polygraphy_run(str(tmp_path / "model.onnx"), str(tmp_path / "val.json"), str(tmp_path / "t.json"),
+                                engine=True))
     with pytest.raises(GeofoundryError, match=r"trtexec is not on PATH: trtexec \(in bin/ of TensorRT"):
         run_tool(trtexec_build(str(tmp_path / "model.onnx"), str(tmp_path / "e.plan"), PROFILE))
     with pytest.raises(GeofoundryError, match=r"polygraphy failed \(exit [1-9]"):

@@ -48,16 +48,7 @@ def _parse(data: bytes, path: Path) -> dict:
     return {**fields, "format_version": version}
 
 
-def refuse_newer(root: Path) -> None:
-    """Refuse a bundle whose ``bundle.json`` declares a format newer than this reader, before any other check (a
-    newer format may hold files this reader does not know). Only refuses: nothing read here is used."""
-    path = root / FORMAT_FILE
-    if path.is_symlink() or not path.is_file() or path.stat().st_size > 1 << 16:
-        return  # left to the manifest checks
-    try:
-        info = _parse(path.read_bytes(), path)
-    except GeofoundryError:
-        return  # reported after the checksums, from the verified bytes
+def _refuse_newer(info: dict, root: Path) -> None:
     if info["format_version"] > FORMAT_VERSION:
         needs = info.get("needs_geofoundry")
         needs = f">= {needs}" if isinstance(needs, str) and needs else "newer than this one"
@@ -65,14 +56,26 @@ def refuse_newer(root: Path) -> None:
                               f"{__version__}, which reads bundle formats 1 to {FORMAT_VERSION})")
 
 
+def refuse_newer(root: Path) -> None:
+    """Refuse a bundle whose ``bundle.json`` declares a format newer than this reader, before any other check (a
+    newer format may hold files this reader does not know). Only refuses: nothing read here is used."""
+    path = root / FORMAT_FILE
+    if path.is_symlink() or not path.is_file():
+        return  # left to the manifest checks
+    try:
+        info = _parse(path.read_bytes(), path)
+    except GeofoundryError:
+        return  # reported after the checksums, from the verified bytes
+    _refuse_newer(info, root)
+
+
 def format_version(files: dict[str, bytes], root: Path) -> int:
     """The format version of a bundle's verified files: ``bundle.json``'s, or 1 without it."""
     if FORMAT_FILE not in files:
         return 1
-    version = _parse(files[FORMAT_FILE], root / FORMAT_FILE)["format_version"]
-    if version > FORMAT_VERSION:  # refuse_newer saw other bytes: the file changed between the two reads
-        raise GeofoundryError(f"{root / FORMAT_FILE}: changed while the bundle was read")
-    return version
+    info = _parse(files[FORMAT_FILE], root / FORMAT_FILE)
+    _refuse_newer(info, root)
+    return info["format_version"]
 
 
 def _json(files: dict[str, bytes], name: str, root: Path):

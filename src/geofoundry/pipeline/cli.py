@@ -142,7 +142,8 @@ def build_engine_command(
     verbose: bool = VERBOSE,
 ):
     """Build a TensorRT engine for this GPU from a bundle's ONNX model (trtexec; int8: polygraphy) and check its
-    masks against onnxruntime on val chips (polygraphy run). Needs trtexec, polygraphy and TensorRT's Python bindings."""
+    masks against onnxruntime on val chips (polygraphy run). Needs trtexec, polygraphy and TensorRT's Python
+    bindings."""
     setup_logging(verbose)
     try:
         from ..bundle import open_bundle
