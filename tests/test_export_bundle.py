@@ -21,7 +21,7 @@ import yaml
 
 from geofoundry import export
 from geofoundry.bundle import open_bundle
-from geofoundry.bundle.engine import NOT_INSTALLED
+from geofoundry.bundle.engine import tools_missing
 from geofoundry.bundle.reader import REQUIRED
 from geofoundry.config import ExportConfig, PredictConfig
 from geofoundry.errors import GeofoundryError
@@ -29,6 +29,7 @@ from geofoundry.export.card import render_markdown
 from geofoundry.pipeline.params import load_params
 
 from .project import ROOT, env
+from .test_bundle_format import CURRENT, contract
 
 SCENE = "kampala_ug_z19"
 
@@ -78,9 +79,10 @@ def test_onnx_parity_and_dynamic_shapes(exported):
 def test_tensorrt_is_recorded_as_not_exercised(exported, tmp_path):
     if exported["metrics"]["tensorrt"]["built"]:
         pytest.skip("TensorRT is installed here: the engine was built and checked by the export stage")
-    assert exported["metrics"]["tensorrt"] == {"built": False, "exercised": False, "reason": NOT_INSTALLED}
+    reason = tools_missing()
+    assert exported["metrics"]["tensorrt"] == {"built": False, "exercised": False, "reason": reason}
     proc = cli("build-engine", "--bundle", str(exported["bundle"]), "--int8", "--calib-chips", "8", cwd=tmp_path)
-    assert proc.returncode == 1 and NOT_INSTALLED in " ".join(proc.stderr.split()), proc.stderr[-2000:]
+    assert proc.returncode == 1 and tools_missing(env()["PATH"]) in " ".join(proc.stderr.split()), proc.stderr[-2000:]
     assert not list(tmp_path.iterdir()), "no engine file claimed"
 
 
@@ -102,6 +104,7 @@ def test_bundle_is_complete_checksummed_and_carded(exported):
     card_md = opened.text("MODEL_CARD.md")
     assert "CC-BY 4.0" in card_md and "| export | onnx.max_abs_diff |" in card_md and "not versioned by DVC" in card_md
     assert "measured on predictions made with" not in card_md  # no TTA, no ensemble: the bundle's own setting
+    assert f"as bundle format `{card['format']}` (`bundle.json`)" in " ".join(card_md.split())
     with_tta = {**card["params"]["predict"], "tta": "d4", "ensemble": [{"path": "ensemble/a.pt", "weight": 1.0}]}
     caveat = " ".join(render_markdown({**card, "params": {**card["params"], "predict": with_tta}}).split())
     assert ("made with test-time augmentation (`predict.tta: d4`) and 1 more model(s) averaged in "
@@ -109,6 +112,15 @@ def test_bundle_is_complete_checksummed_and_carded(exported):
     docker = opened.text("Dockerfile")
     assert f"onnxruntime=={version('onnxruntime')}" in docker and "torch==" not in docker
     assert 'ENTRYPOINT ["geofoundry", "predict", "--bundle", "/bundle"]' in docker
+
+
+def test_export_writes_the_kept_bundle_s_format(exported):
+    """A change to what the reader parses must come with a new format version, an upgrader and a kept bundle of it
+    (see geofoundry.bundle.format): otherwise bundles written now would not read with the reader of their version."""
+    assert contract(exported["bundle"]) == contract(CURRENT), (
+        f"the export no longer writes bundles like {CURRENT.name}: raise bundle.format.FORMAT_VERSION, add an "
+        "upgrader from the current version and run tests/fixtures/make_bundle.py")
+    assert open_bundle(exported["bundle"]).format_version == open_bundle(CURRENT).format_version
 
 
 def test_bundle_predict_matches_the_predict_stage(exported, bundle_run, small_raw, tiny_model, tmp_path):

@@ -1,14 +1,23 @@
-"""TensorRT engines from the ONNX model (fp16; int8 with an entropy calibrator over train chips), checked against
-onnxruntime on val chips.
+"""TensorRT engines from a bundle's ONNX model, built and checked with NVIDIA's own tools.
 
-Engines are specific to one GPU model and TensorRT version, so bundles carry the ONNX model and ``build_engine.sh``,
-never an engine. NOT EXERCISED where it was written (TensorRT could not be installed there): the TensorRT calls follow
-the TensorRT 10 Python API but have never run; ``tensorrt_missing`` and its message are what was tested.
+``trtexec`` builds the fp16 engine; ``polygraphy convert`` builds the int8 one, calibrated on train chips, and
+writes the calibration cache that ``build_engine.sh int8`` reuses. ``polygraphy run`` then runs the ONNX model in
+onnxruntime and the engine on the same real val chips; their argmax masks must agree. Engines are specific to one GPU
+model and TensorRT version, so bundles carry the ONNX model and ``build_engine.sh``, never an engine.
+
+Not exercised on the project's own machines, which have no TensorRT: what is tested there is the command lines,
+the message naming the missing tools, and polygraphy's onnxruntime run on saved chips.
 """
 
 from __future__ import annotations
 
 import logging
+import shlex
+import shutil
+import subprocess
+import tempfile
+from importlib.metadata import PackageNotFoundError, version
+from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -16,23 +25,34 @@ import numpy as np
 from ..errors import GeofoundryError
 from ..io.atomic import atomic_path
 from ..models.input_spec import InputSpec
+from .format import INPUT, OUTPUT
+from .trt_commands import MIN_SIDE, Profile, polygraphy_calibrate, polygraphy_run, trtexec_build
 
 log = logging.getLogger(__name__)
-NOT_INSTALLED = "TensorRT is not installed on this machine; run build_engine.sh on the target GPU"
-MIN_SIDE = 32
+
+TOOLS = {
+    "trtexec": "trtexec (in bin/ of TensorRT's tar and deb packages and of the nvcr.io/nvidia/tensorrt containers; "
+               "put it on PATH)",
+    "polygraphy": "polygraphy (pip install polygraphy, into this Python environment)",
+    "tensorrt": "TensorRT's Python bindings, which polygraphy runs (pip install tensorrt, or the wheel in TensorRT's "
+                "tar package)",
+}
 
 
-def tensorrt_missing() -> str | None:
-    """Why an engine cannot be built here, or None when TensorRT and a CUDA GPU (via torch) are available."""
-    try:
-        import tensorrt  # noqa: F401
-    except ImportError:
-        return NOT_INSTALLED
-    try:
-        import torch
-    except ImportError:
-        return "TensorRT is installed but torch (used for CUDA buffers) is not"
-    return None if torch.cuda.is_available() else "TensorRT is installed but no CUDA GPU is visible"
+def tools_missing(path: str | None = None) -> str | None:
+    """Why engines cannot be built and checked here (the NVIDIA tools that are missing; ``path`` is the search
+    PATH, the environment's by default), or None when all are there."""
+    missing = []
+    if shutil.which("trtexec", path=path) is None:
+        missing.append(TOOLS["trtexec"])
+    if shutil.which("polygraphy", path=path) is None or find_spec("polygraphy") is None:
+        missing.append(TOOLS["polygraphy"])
+    if find_spec("tensorrt") is None:
+        missing.append(TOOLS["tensorrt"])
+    if not missing:
+        return None
+    return ("TensorRT tools not found: " + "; ".join(missing) + ". Install them on the target GPU machine, or run "
+            "the bundle's build_engine.sh where trtexec is")
 
 
 def load_chips(chips_dir: Path, split: str, n: int, spec: InputSpec) -> np.ndarray:
@@ -49,121 +69,94 @@ def load_chips(chips_dir: Path, split: str, n: int, spec: InputSpec) -> np.ndarr
     return raw_chips(np.asarray(images[idx]), spec.low, spec.high)
 
 
-def _calibrator(trt, torch, chips: np.ndarray, cache_path: Path | None):
-    class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
-        """Feeds one chip per call (explicit-batch network: the calibration profile fixes the shape)."""
+def save_inputs(path: Path, chips: np.ndarray, batch: int, tile: int) -> None:
+    """Chips as polygraphy input data (``--load-inputs``): one feed of up to ``batch`` chips per iteration."""
+    from polygraphy.json import save_json
 
-        def __init__(self):
-            super().__init__()
-            self.i, self.buf = 0, None
-
-        def get_batch_size(self):
-            return 1
-
-        def get_batch(self, names):
-            if self.i >= len(chips):
-                return None
-            self.buf = torch.from_numpy(np.ascontiguousarray(chips[self.i:self.i + 1])).cuda()
-            self.i += 1
-            return [int(self.buf.data_ptr())]
-
-        def read_calibration_cache(self):
-            return None  # always calibrate on the chips given
-
-        def write_calibration_cache(self, cache):
-            if cache_path is not None:
-                cache_path.write_bytes(bytes(cache))
-
-    return EntropyCalibrator()
+    side = chips.shape[-1]
+    if chips.shape[-2] != side or not MIN_SIDE <= side <= tile:
+        raise GeofoundryError(f"chips of {chips.shape[-2]}x{side} px do not fit the engine's tiles "
+                              f"({MIN_SIDE} to {tile} px square, from predict.yaml)")
+    feeds = [{INPUT: np.ascontiguousarray(chips[i:i + batch], dtype=np.float32)} for i in range(0, len(chips), batch)]
+    save_json(feeds, str(path), description="inputs")
 
 
-def build_engine(onnx: bytes, n_bands: int, tile: int, batch: int, calib: np.ndarray | None = None,
-                 cache_path: Path | None = None) -> bytes:
-    """Serialized engine: fp16, plus int8 when calibration chips are given; batch 1..``batch``, sides up to ``tile``."""
-    import tensorrt as trt
-    import torch
+def load_outputs(path: Path) -> np.ndarray:
+    """The model outputs of every iteration saved by ``polygraphy run --save-outputs``, concatenated."""
+    from polygraphy.comparator import RunResults
 
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    network = builder.create_network(0)
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse(onnx):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise GeofoundryError(f"TensorRT cannot parse model.onnx: {errors}")
-    name = network.get_input(0).name
-    config = builder.create_builder_config()
-    config.set_flag(trt.BuilderFlag.FP16)
-    profile = builder.create_optimization_profile()
-    profile.set_shape(name, (1, n_bands, MIN_SIDE, MIN_SIDE), (batch, n_bands, tile, tile),
-                      (batch, n_bands, tile, tile))
-    config.add_optimization_profile(profile)
-    if calib is not None:
-        config.set_flag(trt.BuilderFlag.INT8)
-        shape = (1, *calib.shape[1:])
-        calib_profile = builder.create_optimization_profile()
-        calib_profile.set_shape(name, shape, shape, shape)
-        config.set_calibration_profile(calib_profile)
-        config.int8_calibrator = _calibrator(trt, torch, calib, cache_path)
-    plan = builder.build_serialized_network(network, config)
-    if plan is None:
-        raise GeofoundryError("TensorRT failed to build the engine (its log above says why)")
-    return bytes(plan)
+    (_, iterations), = RunResults.load(str(path)).items()
+    return np.concatenate([np.asarray(it[OUTPUT]) for it in iterations])
 
 
-def run_engine(plan: bytes, x: np.ndarray, batch: int) -> np.ndarray:
-    """Probabilities of raw chips ``x`` (N, C, h, w) through a serialized engine."""
-    import tensorrt as trt
-    import torch
+def run_tool(cmd: list[str]) -> None:
+    """Run one NVIDIA tool; its output goes to the debug log, or into the error when it fails."""
+    log.info("%s", shlex.join(cmd))
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise GeofoundryError(f"{cmd[0]} is not on PATH: {TOOLS.get(cmd[0], cmd[0])}") from None
+    log.debug("%s", proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-25:])
+        raise GeofoundryError(f"{cmd[0]} failed (exit {proc.returncode}): {shlex.join(cmd)}\n{tail}")
 
-    engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(plan)
-    names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-    inp = next(n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
-    out = next(n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT)
-    ctx, stream, results = engine.create_execution_context(), torch.cuda.Stream(), []
-    for i in range(0, len(x), batch):
-        xb = torch.from_numpy(np.ascontiguousarray(x[i:i + batch], dtype=np.float32)).cuda()
-        ctx.set_input_shape(inp, tuple(xb.shape))
-        yb = torch.empty(tuple(ctx.get_tensor_shape(out)), dtype=torch.float32, device="cuda")
-        ctx.set_tensor_address(inp, xb.data_ptr())
-        ctx.set_tensor_address(out, yb.data_ptr())
-        if not ctx.execute_async_v3(stream.cuda_stream):
-            raise GeofoundryError("TensorRT failed to run the engine")
-        stream.synchronize()
-        results.append(yb.cpu().numpy())
-    return np.concatenate(results)
+
+def _versions() -> dict[str, str]:
+    """TensorRT's and polygraphy's versions and the GPU's name (engines are specific to them)."""
+    found = {}
+    for dist in ("tensorrt", "polygraphy"):
+        try:
+            found[dist] = version(dist)
+        except PackageNotFoundError:
+            found[dist] = "unknown"
+    smi = shutil.which("nvidia-smi")
+    names = subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                           text=True, check=False).stdout.split("\n") if smi else []
+    found["gpu"] = (names[0].strip() or "unknown") if names else "unknown"
+    return found
 
 
 def build_and_check(onnx: bytes, spec: InputSpec, tile: int, batch: int, chips_dir: Path, out_path: Path,
                     int8: bool = False, calib_chips: int = 64, check_chips: int = 16,
                     min_agreement: float = 0.98) -> dict:
-    """Build an engine into ``out_path`` and compare its masks with onnxruntime on val chips; metrics as a dict."""
-    reason = tensorrt_missing()
+    """Build an engine into ``out_path`` (int8: and its calibration cache beside it) and compare its masks with
+    onnxruntime on val chips; metrics as a dict."""
+    reason = tools_missing()
     if reason:
         raise GeofoundryError(reason)
-    import tensorrt as trt
-    import torch
-
-    from .onnx_session import onnx_session
-
-    calib = load_chips(chips_dir, "train", calib_chips, spec) if int8 else None
-    cache = out_path.with_suffix(".calibration.cache") if int8 else None
-    plan = build_engine(onnx, len(spec.bands), tile, batch, calib, cache)
-    with atomic_path(out_path) as tmp:
-        tmp.write_bytes(plan)
-    x = load_chips(chips_dir, "val", check_chips, spec)
-    expected, got = onnx_session(onnx, len(spec.bands))(x), run_engine(plan, x, batch)
-    agreement = float((expected.argmax(1) == got.argmax(1)).mean())
+    profile, out_path = Profile(len(spec.bands), tile, batch), Path(out_path)
+    with tempfile.TemporaryDirectory(prefix="geofoundry-engine-") as tmp:
+        work = Path(tmp)
+        model, val, ref, got = work / "model.onnx", work / "val.json", work / "onnxrt.json", work / "trt.json"
+        model.write_bytes(onnx)  # the verified bytes, not the file on disk
+        chips = load_chips(chips_dir, "val", check_chips, spec)
+        save_inputs(val, chips, batch, tile)
+        with atomic_path(out_path) as engine:
+            if int8:
+                calib = load_chips(chips_dir, "train", calib_chips, spec)
+                save_inputs(work / "calib.json", calib, 1, tile)
+                with atomic_path(out_path.with_suffix(".calibration.cache")) as cache:  # always a fresh calibration
+                    run_tool(polygraphy_calibrate(str(model), str(engine), profile, str(work / "calib.json"),
+                                                  str(cache), calib.shape[-1]))
+            else:
+                run_tool(trtexec_build(str(model), str(engine), profile))
+        run_tool(polygraphy_run(str(model), str(val), str(ref), engine=False))
+        run_tool(polygraphy_run(str(out_path), str(val), str(got), engine=True))
+        expected, result = load_outputs(ref), load_outputs(got)
+    if expected.shape != result.shape:
+        raise GeofoundryError(f"{out_path}: outputs of shape {result.shape}, onnxruntime's are {expected.shape}")
+    agreement = float((expected.argmax(1) == result.argmax(1)).mean())
     metrics = {"built": True, "exercised": True, "precision": "int8" if int8 else "fp16", "engine": str(out_path),
-               "tensorrt": trt.__version__, "gpu": torch.cuda.get_device_name(), "chips": int(len(x)),
-               "max_abs_diff": float(np.abs(expected - got).max()), "mask_agreement": agreement,
-               "passed": agreement >= min_agreement}
+               **_versions(), "chips": len(chips), "max_abs_diff": float(np.abs(expected - result).max()),
+               "mask_agreement": agreement, "passed": agreement >= min_agreement}
     log.info("tensorrt engine: %s", metrics)
     return metrics
 
 
 def engine_metrics(onnx_path: Path, spec: InputSpec, tile: int, batch: int, chips_dir: Path, out_path: Path) -> dict:
     """What the export stage records: the fp16 build and check, or why it was not done."""
-    reason = tensorrt_missing()
+    reason = tools_missing()
     if reason:
         return {"built": False, "exercised": False, "reason": reason}
     try:

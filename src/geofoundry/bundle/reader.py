@@ -1,4 +1,5 @@
-"""Open a delivered bundle after checking it: manifest paths, file types, no extra files, checksums.
+"""Open a delivered bundle after checking it: format version, manifest paths, file types, no extra files,
+checksums; then bring an older format up to the current one in memory.
 
 Every file is read once, hashed and kept in memory, so what is used is exactly what was verified.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,20 +19,25 @@ from ..config import PostprocessConfig, PredictConfig
 from ..errors import GeofoundryError
 from ..models.input_spec import InputSpec
 from ..models.outputs import auxiliary
+from .format import FORMAT_FILE, FORMAT_VERSION, format_version, refuse_newer, upgrade
 from .manifest import MANIFEST, check_type, files_on_disk, read_manifest
+
+log = logging.getLogger(__name__)
 
 MODEL, STATS, CLASSES, POSTPROCESS, PREDICT, CARD = (
     "model.onnx", "stats.json", "classes.json", "postprocess.yaml", "predict.yaml", "card.json")
-REQUIRED = (MODEL, STATS, CLASSES, POSTPROCESS, PREDICT, CARD, "MODEL_CARD.md", "Dockerfile", "build_engine.sh")
+REQUIRED = (FORMAT_FILE, MODEL, STATS, CLASSES, POSTPROCESS, PREDICT, CARD, "MODEL_CARD.md", "Dockerfile",
+            "build_engine.sh")
 
 
 @dataclass(frozen=True)
 class Bundle:
-    """A verified bundle: its files' bytes and the parsed contracts."""
+    """A verified bundle: its files' bytes (upgraded to the current format) and the parsed contracts."""
 
     root: Path
     files: dict[str, bytes]
     digest: str  # sha256 of SHA256SUMS: one value that pins the whole bundle
+    format_version: int  # as delivered (``files`` are those of FORMAT_VERSION)
 
     def text(self, name: str) -> str:
         return self.files[name].decode("utf-8")
@@ -61,13 +68,13 @@ class Bundle:
     @property
     def outputs(self) -> list[str]:
         """The model's output classes (``classes.json`` names): the ``stats.json`` classes, then the auxiliary ones
-        listed under ``auxiliary`` (``border``, ``contact``; none when the key is absent)."""
+        listed under ``auxiliary`` (``border``, ``contact``, or none)."""
         classes = self.json(CLASSES)
         names = classes.get("names") if isinstance(classes, dict) else None
         if not isinstance(names, list):
             raise GeofoundryError(f"{self.root / CLASSES}: needs a 'names' list, got {classes}")
         where = f"{self.root / CLASSES} (beside {STATS} classes {self.spec.classes})"
-        if list(auxiliary(names, self.spec.classes, where)) != classes.get("auxiliary", []):
+        if list(auxiliary(names, self.spec.classes, where)) != classes.get("auxiliary"):
             raise GeofoundryError(f"{self.root / CLASSES}: 'auxiliary' {classes.get('auxiliary')} are not the classes "
                                   f"after the {STATS} ones in {names}")
         return names
@@ -99,6 +106,7 @@ def open_bundle(root: str | Path, digest: str | None = None) -> Bundle:
     root = Path(root)
     if root.is_symlink() or not root.is_dir():
         raise GeofoundryError(f"{root}: not a bundle folder")
+    refuse_newer(root)
     on_disk = files_on_disk(root)
     for name in on_disk:
         if name != MANIFEST:
@@ -109,9 +117,6 @@ def open_bundle(root: str | Path, digest: str | None = None) -> Bundle:
     unexpected = sorted(set(on_disk) - set(entries) - {MANIFEST})
     if unexpected:
         raise GeofoundryError(f"{root}: unexpected file(s) not in {MANIFEST}: {', '.join(unexpected)}")
-    missing = sorted(set(REQUIRED) - set(entries))
-    if missing:
-        raise GeofoundryError(f"{root}: required file(s) not in {MANIFEST}: {', '.join(missing)}")
     files = {}
     for name, expected in entries.items():
         path = root / name
@@ -124,6 +129,14 @@ def open_bundle(root: str | Path, digest: str | None = None) -> Bundle:
                                   "the file was modified or corrupted")
         check_type(name, data)
         files[name] = data
-    bundle = Bundle(root, files, own)
+    version = format_version(files, root)
+    files = upgrade(files, version, root)
+    missing = sorted(set(REQUIRED) - set(files))
+    if missing:
+        raise GeofoundryError(f"{root}: required file(s) not in {MANIFEST}: {', '.join(missing)}")
+    if version < FORMAT_VERSION:
+        log.info("%s: bundle format %d, read as format %d (upgraded in memory; its files are unchanged)", root,
+                 version, FORMAT_VERSION)
+    bundle = Bundle(root, files, own, version)
     bundle.outputs  # checks classes.json against stats.json
     return bundle

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from ..bundle.format import FORMAT_FILE, descriptor
 from ..bundle.manifest import write_manifest
 from ..bundle.reader import CARD, CLASSES, MODEL, POSTPROCESS, PREDICT, STATS, open_bundle
 from ..config import PostprocessConfig, PredictConfig
@@ -32,6 +33,7 @@ def write_bundle(bundle_dir: Path, onnx_path: Path, spec: InputSpec, outputs: li
     sha256 of its SHA256SUMS."""
     predict_yaml = {"tile": predict.tile, "overlap": predict.overlap, "batch_size": predict.batch_size}
     texts = {
+        FORMAT_FILE: json.dumps(descriptor(), indent=2) + "\n",
         STATS: json.dumps(asdict(spec), indent=2) + "\n",
         CLASSES: json.dumps(classes_json(spec, outputs), indent=2) + "\n",
         POSTPROCESS: yaml.safe_dump(postprocess.model_dump(mode="json"), sort_keys=False),

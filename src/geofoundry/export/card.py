@@ -13,10 +13,12 @@ from pathlib import Path
 import yaml
 
 from .. import __version__
+from ..bundle.format import FORMAT as BUNDLE_FORMAT
+from ..bundle.format import FORMAT_VERSION
 from ..config import Params
 from ..models.input_spec import InputSpec
 
-FORMAT = "geofoundry-bundle/1"
+FORMAT = f"{BUNDLE_FORMAT}/{FORMAT_VERSION}"
 NO_LICENCE = ("not recorded: data/raw/DATASET.md has no 'Licence' section; check the training data's terms "
               "before delivering this model")
 
@@ -144,14 +146,16 @@ def render_markdown(card: dict) -> str:
                  "footprint, `contact` is background; neither is ever an object." if m["auxiliary_classes"] else "")
     return f"""# Model card: {m['preset']} ({m['architecture']}, {m['encoder']}) — {', '.join(m['target_classes'][1:])}
 
-Exported {card['exported_at']} by geofoundry {code['geofoundry']} at git revision `{code['git_revision']}`.
+Exported {card['exported_at']} by geofoundry {code['geofoundry']} at git revision `{code['git_revision']}`,
+as bundle format `{card['format']}` (`bundle.json`).
 
 ## Model
 - {m['bricks']}
 - Input: {m['input']}; bands {m['bands']} (by name, in this order) at {m['gsd_m']} m ground sample distance.
 - Output: {m['output']}; classes {m['classes']}.{auxiliary}
-- Files: `model.onnx` (ONNX), `stats.json` (input spec), `classes.json`, `postprocess.yaml` (vectorisation chain),
-  `predict.yaml` (sliding windows), `card.json` (this card), `Dockerfile`, `build_engine.sh`, `SHA256SUMS`.
+- Files: `bundle.json` (format version), `model.onnx` (ONNX), `stats.json` (input spec), `classes.json`,
+  `postprocess.yaml` (vectorisation chain), `predict.yaml` (sliding windows), `card.json` (this card), `Dockerfile`,
+  `build_engine.sh`, `SHA256SUMS`.
 
 ## Training data
 - Dataset: {data['dataset'] or 'unknown'}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ..bundle.format import INPUT, OUTPUT
+from ..bundle.trt_commands import MIN_SIDE, Profile, trtexec_build
 from ..models.input_spec import InputSpec
 
 # What `geofoundry predict --bundle` imports (no torch, smp, albumentations or DVC), pinned to the versions here.
@@ -46,24 +48,28 @@ ENTRYPOINT ["geofoundry", "predict", "--bundle", "/bundle"]
 
 
 def build_engine_script(spec: InputSpec, tile: int, batch: int) -> str:
-    c = len(spec.bands)
+    """``build_engine.sh``: the ``trtexec`` lines of ``geofoundry build-engine`` for the bundle's model."""
+    profile = Profile(len(spec.bands), tile, batch)
+    fp16 = " ".join(trtexec_build('"$HERE/model.onnx"', '"${OUT:-model_fp16.plan}"', profile))
+    int8 = " ".join(trtexec_build('"$HERE/model.onnx"', '"${OUT:-model_int8.plan}"', profile,
+                                  calib='"${2:?usage: $0 int8 CALIBRATION_CACHE}"'))
     return f"""#!/usr/bin/env bash
 # TensorRT engine for THIS GPU and TensorRT version, from model.onnx (engines are not portable: build on the target).
-# Input "raw": {c} bands {spec.bands}, raw values, float32; output "probabilities". Shapes below match predict.yaml.
+# Input "{INPUT}": {profile.bands} bands {spec.bands}, raw values, float32; output "{OUTPUT}".
+# Batches of 1 to {batch} tiles of {MIN_SIDE} to {tile} px, as in predict.yaml. Needs trtexec (TensorRT) on PATH.
 #
-#   ./build_engine.sh fp16            -> model_fp16.plan
-#   ./build_engine.sh int8 CACHE      -> model_int8.plan, calibrated with CACHE (int8 without calibration data
-#                                        is inaccurate). Make CACHE from real train chips with the Python API:
-#     geofoundry build-engine --bundle <this folder> --int8 --calib-chips 64 --chips data/chips --out model_int8.plan
-#   (it writes model_int8.calibration.cache beside the engine and checks the engine's masks against onnxruntime).
-# Check any engine against onnxruntime: geofoundry build-engine --bundle <this folder> [--int8 ...].
+#   ./build_engine.sh fp16            -> model_fp16.plan (or $OUT)
+#   ./build_engine.sh int8 CACHE      -> model_int8.plan, with the int8 scales of calibration cache CACHE (int8
+#                                        without calibration on real chips is inaccurate). Make CACHE from train
+#                                        chips with polygraphy, which also checks the engine on val chips:
+#     geofoundry build-engine --bundle <this folder> --int8 --chips data/chips --out model_int8.plan
+#                                     -> model_int8.plan and model_int8.calibration.cache
+# Check any engine's masks against onnxruntime on val chips: geofoundry build-engine --bundle <this folder> [--int8].
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
-SHAPES="--minShapes=raw:1x{c}x32x32 --optShapes=raw:{batch}x{c}x{tile}x{tile} --maxShapes=raw:{batch}x{c}x{tile}x{tile}"
 case "${{1:-fp16}}" in
-  fp16) trtexec --onnx="$HERE/model.onnx" $SHAPES --fp16 --saveEngine="${{OUT:-model_fp16.plan}}" ;;
-  int8) trtexec --onnx="$HERE/model.onnx" $SHAPES --fp16 --int8 --calib="${{2:?calibration cache}}" \\
-          --saveEngine="${{OUT:-model_int8.plan}}" ;;
+  fp16) {fp16} ;;
+  int8) {int8} ;;
   *) echo "usage: $0 fp16 | int8 CALIBRATION_CACHE" >&2; exit 2 ;;
 esac
 """

@@ -7,10 +7,9 @@ from pathlib import Path
 import onnx
 import torch
 
+from ..bundle.format import INPUT, OUTPUT
 from ..io.atomic import atomic_path
 from ..models.deployed import DeployedModel
-
-INPUT, OUTPUT = "raw", "probabilities"
 
 
 def export_onnx(model: DeployedModel, n_bands: int, path: Path, opset: int, metadata: dict[str, str]) -> None:

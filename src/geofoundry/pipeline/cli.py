@@ -134,21 +134,23 @@ def compile_gpu_command(
 @app.command("build-engine")
 def build_engine_command(
     bundle: Path = typer.Option(..., "--bundle", "-b", help="a delivered bundle folder", file_okay=False),
-    int8: bool = typer.Option(False, "--int8", help="int8 (entropy calibration on train chips) besides fp16"),
+    int8: bool = typer.Option(False, "--int8", help="int8 (calibrated on train chips by polygraphy) besides fp16"),
     calib_chips: int = typer.Option(64, "--calib-chips", min=1, help="train chips for int8 calibration"),
     chips: Path = typer.Option(Path("data/chips"), help="preprocess output: train (calibration) and val (check)"),
     out: Path | None = typer.Option(None, "--out", "-o", help="engine file (default model_<precision>.plan)"),
     min_agreement: float = typer.Option(0.98, help="fail below this mask agreement with onnxruntime"),
     verbose: bool = VERBOSE,
 ):
-    """Build a TensorRT engine for this GPU from a bundle's ONNX model and check its masks against onnxruntime."""
+    """Build a TensorRT engine for this GPU from a bundle's ONNX model (trtexec; int8: polygraphy) and check its
+    masks against onnxruntime on val chips (polygraphy run). Needs trtexec, polygraphy and TensorRT's Python
+    bindings."""
     setup_logging(verbose)
     try:
         from ..bundle import open_bundle
-        from ..bundle.engine import build_and_check, tensorrt_missing
+        from ..bundle.engine import build_and_check, tools_missing
 
         found = open_bundle(bundle)
-        if reason := tensorrt_missing():
+        if reason := tools_missing():
             raise GeofoundryError(reason)
         out = out or Path(f"model_{'int8' if int8 else 'fp16'}.plan")
         cfg = found.predict
