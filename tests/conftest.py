@@ -84,6 +84,6 @@ def tiny_model(tmp_path_factory, chips_dir) -> Path:
     from geofoundry.config import TrainConfig
 
     out = tmp_path_factory.mktemp("train")
-    train.run(TrainConfig(epochs=1, samples_per_epoch=8, batch_size=4, threads=1), "unet", chips_dir, out / "models",
-              out / "dvclive")
+    cfg = TrainConfig(epochs=1, samples_per_epoch=8, positive_fraction=0.5, batch_size=4, threads=1)
+    train.run(cfg, "unet", chips_dir, out / "models", out / "dvclive")
     return out / "models" / "best.pt"

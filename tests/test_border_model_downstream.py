@@ -45,7 +45,8 @@ SCENE = "kampala_ug_z19"
 @pytest.fixture(scope="module")
 def border_model(chips_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("border_model")
-    cfg = TrainConfig(epochs=1, samples_per_epoch=8, batch_size=4, threads=1, target="footprint_border_contact")
+    cfg = TrainConfig(epochs=1, samples_per_epoch=8, positive_fraction=0.5, batch_size=4, threads=1,
+                      target="footprint_border_contact")
     train.run(cfg, "linknet", chips_dir, out / "models", out / "live")
     return out / "models" / "best.pt"
 

@@ -57,7 +57,7 @@ def test_photometric_keeps_the_range_and_leaves_targets_alone(chip):
     x, y = batch(image, target.encode(mask, ignore), 4)
     params = torch.tensor([[0, 1.2, 0.2, 0.0], [0, 0.8, -0.2, 0.0], IDENTITY, [0, 1.0, 0.0, 0.05]])
     torch.manual_seed(0)
-    ax, ay = apply(x, y, params, DeviceAugmentConfig(brightness=0.2, contrast=0.2, noise=0.05, p_color=1.0))
+    ax, ay = apply(x, y, params, DeviceAugmentConfig(d4=False, brightness=0.2, contrast=0.2, noise=0.05, p_color=1.0))
     assert torch.equal(ay, y) and ax.is_contiguous(memory_format=torch.channels_last)
     assert ax.min() >= 0 and ax.max() <= 1 and (ax[0] == 1).any() and (ax[1] == 0).any()
     torch.testing.assert_close(ax[:2], (x[:2] * params[:2, 1, None, None, None] + params[:2, 2, None, None, None])
@@ -94,6 +94,6 @@ def test_d4_refuses_oblong_chips():
     with pytest.raises(ValueError, match=r"RandomResizedCrop\) makes 128×96"):
         TrainConfig(augment=[{"RandomResizedCrop": {"size": [128, 96]}}], device_augment=d4)
     TrainConfig(augment=[{"RandomCrop": {"height": 192, "width": 192}}], device_augment=d4)
-    TrainConfig(augment=[{"RandomCrop": {"height": 192, "width": 128}}], device_augment=DeviceAugmentConfig())
+    TrainConfig(augment=[{"RandomCrop": {"height": 192, "width": 128}}], device_augment=DeviceAugmentConfig(d4=False))
     with pytest.raises(ValueError, match="needs square chips"):  # the library's own guard
         apply(torch.zeros(2, 3, 8, 6), torch.zeros(2, 8, 6, dtype=torch.long), torch.tensor([IDENTITY] * 2), d4)

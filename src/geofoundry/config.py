@@ -76,7 +76,7 @@ class SelectConfig(Section):
     classes: list[str] = Field(["structure/building"], min_length=1, description="class path prefixes = targets")
     sites: list[str] = []
     sensors: list[str] = []
-    gsd_range: tuple[float, float] = (0.0, 1e9)
+    gsd_range: tuple[float, float] = Field((0.25, 0.35), description="metres, inclusive")
     dates: list[date] = Field([], description="[first, last] acquisition dates (inclusive); [] = any")
     min_valid_frac: float = Field(0.0, ge=0, le=1, description="per scene")
     contexts: dict[Literal[CONTEXTS], tuple[float, float]] = Field(  # type: ignore[valid-type]
@@ -155,19 +155,19 @@ CLASS_WEIGHTED_LOSSES = ("ce", "dice", "focal", "tversky")  # the terms that tak
 
 
 class DeviceAugmentConfig(Section):
-    """Augmentations of the whole batch where it lives (GPU or CPU), after the uint8 transfer; all off by default."""
+    """Augmentations of the whole batch where it lives (GPU or CPU), after the uint8 transfer."""
 
-    d4: bool = Field(False, description="one of the 8 flips/rotations per sample, image and target alike")
-    brightness: float = Field(0.0, ge=0, le=1, description="max additive shift, as a fraction of the range")
-    contrast: float = Field(0.0, ge=0, le=1, description="max multiplicative change: a factor in [1 - c, 1 + c]")
+    d4: bool = Field(True, description="one of the 8 flips/rotations per sample, image and target alike")
+    brightness: float = Field(0.2, ge=0, le=1, description="max additive shift, as a fraction of the range")
+    contrast: float = Field(0.2, ge=0, le=1, description="max multiplicative change: a factor in [1 - c, 1 + c]")
     noise: float = Field(0.0, ge=0, le=1, description="std of added Gaussian noise, as a fraction of the range")
-    p_color: float = Field(0.5, ge=0, le=1, description="chance that brightness, contrast and noise change a sample")
+    p_color: float = Field(0.3, ge=0, le=1, description="chance that brightness, contrast and noise change a sample")
 
 
 class TrainConfig(Section):
-    epochs: int = Field(12, ge=1)
-    samples_per_epoch: int = Field(1024, ge=1, description="chips drawn per epoch (positives oversampled)")
-    positive_fraction: float = Field(0.5, ge=0, le=1, description="share of drawn chips that hold a target")
+    epochs: int = Field(10, ge=1)
+    samples_per_epoch: int = Field(512, ge=1, description="chips drawn per epoch (positives oversampled)")
+    positive_fraction: float = Field(0.6, ge=0, le=1, description="share of drawn chips that hold a target")
     batch_size: int = Field(8, ge=1, description="per process (DDP: per GPU)")
     grad_accum: int = Field(1, ge=1, description="batches per optimiser step")
     lr: float = Field(2e-3, gt=0)
@@ -183,8 +183,7 @@ class TrainConfig(Section):
     augment: list[dict[str, dict[str, Any] | None]] = Field(
         [], description="albumentations transforms by class name with their arguments, applied to image and mask")
     device_augment: DeviceAugmentConfig = Field(
-        DeviceAugmentConfig(d4=True, brightness=0.2, contrast=0.2, p_color=0.3),
-        description="D4 and brightness/contrast/noise on the device, after `augment`")
+        DeviceAugmentConfig(), description="D4 and brightness/contrast/noise on the device, after `augment`")
     target: Literal["classes", "footprint_border", "footprint_border_contact"] = Field(
         "classes", description="class masks, or + border (+ contact) classes to split touching objects")
     border_px: int = Field(2, ge=1, description="border class: object pixels this close to their edge")
@@ -282,7 +281,9 @@ class PredictConfig(Section):
 class PostprocessConfig(Section):
     """A chain of registered operations: each item is ``{name: {param: value}}``."""
 
-    steps: list[dict[str, dict[str, Any] | None]] = Field(min_length=1)
+    steps: list[dict[str, dict[str, Any] | None]] = Field(
+        [{"threshold": {"value": 0.5}}, {"open": {"radius_px": 2}}, {"fill_holes": {"max_area_m2": 10.0}},
+         {"polygonize": {}}, {"simplify": {"tolerance_m": 0.3}}, {"min_area": {"area_m2": 10.0}}], min_length=1)
     window_px: int = Field(4096, ge=0, description="scenes larger than this run the raster part of the chain by "
                                                    "windows of this side (bounded memory); 0 = whole scenes")
     halo_px: int = Field(256, ge=0, description="pixels read around each window; wider than the largest object")
@@ -318,6 +319,6 @@ class Params(Section):
     preprocess: PreprocessConfig = PreprocessConfig()
     train: TrainConfig = TrainConfig()
     predict: PredictConfig = PredictConfig()
-    postprocess: PostprocessConfig
+    postprocess: PostprocessConfig = PostprocessConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     export: ExportConfig = ExportConfig()

@@ -24,21 +24,23 @@ def to_device(x: torch.Tensor, y: torch.Tensor, rt: Runtime) -> tuple[torch.Tens
 
 
 def train_epoch(net, batches: Iterator, steps: int, loss_fn, optimizer, scheduler, rt: Runtime, grad_accum: int,
-                augment: DeviceAugmentConfig = DeviceAugmentConfig(),
+                augment: DeviceAugmentConfig | None = None,
                 on_step: Callable[[], None] | None = None) -> tuple[float, int]:
     """(sum of per-sample losses, samples) of this rank over the next ``steps`` of ``batches``, the run's one
     iterator; steps the optimiser every ``grad_accum`` batches and on the last, then calls ``on_step``.
 
-    Batches are ``(images, targets, device augment parameters)``; ``augment`` is applied on the device. The loop
-    never waits for the device (the ``lovasz`` and ``focal`` loss terms do: they index by a mask; so do smp's class
-    weights, copied to the device on every call). Under DDP, gradients are only all-reduced on the batch that
+    Batches are ``(images, targets, device augment parameters)``; ``augment`` (None: none) is applied on the
+    device. The loop never waits for the device (the ``lovasz`` and ``focal`` loss terms do: they index by a mask;
+    so do smp's class weights, copied to the device on every call). Under DDP, gradients are only all-reduced on the batch that
     steps (``no_sync`` on the others).
     """
     net.train()
     total, n = torch.zeros((), device=rt.device), 0
     optimizer.zero_grad(set_to_none=True)
     for step, (x, y, params) in enumerate(itertools.islice(batches, steps), start=1):
-        x, y = device_augment.apply(*to_device(x, y, rt), params, augment)
+        x, y = to_device(x, y, rt)
+        if augment is not None:
+            x, y = device_augment.apply(x, y, params, augment)
         stepping = step % grad_accum == 0 or step == steps
         sync = contextlib.nullcontext() if stepping or not hasattr(net, "no_sync") else net.no_sync()
         with sync:
