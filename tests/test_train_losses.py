@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from geofoundry.config import CLASS_WEIGHTED_LOSSES, LOSSES, TrainConfig
+from geofoundry.choices import CLASS_WEIGHTED_LOSSES, LOSSES
+from geofoundry.config import TrainConfig
 from geofoundry.errors import GeofoundryError
 from geofoundry.models.input_spec import InputSpec
 from geofoundry.train.losses import WeightedLoss

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .choices import CLASS_WEIGHTED_LOSSES, LOSSES, SCHEDULES, TARGETS, TTA
+
 MAX_CLASS_DEPTH = 4
 
 
@@ -29,6 +31,8 @@ def check_class_path(path: str) -> str:
         )
     return "/".join(parts)
 
+
+TtaMode = Literal[tuple(TTA)]  # type: ignore[valid-type]  # predict.tta: a key of choices.TTA
 
 CONTEXTS = ("vegetation", "bright", "cloud_haze", "water", "nodata")
 BALANCE_KEYS = ("site", "positive", *CONTEXTS)
@@ -150,10 +154,6 @@ class PreprocessConfig(Section):
     border_ignore_px: int = Field(0, ge=0, description="label pixels within this distance of an object edge → ignore")
 
 
-LOSSES = ("ce", "dice", "focal", "lovasz", "tversky")
-CLASS_WEIGHTED_LOSSES = ("ce", "dice", "focal", "tversky")  # the terms that take class weights
-
-
 class DeviceAugmentConfig(Section):
     """Augmentations of the whole batch where it lives (GPU or CPU), after the uint8 transfer."""
 
@@ -164,6 +164,7 @@ class DeviceAugmentConfig(Section):
     p_color: float = Field(0.3, ge=0, le=1, description="chance that brightness, contrast and noise change a sample")
 
 
+
 class TrainConfig(Section):
     epochs: int = Field(10, ge=1)
     samples_per_epoch: int = Field(512, ge=1, description="chips drawn per epoch (positives oversampled)")
@@ -172,7 +173,7 @@ class TrainConfig(Section):
     grad_accum: int = Field(1, ge=1, description="batches per optimiser step")
     lr: float = Field(2e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
-    schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"
+    schedule: Literal[SCHEDULES] = "onecycle"  # type: ignore[valid-type]
     ema: float = Field(0.0, ge=0, lt=1, description="decay of an exponential moving average of the weights, updated "
                                                     "every optimiser step, that validation and checkpoints use "
                                                     "(e.g. 0.999); 0 = off")
@@ -184,7 +185,7 @@ class TrainConfig(Section):
         [], description="albumentations transforms by class name with their arguments, applied to image and mask")
     device_augment: DeviceAugmentConfig = Field(
         DeviceAugmentConfig(), description="D4 and brightness/contrast/noise on the device, after `augment`")
-    target: Literal["classes", "footprint_border", "footprint_border_contact"] = Field(
+    target: Literal[tuple(TARGETS)] = Field(  # type: ignore[valid-type]
         "classes", description="class masks, or + border (+ contact) classes to split touching objects")
     border_px: int = Field(2, ge=1, description="border class: object pixels this close to their edge")
     contact_px: int = Field(3, ge=1, description="contact class: background pixels this close to 2+ objects")
@@ -261,7 +262,7 @@ class PredictConfig(Section):
     overlap: int = Field(128, ge=0, description="pixels shared by neighbouring tiles, blended with linear ramps")
     batch_size: int = Field(4, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    tta: Literal["none", "flips", "d4"] = Field("none", description="test-time augmentation, averaged")
+    tta: TtaMode = Field("none", description="test-time augmentation, averaged")
     ensemble: list[EnsembleMember] = Field([], description="models averaged with models/best.pt (weight 1)")
     geofence: str | None = Field(None, description="limit prediction to this area: WKT (EPSG:4326) or a vector file")
     overviews: bool = Field(True, description="internal overviews in the probability COG, for viewing; building them "

@@ -1,4 +1,5 @@
-"""A model's output classes: the chip (target) classes, then the auxiliary classes of its ``train.target``.
+"""A model's output classes: the chip (target) classes, then the auxiliary classes of its ``train.target``
+(``choices.TARGETS``).
 
 ``footprint_border`` models add ``border`` (object pixels near an edge: part of the object's footprint),
 ``footprint_border_contact`` models also ``contact`` (background between touching objects). Auxiliary classes are
@@ -13,11 +14,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..choices import BORDER, TARGETS
 from ..errors import GeofoundryError
 
-BORDER, CONTACT = "border", "contact"
-AUXILIARY: dict[str, tuple[str, ...]] = {
-    "classes": (), "footprint_border": (BORDER,), "footprint_border_contact": (BORDER, CONTACT)}
 _BAND = re.compile(r"^p\((.+)\)$")
 
 
@@ -26,7 +25,7 @@ def auxiliary(names: Sequence[str], targets: Sequence[str], where: str, kind: st
     background), then the auxiliary classes of target ``kind`` (of any kind when None); else an error at ``where``."""
     names, targets = list(names), list(targets)
     extra = tuple(names[len(targets):])
-    allowed = [AUXILIARY[kind]] if kind is not None else list(AUXILIARY.values())
+    allowed = [TARGETS[kind]] if kind is not None else list(TARGETS.values())
     if names[:len(targets)] != targets or extra not in allowed:
         expected = " or ".join(str(targets + list(a)) for a in allowed)
         what = f" (train.target {kind})" if kind is not None else ""

@@ -9,20 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..choices import TTA
+from ..config import TtaMode
 from .arrays import Array
 
 Fn = Callable[[Array], Array]
 
-# D4 elements as (quarter turns, flip left-right first); "flips" = identity, left-right, up-down (= lr + half turn)
-TTA: dict[str, list[tuple[int, bool]]] = {
-    "none": [(0, False)],
-    "flips": [(0, False), (0, True), (2, True)],
-    "d4": [(k, flip) for flip in (False, True) for k in range(4)],
-}
 
-
-def with_tta(fn: Fn, mode: str, xp: Any) -> Fn:
-    """Average ``fn`` over the transforms of ``mode`` (each prediction mapped back before averaging)."""
+def with_tta(fn: Fn, mode: TtaMode, xp: Any) -> Fn:
+    """Average ``fn`` over the D4 elements of ``mode`` (the registry ``choices.TTA``), each prediction mapped back
+    before averaging."""
     transforms = TTA[mode]
     if len(transforms) == 1:
         return fn

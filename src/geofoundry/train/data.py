@@ -56,7 +56,7 @@ class ChipDataset(Dataset):
     @property
     def instances(self) -> np.ndarray | None:
         """Object ids of the chips, when preprocess wrote them and the target needs them (border targets)."""
-        return None if self.target.kind == "classes" else self._array("instances")
+        return self._array("instances") if self.target.auxiliary else None
 
     def __len__(self) -> int:
         return len(self.images)

@@ -28,20 +28,13 @@ from .data import ChipDataset, ChipSampler, loader
 from .device import Runtime, all_sum, from_main, setup, teardown
 from .loop import train_epoch, validate
 from .losses import WeightedLoss
+from .optim import make_scheduler
 from .preview import preview_image
 from .state import fingerprint, resume, seed_epoch, training_state
 from .targets import Target
 from .tracking import log_epoch, open_live
 
 log = logging.getLogger(__name__)
-
-
-def make_scheduler(cfg: TrainConfig, optimizer, steps: int):
-    if cfg.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=steps, pct_start=0.15)
-    if cfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
 
 
 def load_spec(chips_dir: Path, arch: str) -> InputSpec:

@@ -1,5 +1,8 @@
 """Training targets: plain class masks, or footprint + border (+ contact) classes that tell touching objects apart.
 
+A target is a ``train.target`` name of ``choices.TARGETS``, the registry of targets: its entry, the auxiliary
+classes it adds, is all :class:`Target` needs to encode chips and read class maps.
+
 ``footprint_border[_contact]`` (after the SpaceNet winners) adds classes after the object classes:
 
 * ``border``: object pixels within ``border_px`` of their object's edge (towards background or another object);
@@ -19,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..models.outputs import AUXILIARY
+from ..choices import BORDER, CONTACT, TARGETS
 
 _BIG = np.iinfo(np.int32).max
 
@@ -43,36 +46,48 @@ def _near_two(ids: np.ndarray, radius: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Target:
-    """The target of chips with ``n_classes`` classes (background included); ``border`` is class ``n_classes``."""
+    """The target ``kind`` (a ``train.target`` name) of chips with ``n_classes`` classes (background included): its
+    auxiliary classes (``choices.TARGETS``) follow the chip classes, ``border`` first (class ``n_classes``)."""
 
     n_classes: int
     kind: str = "classes"
     border_px: int = 2
     contact_px: int = 3
 
+    @property
+    def auxiliary(self) -> tuple[str, ...]:
+        return TARGETS[self.kind]
+
+    def _class(self, name: str) -> int | None:
+        """The output class of auxiliary class ``name``, None when the target has none."""
+        return self.n_classes + self.auxiliary.index(name) if name in self.auxiliary else None
+
     def names(self, classes: list[str]) -> list[str]:
-        """Output class names: the chip classes, then ``border`` (and ``contact``)."""
-        return [*classes, *AUXILIARY[self.kind]]
+        """Output class names: the chip classes, then the auxiliary ones (``border``, ``contact``)."""
+        return [*classes, *self.auxiliary]
 
     def encode(self, mask: np.ndarray, ignore_index: int, instances: np.ndarray | None = None) -> np.ndarray:
         """Target class map (uint8) of one chip's label mask (and instance ids, when known)."""
-        if self.kind == "classes":
+        if not self.auxiliary:
             return mask
         valid = mask != ignore_index
         objects = (mask > 0) & valid
         ids = components(mask, ignore_index) if instances is None else np.where(objects, instances, 0)
         ids = ids.astype(np.int32)
-        size = 2 * self.border_px + 1
-        edge = ndi.maximum_filter(ids, size=size) != ndi.minimum_filter(ids, size=size)
         out = mask.copy()
-        out[objects & edge] = self.n_classes
-        if self.kind == "footprint_border_contact":
-            out[valid & ~objects & _near_two(ids, self.contact_px)] = self.n_classes + 1
+        border, contact = self._class(BORDER), self._class(CONTACT)
+        if border is not None:
+            size = 2 * self.border_px + 1
+            edge = ndi.maximum_filter(ids, size=size) != ndi.minimum_filter(ids, size=size)
+            out[objects & edge] = border
+        if contact is not None:
+            out[valid & ~objects & _near_two(ids, self.contact_px)] = contact
         return out
 
     def footprint(self, classes: np.ndarray) -> np.ndarray:
         """Object pixels of a predicted or target class map: object classes and border (not contact, not ignore)."""
-        last = self.n_classes - 1 if self.kind == "classes" else self.n_classes
+        border = self._class(BORDER)
+        last = self.n_classes - 1 if border is None else border
         return (classes > 0) & (classes <= last)
 
     def instances(self, classes: np.ndarray) -> np.ndarray:
@@ -80,10 +95,10 @@ class Target:
         footprint regions without a core (objects thinner than the border) are objects of their own."""
         from skimage.segmentation import watershed as flood  # lazily: only validation needs it
 
-        foot = self.footprint(classes)
-        if self.kind == "classes":
+        foot, border = self.footprint(classes), self._class(BORDER)
+        if border is None:
             return ndi.label(foot)[0]
-        cores, n = ndi.label(foot & (classes < self.n_classes))
+        cores, n = ndi.label(foot & (classes < border))
         grown = flood(np.zeros(foot.shape, np.uint8), cores, mask=foot) if n else cores
         rest, _ = ndi.label(foot & (grown == 0))
         return np.where(rest > 0, rest + n, grown)
