@@ -4,7 +4,7 @@
   device and gathered there when ``train.chips_on_device`` resolves so; else the DataLoader: memory-mapped chips,
   workers, pinned memory, prefetch), the params' augmentations (albumentations in the workers, ``device_augment``
   on the batch) and target, and ``train_epoch`` (uint8 → device, bf16 autocast on CUDA, channels_last, loss,
-  AdamW, schedule, and the weight average's update after each step when ``train.ema`` is set);
+  optimiser, schedule, and the weight average's update after each step when ``train.ema`` is set);
 * bare: the same preset, batch, input size, loss and optimiser on GPU-resident random tensors, nothing else.
 
 Both live in one process and run in turn, a block of ``--block`` optimiser steps each (the stage: one epoch),
@@ -41,6 +41,7 @@ from geofoundry.train.data import ChipDataset  # noqa: E402
 from geofoundry.train.device import setup  # noqa: E402
 from geofoundry.train.loop import train_epoch  # noqa: E402
 from geofoundry.train.losses import WeightedLoss  # noqa: E402
+from geofoundry.train.optim import make_optimizer  # noqa: E402
 from geofoundry.train.resident import ResidentBatches  # noqa: E402
 from geofoundry.train.run import average_step, prepare, weight_average  # noqa: E402
 from geofoundry.train.state import seed_epoch  # noqa: E402
@@ -82,13 +83,14 @@ class Stage:
 
 
 class Bare:
-    """Forward + loss + backward + AdamW on GPU-resident random tensors (bf16 autocast on CUDA), nothing else."""
+    """Forward + loss + backward + the params' optimiser on GPU-resident random tensors (bf16 autocast on CUDA),
+    nothing else."""
 
     def __init__(self, cfg, arch: str, shape: tuple[int, int, int], n_classes: int, rt):
         self.rt, self.steps = rt, cfg.samples_per_epoch // cfg.batch_size
         model = build_model(arch, shape[0], n_classes).to(rt.device, memory_format=torch.channels_last)
         self.net = torch.compile(model) if cfg.compile else model
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.optimizer = make_optimizer(cfg, model.parameters())
         self.loss_fn = WeightedLoss(cfg.loss, 255)
         self.x = torch.rand(cfg.batch_size, *shape, device=rt.device).contiguous(memory_format=torch.channels_last)
         self.y = torch.randint(0, n_classes, (cfg.batch_size, *shape[1:]), device=rt.device)

@@ -8,7 +8,8 @@ stage packages (the layers in pyproject.toml) and cannot import them, nor the to
   D4 elements ``predict.combine.with_tta`` averages);
 * a registry whose entries are code lives in its stage package beside that code, and its names are declared here:
   ``LOSSES`` for ``train.losses.LOSSES``, ``SCHEDULES`` for ``train.optim.SCHEDULES``. Adding one is its entry
-  there and its name here; ``tests/test_registries.py`` holds each registry equal to what config accepts.
+  there and its name here; ``tests/test_registries.py`` holds each registry equal to what config accepts (the
+  optimisers, whose settings config validates, are declared by their config models: ``config.OptimizerConfig``).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ Every model forbids unknown keys, so a typo fails with a message that names the 
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -164,6 +164,38 @@ class DeviceAugmentConfig(Section):
     p_color: float = Field(0.3, ge=0, le=1, description="chance that brightness, contrast and noise change a sample")
 
 
+class AdamConfig(Section):
+    """``adamw`` (decoupled weight decay) or ``adam`` (weight decay added to the gradient), torch's."""
+
+    name: Literal["adamw", "adam"]
+    betas: tuple[float, float] = Field((0.9, 0.999), description="decay rates of the gradient's moving averages")
+    eps: float = Field(1e-8, gt=0)
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_below_one(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(0 <= b < 1 for b in v):
+            raise ValueError(f"betas must be in [0, 1), got {list(v)}")
+        return v
+
+
+class SGDConfig(Section):
+    """``sgd``: stochastic gradient descent with momentum (weight decay added to the gradient), torch's."""
+
+    name: Literal["sgd"]
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = False
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self) -> SGDConfig:
+        if self.nesterov and not self.momentum:
+            raise ValueError("nesterov needs momentum > 0")
+        return self
+
+
+# train.optimizer, by ``name``; the names are those of train.optim.OPTIMIZERS (tests/test_registries.py)
+OptimizerConfig = Annotated[AdamConfig | SGDConfig, Field(discriminator="name")]
+
 
 class TrainConfig(Section):
     epochs: int = Field(10, ge=1)
@@ -173,6 +205,8 @@ class TrainConfig(Section):
     grad_accum: int = Field(1, ge=1, description="batches per optimiser step")
     lr: float = Field(2e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
+    optimizer: OptimizerConfig = Field(
+        AdamConfig(name="adamw"), description="an optimiser's name, or {name: …, setting: value, …}")
     schedule: Literal[SCHEDULES] = "onecycle"  # type: ignore[valid-type]
     ema: float = Field(0.0, ge=0, lt=1, description="decay of an exponential moving average of the weights, updated "
                                                     "every optimiser step, that validation and checkpoints use "
@@ -202,6 +236,12 @@ class TrainConfig(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compile: bool = Field(False, description="torch.compile the training model")
     threads: int = Field(0, ge=0, description="torch CPU threads, 0 = all cores")
+
+    @field_validator("optimizer", mode="before")
+    @classmethod
+    def _optimizer_by_name(cls, v: Any) -> Any:
+        """A bare name is that optimiser with its default settings."""
+        return {"name": v} if isinstance(v, str) else v
 
     @field_validator("loss")
     @classmethod

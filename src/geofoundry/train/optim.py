@@ -1,18 +1,23 @@
-"""The learning-rate schedule, by name: the registry of ``train.schedule``.
+"""The optimiser and its learning-rate schedule, by name: the registries of ``train.optimizer`` and ``train.schedule``.
 
-A schedule is ``build(optimizer, lr, steps)``, stepped once per optimiser step. The names are declared below the
-stage packages (:mod:`geofoundry.choices`), so params.yaml is checked when it loads; ``tests/test_registries.py``
-holds this registry equal to them.
+An optimiser is a torch class taking ``lr``, ``weight_decay`` and its settings in ``train.optimizer`` (validated by
+``config.OptimizerConfig``); a schedule is ``build(optimizer, lr, steps)``, stepped once per optimiser step. Their
+names are declared below the stage packages (:mod:`geofoundry.choices`, ``config.OptimizerConfig``), so params.yaml
+is checked when it loads; ``tests/test_registries.py`` holds these registries equal to them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch.optim import lr_scheduler
 
 from ..config import TrainConfig
+
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+
 
 def onecycle(optimizer: torch.optim.Optimizer, lr: float, steps: int) -> lr_scheduler.LRScheduler:
     """Warm up to ``lr`` over the first 15 % of the steps, then anneal (cosine); cycles the momentum (SGD's, or
@@ -32,6 +37,12 @@ def constant(optimizer: torch.optim.Optimizer, lr: float, steps: int) -> lr_sche
 
 SCHEDULES: dict[str, Callable[[torch.optim.Optimizer, float, int], lr_scheduler.LRScheduler]] = {
     "onecycle": onecycle, "cosine": cosine, "constant": constant}
+
+
+def make_optimizer(cfg: TrainConfig, parameters: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    """``train.optimizer`` over ``parameters``, with ``train.lr`` and ``train.weight_decay``."""
+    settings = cfg.optimizer.model_dump(exclude={"name"})
+    return OPTIMIZERS[cfg.optimizer.name](parameters, lr=cfg.lr, weight_decay=cfg.weight_decay, **settings)
 
 
 def make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer, steps: int) -> lr_scheduler.LRScheduler:

@@ -28,7 +28,7 @@ from .data import ChipDataset, ChipSampler, loader
 from .device import Runtime, all_sum, from_main, setup, teardown
 from .loop import train_epoch, validate
 from .losses import WeightedLoss
-from .optim import make_scheduler
+from .optim import make_optimizer, make_scheduler
 from .preview import preview_image
 from .state import fingerprint, resume, seed_epoch, training_state
 from .targets import Target
@@ -83,7 +83,7 @@ def prepare(cfg: TrainConfig, arch: str, chips_dir: Path, rt: Runtime) -> Job:
     net = model if rt.world == 1 else DistributedDataParallel(
         model, device_ids=[rt.device.index] if rt.cuda else None, gradient_as_bucket_view=True)
     net = torch.compile(net) if cfg.compile else net
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = make_optimizer(cfg, model.parameters())
     scheduler = make_scheduler(cfg, optimizer, cfg.epochs * math.ceil(sampler.steps / cfg.grad_accum))
     return Job(spec, target, sampler, batches, model, net, optimizer, scheduler,
                WeightedLoss(cfg.loss, spec.ignore_index,
