@@ -32,6 +32,8 @@ def check_class_path(path: str) -> str:
     return "/".join(parts)
 
 
+Device = Literal["auto", "cpu", "cuda"]  # auto: CUDA when available
+Codec = Literal["zstd", "deflate"]  # GDAL's names of the probability COGs' codecs
 TtaMode = Literal[tuple(TTA)]  # type: ignore[valid-type]  # predict.tta: a key of choices.TTA
 
 CONTEXTS = ("vegetation", "bright", "cloud_haze", "water", "nodata")
@@ -233,7 +235,7 @@ class TrainConfig(Section):
                             "free memory")
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes (persistent); 0 = in the loop")
     prefetch: int = Field(4, ge=1, description="batches each worker prepares ahead")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Device = "auto"
     compile: bool = Field(False, description="torch.compile the training model")
     threads: int = Field(0, ge=0, description="torch CPU threads, 0 = all cores")
 
@@ -301,14 +303,14 @@ class PredictConfig(Section):
     tile: int = Field(512, ge=32)
     overlap: int = Field(128, ge=0, description="pixels shared by neighbouring tiles, blended with linear ramps")
     batch_size: int = Field(4, ge=1)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Device = "auto"
     tta: TtaMode = Field("none", description="test-time augmentation, averaged")
     ensemble: list[EnsembleMember] = Field([], description="models averaged with models/best.pt (weight 1)")
     geofence: str | None = Field(None, description="limit prediction to this area: WKT (EPSG:4326) or a vector file")
     overviews: bool = Field(True, description="internal overviews in the probability COG, for viewing; building them "
                                               "is most of the time left after inference on very large scenes")
-    compress: Literal["zstd", "deflate"] = Field("zstd", description="probability COG codec (level 1): zstd writes "
-                                                                  "~3x faster; deflate for readers without zstd")
+    compress: Codec = Field("zstd", description="probability COG codec (level 1): zstd writes "
+                                                "~3x faster; deflate for readers without zstd")
     cuda_graphs: bool = Field(True, description="CUDA: replay the model's forward from a CUDA graph per batch shape "
                                                 "(one launch per batch; costs GPU memory per shape)")
 

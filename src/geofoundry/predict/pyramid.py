@@ -8,6 +8,7 @@ block at the right or bottom edge averages what it has (level sizes are GDAL's, 
 
 from __future__ import annotations
 
+import enum
 import math
 
 import numpy as np
@@ -41,7 +42,10 @@ def halve(values: Array, valid: Array, xp) -> tuple[Array, Array]:
     return xp.floor(total / count.clip(min=1) + 0.5), count.clip(max=1)  # half up, as GDAL rounds
 
 
-EMPTY = "one invalid row"  # the marker of a waiting row known to be invalid
+class Waiting(enum.Enum):
+    """A level's row that waits for the next strip and is known to hold no valid pixel: no array is kept for it."""
+
+    INVALID = "one invalid row"
 
 
 class Pyramid:
@@ -50,12 +54,12 @@ class Pyramid:
     :meth:`add` takes the next strip and returns, per level, the rows it completes (possibly none): a row of a
     level needs two rows of the level below, so an odd row waits for the next strip (or, after the last strip, is
     averaged alone). :meth:`skip` does the same for a strip without valid pixels on the host, where only row counts
-    change: a waiting row known to be invalid is the marker ``EMPTY``, not an array.
+    change: a waiting row known to be invalid is ``Waiting.INVALID``, not an array.
     """
 
     def __init__(self, xp, factors: list[int]):
         self.xp, self.factors = xp, factors
-        self.carry: list = [None] * len(factors)  # per level: None, EMPTY, or a (values, valid) row that may be valid
+        self.carry: list = [None] * len(factors)  # per level: None, Waiting.INVALID, or a (values, valid) row
 
     def add(self, values: Array, valid: Array, last: bool, empty: bool = False) -> list[tuple[Array, Array]]:
         """Float ``values`` (K, n, w), 0 outside float ``valid`` (n, w) → [(values, valid) of each level].
@@ -67,7 +71,7 @@ class Pyramid:
         may = not empty  # whether this level's first new row may hold valid pixels (when not empty: every row)
         for i in range(len(self.factors)):
             carry, self.carry[i] = self.carry[i], None
-            held = carry is not None and carry is not EMPTY  # a waiting row that may hold valid pixels
+            held = carry is not None and carry is not Waiting.INVALID  # a waiting row that may hold valid pixels
             if carry is not None:
                 row = carry if held else (_zeros(values, 1), _zeros(valid, 1))
                 values = xp.concatenate([row[0], values], axis=1)
@@ -75,7 +79,7 @@ class Pyramid:
             n, first_new = valid.shape[0], int(carry is not None)
             if n % 2 and not last:
                 waits_may = not empty or (n - 1 == 0 and held) or (n - 1 == first_new and may)
-                self.carry[i] = (values[:, n - 1:], valid[n - 1:]) if waits_may else EMPTY
+                self.carry[i] = (values[:, n - 1:], valid[n - 1:]) if waits_may else Waiting.INVALID
                 values, valid = values[:, : n - 1], valid[: n - 1]
             may = not empty or (valid.shape[0] > 0 and (held or may))
             values, valid = halve(values, valid, xp)
@@ -85,13 +89,13 @@ class Pyramid:
     def skip(self, n: int, last: bool) -> list[int] | None:
         """The rows each level completes with ``n`` invalid rows (all invalid), or None when a waiting row may hold
         valid pixels (then :meth:`add` must average it)."""
-        if any(c is not None and c is not EMPTY for c in self.carry):
+        if any(c is not None and c is not Waiting.INVALID for c in self.carry):
             return None
         counts = []
         for i in range(len(self.factors)):
-            n += self.carry[i] is EMPTY
-            self.carry[i] = EMPTY if n % 2 and not last else None
-            n = (n - (self.carry[i] is EMPTY) + 1) // 2
+            n += self.carry[i] is Waiting.INVALID
+            self.carry[i] = Waiting.INVALID if n % 2 and not last else None
+            n = (n - (self.carry[i] is Waiting.INVALID) + 1) // 2
             counts.append(n)
         return counts
 

@@ -26,10 +26,12 @@ from ..io.tiling import block_window
 from ..models.input_spec import InputSpec
 from ..progress import track
 from .arrays import TileModel
-from .sliding import WANTED, predict_region
+from .sliding import PixelFlag, Region, Sliding, predict_region
 from .writer import ProbabilityWriter
 
 log = logging.getLogger(__name__)
+# the PixelFlag bits as uint8 scalars, for masking flag planes in place
+VALID, INSIDE, WANTED = (np.uint8(f) for f in (PixelFlag.VALID, PixelFlag.INSIDE, PixelFlag.WANTED))
 READERS = min(8, max(2, (os.cpu_count() or 2) // 2))  # reading threads, each with its own dataset handle
 GDAL_CACHE_MB = 128  # the source block rows that consecutive strips share (H200: as fast as 256; 64 too small)
 M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
@@ -92,12 +94,13 @@ def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_385
         shapely.prepare(area)
 
         def read_flags(lane: int, row: int, first: int, end: int, out: np.ndarray) -> None:
-            """Flags in place from the mask (0/255): ``& 3`` keeps 3 (wanted) for valid pixels, ``& 1`` keeps 1."""
+            """:class:`PixelFlag` values in place from the mask (0/255): valid pixels keep the bits they are masked
+            with (``WANTED`` inside the area, ``VALID`` outside), invalid ones stay 0."""
             win = Window(region.col_off + first, region.row_off + row, end - first, cfg.tile)
             handles[lane].mask(win, out=out)
             out[:, max(0, width - first):] = 0  # a region narrower than a tile: the rest is padding
             if first >= width or row >= height:
-                out &= 1
+                out &= VALID
                 return
             # the pixel centres of the piece's part inside the region, a quarter pixel inside its box's edges
             left, bottom, right, top = window_bounds(Window(win.col_off, win.row_off, min(end, width) - first,
@@ -108,8 +111,8 @@ def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_385
                 with IN_MEMORY_DATASETS:
                     inside = geometry_mask([area], out_shape=out.shape, transform=window_transform(win, transform),
                                            invert=True)
-                out &= np.uint8(1) + np.uint8(2) * inside
-            out[max(0, height - row):] &= 1  # below the region: context for tiles, never wanted
+                out &= VALID + INSIDE * inside
+            out[max(0, height - row):] &= VALID  # below the region: context for tiles, never wanted
 
         def invalid(row: int) -> bool:
             """Whether the strip at ``row`` holds no valid pixel, known from the mask's constant blocks."""
@@ -122,11 +125,12 @@ def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_385
         classes = classes or spec.classes
         with ProbabilityWriter(out_path, grid.ds.crs, grid.ds.window_transform(region), width, height,
                                classes[1:], cfg.overviews, cfg.compress) as writer:
-            strips = predict_region(read_flags, read_bands, height, width, model, len(classes),
-                                    np.asarray(spec.low), np.dtype(grid.ds.dtypes[0]), cfg.tile, cfg.overlap,
-                                    cfg.batch_size, READERS, (grid.ds.block_shapes[0][1], int(region.col_off)),
-                                    writer.factors, invalid if grid.mask_blocks is not None else None)
-            for strip in strips:
+            pixels = Region(read_flags, read_bands, height, width, dtype=np.dtype(grid.ds.dtypes[0]),
+                            low=np.asarray(spec.low), lanes=READERS, block_width=grid.ds.block_shapes[0][1],
+                            col_off=int(region.col_off),
+                            known_invalid=invalid if grid.mask_blocks is not None else None)
+            sliding = Sliding(cfg.tile, cfg.overlap, cfg.batch_size, len(classes), tuple(writer.factors))
+            for strip in predict_region(pixels, model, sliding):
                 any_valid = any_valid or strip.rows.valid is not None
                 writer.write(strip)
         if not any_valid:

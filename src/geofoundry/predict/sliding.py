@@ -13,31 +13,92 @@ mask packed 8 pixels a byte, while the next strip runs.
 from __future__ import annotations
 
 import contextlib
+import enum
 import queue
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple
 
 import numpy as np
 
 from ..io.tiling import starts
-from .arrays import TileModel
+from .arrays import Array, TileModel
 from .blend import StripBlender, cut
 from .lanes import Lane
 from .pyramid import Pyramid
 
-# (lane, row, first column, end column, out) fill out (tile, end - first) with the flags of those columns:
-# 0 invalid, 1 valid, 3 valid and wanted (inside area and region); lane: which reading lane (and handle) calls
+
+class PixelFlag(enum.IntFlag):
+    """The bits of a pixel in a strip's flag plane (uint8): ``VALID`` input, ``INSIDE`` the prediction area and the
+    region. ``WANTED`` pixels (both) are predicted and written; ``VALID`` ones alone are context for the tiles
+    around them; 0: invalid. Flag planes stay numpy uint8 arrays (and floats on the model's device): they are
+    compared with and masked by the ``int`` values."""
+
+    VALID = 1
+    INSIDE = 2
+    WANTED = VALID | INSIDE
+
+
+# (lane, row, first column, end column, out) fill out (tile, end - first) with the PixelFlag values of those columns;
+# lane: which reading lane (and dataset handle) calls
 FlagReader = Callable[[int, int, int, int, np.ndarray], None]
 # (lane, row, first column, end column, out) fill out (C, tile, end - first) with the bands, in the source dtype
 BandReader = Callable[[int, int, int, int, np.ndarray], None]
-WANTED = 3
 # strips read ahead of the one the model runs (the ring holds one buffer more). H200: one is as fast as two on a
 # 40000² scene, and faster than two or eight on zanzibar_tz_z21 (median 0.423 s against 0.440 s and 0.451–0.463 s:
 # fewer threads contend for the GIL), with 0.27 GiB less resident memory there than eight
 STRIPS_AHEAD = 1
+
+
+@dataclass(frozen=True)
+class Region:
+    """The ``height`` × ``width`` pixels to predict, and how to read them.
+
+    The readers are called by reading lanes ``0..lanes-1`` with the rows of :meth:`Sliding.starts`, on column pieces
+    whose inner edges fall on the source's blocks (``block_width``; ``col_off``: the region's first column in the
+    source); a strip, one tile tall, may reach below the region (rows there must not be wanted). ``dtype``: the
+    bands' dtype; ``low``: each band's stretch low, what invalid input pixels are set to (0 after the stretch, as in
+    training). ``known_invalid(row)``: True when no pixel of that strip is valid, known without reading (a scene's
+    nodata collar): such a strip is not read.
+    """
+
+    read_flags: FlagReader
+    read_bands: BandReader
+    height: int
+    width: int
+    dtype: np.dtype
+    low: np.ndarray
+    lanes: int = 2
+    block_width: int = 1
+    col_off: int = 0
+    known_invalid: Callable[[int], bool] | None = None
+
+    def pieces(self, span: int) -> list[int]:
+        """Edges of the lanes' column pieces over ``span`` columns: lane ``k`` reads ``edges[k]:edges[k + 1]``."""
+        block = self.block_width if self.block_width * self.lanes <= span else 1  # striped sources: any edges do
+        inner = {round((self.col_off + k * span / self.lanes) / block) * block - self.col_off
+                 for k in range(1, self.lanes)}
+        return sorted({0, span} | {e for e in inner if 0 < e < span})
+
+
+@dataclass(frozen=True)
+class Sliding:
+    """How the model slides over a region: ``tile``² tiles sharing ``overlap`` pixels with their neighbours
+    (blended), ``batch_size`` tiles a forward, ``n_classes`` output classes (background included);
+    ``overview_factors`` (2, 4, …): overview rows built on the device as the strips pass (:mod:`.pyramid`)."""
+
+    tile: int
+    overlap: int
+    batch_size: int
+    n_classes: int
+    overview_factors: tuple[int, ...] = ()
+
+    def starts(self, size: int) -> list[int]:
+        """Where the tiles start along ``size`` pixels."""
+        return starts(0, size, self.tile, self.tile - self.overlap)
 
 
 class Rows(NamedTuple):
@@ -58,68 +119,72 @@ class Strip(NamedTuple):
     levels: list[Rows]
 
 
-def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, width: int, model: TileModel,
-                   n_classes: int, low: np.ndarray, dtype: np.dtype, tile: int, overlap: int, batch_size: int,
-                   readers: int = 2, align: tuple[int, int] = (1, 0), overview_factors: list[int] | None = None,
-                   invalid: Callable[[int], bool] | None = None) -> Iterator[Strip]:
-    """Yield the :class:`Strip` of every row of tiles, top to bottom.
+class StripReader:
+    """Reads strips ``tile`` rows tall and ``span`` wide into a ring of ``STRIPS_AHEAD`` + 1 reused host buffers
+    (page-locked on CUDA, made when first needed): bands in planes ``:-1``, flags in the last. Each lane reads its
+    column piece of every strip, earliest strip first; lanes are entered on ``stack``."""
 
-    Probabilities are 0 outside ``wanted``; tiles without wanted pixels are not run, strips without any have no
-    ``values``. Invalid input pixels are set to each band's stretch ``low`` (0 after the stretch, as in training).
-    Readers are called with rows from ``starts(0, height, tile, tile - overlap)`` by lanes ``0..readers-1``, on
-    column pieces whose inner edges fall on the source's blocks (``align``: the block width and the region's first
-    column in the source; ``dtype``: the bands' dtype); the strip ``tile`` rows tall may reach below the region
-    (rows there must not be wanted). ``overview_factors`` (2, 4, …): overview rows are built on the device as the
-    strips pass (:mod:`.pyramid`). ``invalid(row)``: True when no pixel of that strip is valid, known without
-    reading (a scene's nodata collar): such a strip is not read.
-    """
-    arrays, xp = model.arrays, model.arrays.xp
-    rows, cols = starts(0, height, tile, tile - overlap), starts(0, width, tile, tile - overlap)
-    heights = [b - a for a, b in zip(rows, rows[1:])] + [min(tile, height - rows[-1])]  # rows each strip finishes
-    span = max(width, tile)
+    def __init__(self, region: Region, sliding: Sliding, arrays, rows: list[int], heights: list[int],
+                 span: int, stack: contextlib.ExitStack):
+        self.region, self.arrays, self.rows, self.heights = region, arrays, rows, heights
+        self.tile, self.cols = sliding.tile, sliding.starts(region.width)
+        self.shape = (len(region.low) + 1, sliding.tile, span)
+        self.span, self.edges = span, region.pieces(span)
+        self.lanes = [stack.enter_context(Lane(f"read-{k}")) for k in range(len(self.edges) - 1)]
+        self.free: queue.SimpleQueue = queue.SimpleQueue()  # (buffer, wait until its last copy to the device is done)
+        for _ in range(STRIPS_AHEAD + 1):  # None: made by the strip thread that first needs it, not all at the start
+            self.free.put((None, lambda: None))
 
-    block, col_off = align
-    block = block if block * readers <= span else 1  # striped sources (a block is a whole row): any edges do
-    inner = {round((col_off + k * span / readers) / block) * block - col_off for k in range(1, readers)}
-    edges = sorted({0, span} | {e for e in inner if 0 < e < span})  # lane k reads edges[k]:edges[k + 1]
-    lanes = [Lane(f"read-{k}") for k in range(len(edges) - 1)]  # the earliest strip's pieces first
+    def release(self, buffer, copied: Callable[[], None] = lambda: None) -> None:
+        """Give ``buffer`` back to the ring; ``copied`` waits until its copy to the device is done."""
+        self.free.put((buffer, copied))
 
-    def read_piece(reader, k: int, row: int, out: np.ndarray, parts: list[tuple[int, int]]) -> None:
-        for s, e in parts:
-            reader(k, row, s, e, out[..., s:e])
+    def load(self, i: int) -> tuple[list[int], Array, bool]:
+        """Read strip ``i`` into a free buffer (runs on a strip thread, the pieces on the reading lanes): the flags,
+        then the bands of the columns that hold tiles to run. Returns those columns, the buffer, and whether any of
+        the strip's rows to keep is wanted."""
+        buffer, copied = self.free.get()
+        copied()  # the previous strip in this buffer has reached the device
+        buffer = self.arrays.empty(self.shape, self.region.dtype) if buffer is None else buffer
+        host = np.asarray(buffer)
+        self._read(self.region.read_flags, i, host[-1], [(0, self.span)])
+        wanted = host[-1] == int(PixelFlag.WANTED)
+        in_cols, in_rows = wanted.any(axis=0), wanted.any(axis=1)
+        todo = [c for c in self.cols if in_cols[c:c + self.tile].any()]
+        if todo:
+            self._read(self.region.read_bands, i, host[:-1], runs([(c, c + self.tile) for c in todo]))
+        return todo, buffer, bool(in_rows[:self.heights[i]].any())  # columns past the width are never wanted
 
-    def read(reader, i: int, out: np.ndarray, needed: list[tuple[int, int]]) -> None:
+    def _read(self, reader, i: int, out: np.ndarray, needed: list[tuple[int, int]]) -> None:
         """Columns ``needed`` of strip ``i`` into ``out``, each lane its piece."""
         jobs = []
-        for k, (a, b) in enumerate(zip(edges, edges[1:])):
+        for k, (a, b) in enumerate(zip(self.edges, self.edges[1:])):
             parts = [(max(a, s), min(b, e)) for s, e in needed if max(a, s) < min(b, e)]
             if parts:
-                jobs.append(lanes[k].submit(i, read_piece, reader, k, rows[i], out, parts))
+                jobs.append(self.lanes[k].submit(i, _read_parts, reader, k, self.rows[i], out, parts))
         for job in jobs:
             job.result()
 
-    def load(i: int):
-        """Read strip ``i`` into a free buffer (runs on a strip thread, the pieces on the reading lanes): bands in
-        planes ``:-1`` (where tiles run), flags in the last plane. Also says whether any of its rows to keep is
-        wanted."""
-        buffer, copied = free.get()
-        copied()  # the previous strip in this buffer has reached the device
-        buffer = arrays.empty(shape, dtype) if buffer is None else buffer  # made when first needed
-        host = np.asarray(buffer)
-        read(read_flags, i, host[-1], [(0, span)])
-        wanted = host[-1] == WANTED
-        in_cols, in_rows = wanted.any(axis=0), wanted.any(axis=1)
-        todo = [c for c in cols if in_cols[c:c + tile].any()]
-        if todo:
-            read(read_bands, i, host[:-1], runs([(c, c + tile) for c in todo]))
-        return todo, buffer, bool(in_rows[:heights[i]].any())  # columns past the width are never wanted
 
-    shape = (len(low) + 1, tile, span)
-    free: queue.SimpleQueue = queue.SimpleQueue()  # (buffer, wait until its last copy to the device is done)
-    for _ in range(STRIPS_AHEAD + 1):  # None: made by the strip thread that first needs it, not all at the start
-        free.put((None, lambda: None))
+def _read_parts(reader, lane: int, row: int, out: np.ndarray, parts: list[tuple[int, int]]) -> None:
+    for s, e in parts:
+        reader(lane, row, s, e, out[..., s:e])
+
+
+def predict_region(region: Region, model: TileModel, sliding: Sliding) -> Iterator[Strip]:
+    """Yield the :class:`Strip` of every row of tiles, top to bottom.
+
+    Probabilities are 0 where pixels are not ``WANTED``; tiles without wanted pixels are not run, strips without
+    any have no ``values``.
+    """
+    arrays, xp = model.arrays, model.arrays.xp
+    tile, overlap, batch_size, n_classes = sliding.tile, sliding.overlap, sliding.batch_size, sliding.n_classes
+    height, width, low = region.height, region.width, region.low
+    rows = sliding.starts(height)
+    heights = [b - a for a, b in zip(rows, rows[1:])] + [min(tile, height - rows[-1])]  # rows each strip finishes
+    span = max(width, tile)
     waiting: deque = deque()  # per strip whose device → host copy may be in flight: a function giving the Strip
-    done = [0] * len(overview_factors or [])  # rows of each overview level so far
+    done = [0] * len(sliding.overview_factors)  # rows of each overview level so far
 
     def level_tops(counts: list[int]) -> list[int]:
         """Where the next ``counts`` rows of each overview level start (and count them)."""
@@ -129,40 +194,40 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
 
     with contextlib.ExitStack() as stack, \
             ThreadPoolExecutor(max_workers=STRIPS_AHEAD, thread_name_prefix="strip") as strips:
-        for lane in lanes:
-            stack.enter_context(lane)
+        reader = StripReader(region, sliding, arrays, rows, heights, span, stack)
         # strips known to hold no valid pixel are not read, so the strips to read after them are read ahead
-        to_read = deque(i for i, row in enumerate(rows) if invalid is None or not invalid(row))
+        skip = region.known_invalid
+        to_read = deque(i for i, row in enumerate(rows) if skip is None or not skip(row))
         first = [to_read.popleft() for _ in range(min(STRIPS_AHEAD, len(to_read)))]
-        ahead = {i: strips.submit(load, i) for i in first}
+        ahead = {i: strips.submit(reader.load, i) for i in first}
         # the device's arrays are made while the first strips are read
         fill = arrays.put(np.asarray(low, dtype=np.float32)[:, None, None])
         one = arrays.put(np.ones(1, np.float32))
         pad = arrays.zeros((1, len(low), tile, tile)) if arrays.steady_shapes else None
         blender = StripBlender(arrays, n_classes, span, tile, overlap)
-        pyramid = Pyramid(xp, overview_factors) if overview_factors else None
+        pyramid = Pyramid(xp, list(sliding.overview_factors)) if sliding.overview_factors else None
         for i, row in enumerate(rows):
             todo, buffer, any_wanted = ahead.pop(i).result() if i in ahead else ([], None, False)
             if to_read and len(ahead) < STRIPS_AHEAD:  # bounded host memory
                 j = to_read.popleft()
-                ahead[j] = strips.submit(load, j)
+                ahead[j] = strips.submit(reader.load, j)
             last, n = i + 1 == len(rows), heights[i]
             counts = None if todo else pyramid.skip(n, last) if pyramid else []
             if counts is not None:  # no tile to run, no pixel wanted: the writer only needs the rows' counts
                 if buffer is not None:
-                    free.put((buffer, lambda: None))
+                    reader.release(buffer)
                 blender.flush(n)
                 waiting.append(partial(Strip, Rows(row, n), [Rows(t, m) for t, m in zip(level_tops(counts), counts)]))
             elif buffer is None:  # not read, yet an overview row waits for these rows: all invalid
-                staged = arrays.zeros(shape)
+                staged = arrays.zeros(reader.shape)
             else:
                 staged = arrays.put(buffer)
-                free.put((buffer, arrays.copied()))
+                reader.release(buffer, arrays.copied())
             if counts is None:
                 flags = staged[-1]
                 if todo:
                     c0, c1 = todo[0], todo[-1] + tile
-                    x = fill + (staged[:-1, :, c0:c1] - fill) * (flags[None, :, c0:c1] > 0)
+                    x = fill + (staged[:-1, :, c0:c1] - fill) * (flags[None, :, c0:c1] > 0)  # 0: invalid
                     for b in range(0, len(todo), batch_size):
                         chunk = todo[b:b + batch_size]
                         tiles = cut(arrays, x, [c - c0 for c in chunk], tile, tile - overlap)
@@ -170,7 +235,7 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
                             tiles += [pad] * (batch_size - len(chunk))
                         blender.add(model(xp.concatenate(tiles))[:len(chunk)], chunk)
                 blended = blender.flush(n)
-                keep = (flags[:n, :width] == WANTED) * one
+                keep = (flags[:n, :width] == int(PixelFlag.WANTED)) * one
                 if blended is None:  # no tile reached these rows (an overview row waits for them): keep is all 0
                     blended = xp.concatenate([keep[None]] * n_classes)
                 scaled = (blended[1:, :, :width].clip(0, 1) * 255).round() * keep if any_wanted or pyramid else None
@@ -183,7 +248,6 @@ def predict_region(read_flags: FlagReader, read_bands: BandReader, height: int, 
                 waiting.append(partial(_finished, row, n, any_wanted, tops, taken))
             while len(waiting) > 1 or (waiting and last):
                 yield waiting.popleft()()
-
 
 def _finished(top: int, n: int, any_wanted: bool, level_tops: list[int],
               taken: Callable[[], list[np.ndarray]]) -> Strip:

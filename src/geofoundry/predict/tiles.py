@@ -18,14 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import Codec
 from ..io.tiff import Ifd
 from .cog_layout import LEADER, leader, sized, trailer
 
 Encode = Callable[[bytes], bytes]
 
 
-def encoder(codec: str, level: int) -> Encode:
-    """A thread-safe function that compresses one tile as GDAL's ``codec`` ("zstd" or "deflate") does."""
+def encoder(codec: Codec, level: int) -> Encode:
+    """A thread-safe function that compresses one tile as GDAL's ``codec`` does."""
     if codec == "deflate":
         return lambda data: zlib.compress(data, level)
     import zstandard

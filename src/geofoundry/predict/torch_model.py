@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import PredictConfig
+from ..config import Device, PredictConfig
 from ..errors import GeofoundryError
 from ..models.checkpoint import load_checkpoint, model_from_checkpoint, output_classes
 from ..models.deployed import DeployedModel
@@ -88,11 +88,11 @@ class TorchArrays:
         return lambda: (copied.synchronize(), hosts)[1]
 
 
-def resolve_device(device: str) -> torch.device:
+def resolve_device(device: Device) -> torch.device:
     return torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
 
 
-def torch_model_fn(model: DeployedModel, device: str, cuda_graphs: bool = True) -> TileModel:
+def torch_model_fn(model: DeployedModel, device: Device, cuda_graphs: bool = True) -> TileModel:
     """The deployed torch model on its device (CUDA: bf16 autocast, channels_last, cuDNN autotuning and, with
     ``cuda_graphs``, the forward replayed from a CUDA graph per batch shape)."""
     arrays = TorchArrays(resolve_device(device))

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import rasterio
 
+from ..config import Codec
 from ..io.atomic import atomic_path
 from ..io.tiff import read_ifds
 from .cog_layout import write_cog
@@ -30,7 +31,7 @@ from .tiles import LevelTiles, encoder
 THREADS = min(8, os.cpu_count() or 1)  # tile compression
 PENDING = 2  # strips queued for the writing threads before ``write`` waits
 LEVEL = 1  # zstd and deflate: several times faster than GDAL's defaults (9 and 6), files a few % larger
-LEVEL_OPTION = {"zstd": "zstd_level", "deflate": "zlevel"}
+LEVEL_OPTION: dict[Codec, str] = {"zstd": "zstd_level", "deflate": "zlevel"}
 COG_BLOCK = 512
 TAGS = {"scale": "1/255", "content": "class probability"}
 
@@ -44,7 +45,7 @@ class ProbabilityWriter:
     """
 
     def __init__(self, path: Path, crs, transform, width: int, height: int, class_names: list[str],
-                 overviews: bool = True, compress: str = "zstd"):
+                 overviews: bool = True, compress: Codec = "zstd"):
         self.path, self.descriptions, self.compress = Path(path), [f"p({name})" for name in class_names], compress
         self.crs, self.transform, self.width, self.height = crs, transform, width, height
         self.factors = overview_factors(width, height, COG_BLOCK) if overviews else []
