@@ -309,8 +309,8 @@ class PredictConfig(Section):
     geofence: str | None = Field(None, description="limit prediction to this area: WKT (EPSG:4326) or a vector file")
     overviews: bool = Field(True, description="internal overviews in the probability COG, for viewing; building them "
                                               "is most of the time left after inference on very large scenes")
-    compress: Codec = Field("zstd", description="probability COG codec (level 1): zstd writes "
-                                                "~3x faster; deflate for readers without zstd")
+    compress: Codec = Field("zstd", description="probability COG codec (level 1): zstd writes faster; deflate for "
+                                                "readers without zstd")
     cuda_graphs: bool = Field(True, description="CUDA: replay the model's forward from a CUDA graph per batch shape "
                                                 "(one launch per batch; costs GPU memory per shape)")
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 GRAIN = 2**21  # blocks are made in multiples of 2 MiB
-SPARE = 16  # and 1/16 larger than asked: requests that vary by a few rows reuse them (z21: ~8 MiB each)
+SPARE = 16  # and 1/16 larger than asked: requests that vary by a few rows reuse them
 
 
 class PinnedPool:

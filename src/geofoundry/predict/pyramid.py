@@ -1,7 +1,7 @@
 """Overview levels built while the rows stream, on the model's device: each level the 2×2 average of the previous.
 
-The COG driver would otherwise read the whole finished map back and average it on the host (on a 40000² scene
-that took twice as long as the inference). Averages honour the mask, as GDAL's ``average`` resampling does: a
+The COG driver would otherwise read the whole finished map back and average it on the host, which on large scenes
+costs more than the inference. Averages honour the mask, as GDAL's ``average`` resampling does: a
 2×2 block's value is the rounded mean of its valid pixels and the block is valid when any of them is; a partial
 block at the right or bottom edge averages what it has (level sizes are GDAL's, ``ceil(size / factor)``).
 """

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 # the PixelFlag bits as uint8 scalars, for masking flag planes in place
 VALID, INSIDE, WANTED = (np.uint8(f) for f in (PixelFlag.VALID, PixelFlag.INSIDE, PixelFlag.WANTED))
 READERS = min(8, max(2, (os.cpu_count() or 2) // 2))  # reading threads, each with its own dataset handle
-GDAL_CACHE_MB = 128  # the source block rows that consecutive strips share (H200: as fast as 256; 64 too small)
+GDAL_CACHE_MB = 128  # the source block rows that consecutive strips share (sizes compared in BENCHMARKS.md)
 M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
 
 
@@ -45,7 +45,7 @@ def memory_returned_to_os(enabled: bool) -> Iterator[None]:
     Otherwise glibc raises that threshold after the first large free, and the strips' arrays, freed by other threads
     than the ones that made them, stay in per-thread heaps (hundreds of MB of resident memory on wide scenes); and
     GDAL's block cache, freed when the scene closes, stays in them too. Only for a model on the GPU: on the CPU its
-    activations would pay fresh page faults on every forward (15 % slower).
+    activations would pay fresh page faults on every forward, which slows inference.
     """
     trim = None
     if enabled:

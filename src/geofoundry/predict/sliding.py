@@ -47,9 +47,8 @@ class PixelFlag(enum.IntFlag):
 FlagReader = Callable[[int, int, int, int, np.ndarray], None]
 # (lane, row, first column, end column, out) fill out (C, tile, end - first) with the bands, in the source dtype
 BandReader = Callable[[int, int, int, int, np.ndarray], None]
-# strips read ahead of the one the model runs (the ring holds one buffer more). H200: one is as fast as two on a
-# 40000² scene, and faster than two or eight on zanzibar_tz_z21 (median 0.423 s against 0.440 s and 0.451–0.463 s:
-# fewer threads contend for the GIL), with 0.27 GiB less resident memory there than eight
+# strips read ahead of the one the model runs (the ring holds one buffer more): one keeps the reading lanes busy,
+# and fewer threads contend for the GIL and hold memory (BENCHMARKS.md, predict)
 STRIPS_AHEAD = 1
 
 

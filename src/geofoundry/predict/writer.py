@@ -30,7 +30,7 @@ from .tiles import LevelTiles, encoder
 
 THREADS = min(8, os.cpu_count() or 1)  # tile compression
 PENDING = 2  # strips queued for the writing threads before ``write`` waits
-LEVEL = 1  # zstd and deflate: several times faster than GDAL's defaults (9 and 6), files a few % larger
+LEVEL = 1  # zstd and deflate: much faster than GDAL's defaults (9 and 6), for slightly larger files
 LEVEL_OPTION: dict[Codec, str] = {"zstd": "zstd_level", "deflate": "zlevel"}
 COG_BLOCK = 512
 TAGS = {"scale": "1/255", "content": "class probability"}

@@ -26,8 +26,8 @@ _MIX = tuple(np.uint64(m) for m in (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94
 
 def uniforms(seeds: Sequence[int], n: int) -> np.ndarray:
     """(len(seeds), n) uniforms in [0, 1): value i of a seed is the SplitMix64 hash of ``(seed, i)``, a
-    counter-based stream per seed, so a whole batch is drawn in a few array operations (about 10 µs for 32 seeds,
-    where a numpy Generator per seed takes 15–30 µs each)."""
+    counter-based stream per seed, so a whole batch is drawn in a few array operations rather than a numpy
+    Generator per seed (BENCHMARKS.md, train)."""
     z = (np.asarray(seeds, np.uint64)[:, None] << np.uint64(8)) + np.arange(1, n + 1, dtype=np.uint64)
     z = z * _MIX[0]
     z = (z ^ (z >> np.uint64(30))) * _MIX[1]
