@@ -206,7 +206,7 @@ def write_vectors(path: Path, gdf: gpd.GeoDataFrame) -> None:
 
 def evaluate(root: Path, vectors: str, **cfg) -> dict:
     return run(EvaluateConfig(**cfg), root / "selection", root / "predictions", root / vectors,
-               root / f"metrics_{vectors}.json", root / f"plots_{vectors}")
+               root / f"metrics_{vectors}.json", root / f"plots_{vectors}", root / f"report_{vectors}.json")
 
 
 def test_dev_scene_truth_against_itself_is_perfect(dev):
@@ -248,7 +248,10 @@ def test_dev_scene_with_removed_and_shifted_objects(dev):
         assert m[key] == {name: {"object": m["object"], "pixel": m["pixel"]}}  # one class, site and scene
     assert m["per_level"] == {level: {"object": m["object"], "pixel": m["pixel"]}
                               for level in ("structure", "structure/building")}
-    assert m["n_scenes"] == 1 and json.loads((root / "metrics_edited.json").read_text()) == m
+    assert m["n_scenes"] == 1 and json.loads((root / "report_edited.json").read_text()) == m
+    headline = json.loads((root / "metrics_edited.json").read_text())  # the few figures experiments compare
+    assert headline == {"object": {k: m["object"][k] for k in ("precision", "recall", "f1", "ap")},
+                        "pixel": {k: m["pixel"][k] for k in ("iou", "f1")}, "site_f1": {"kampala_ug": m["object"]["f1"]}}
 
     plots = root / "plots_edited"
     pr = {"recall", "precision", "threshold"}
@@ -269,17 +272,20 @@ def test_dev_scene_with_removed_and_shifted_objects(dev):
 def test_missing_inputs_raise_clear_errors(dev, tmp_path):
     root, _, _ = dev
     with pytest.raises(GeofoundryError, match="no prediction rasters"):
-        run(EvaluateConfig(), root / "selection", tmp_path, tmp_path, tmp_path / "m.json", tmp_path / "p")
+        run(EvaluateConfig(), root / "selection", tmp_path, tmp_path, tmp_path / "m.json", tmp_path / "p",
+            tmp_path / "r.json")
     with pytest.raises(GeofoundryError, match=f"{SCENE}.gpkg"):
-        run(EvaluateConfig(), root / "selection", root / "predictions", tmp_path, tmp_path / "m.json", tmp_path / "p")
+        run(EvaluateConfig(), root / "selection", root / "predictions", tmp_path, tmp_path / "m.json", tmp_path / "p",
+            tmp_path / "r.json")
     (tmp_path / "bad").mkdir()
     gpd.GeoDataFrame({"score": [0.5]}, geometry=[box(0, 0, 1, 1)], crs="EPSG:3857").to_file(
         tmp_path / "bad" / f"{SCENE}.gpkg", layer="objects")
     with pytest.raises(GeofoundryError, match=r"lacks the column\(s\) \['class_id'\]"):
         run(EvaluateConfig(), root / "selection", root / "predictions", tmp_path / "bad", tmp_path / "m.json",
-            tmp_path / "p")
+            tmp_path / "p", tmp_path / "r.json")
     with pytest.raises(GeofoundryError, match="scenes.parquet"):
-        run(EvaluateConfig(), tmp_path, root / "predictions", tmp_path, tmp_path / "m.json", tmp_path / "p")
+        run(EvaluateConfig(), tmp_path, root / "predictions", tmp_path, tmp_path / "m.json", tmp_path / "p",
+            tmp_path / "r.json")
 
 
 def test_breakdowns_by_size_gsd_and_block_context(dev, tmp_path):
@@ -297,7 +303,7 @@ def test_breakdowns_by_size_gsd_and_block_context(dev, tmp_path):
     gpd.GeoDataFrame({"block_id": ["w", "e"], "vegetation": [0.05, 0.5], "split": ["test", "test"]},
                      geometry=cells, crs="EPSG:3857").to_parquet(tmp_path / "selection" / "blocks.parquet")
     m = run(EvaluateConfig(), tmp_path / "selection", root / "predictions", tmp_path / "vec", tmp_path / "m.json",
-            tmp_path / "plots")
+            tmp_path / "plots", tmp_path / "r.json")
     total = {k: m["object"][k] for k in ("tp", "fp", "fn")}
     for key in ("by_size", "by_gsd", "by_vegetation"):
         assert {k: sum(b[k] for b in m[key].values()) for k in total} == total, key

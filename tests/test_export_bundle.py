@@ -241,7 +241,8 @@ def test_gto_versions_and_dvc_artifacts_get(exported, spacenet_root, tmp_path):
 
 
 def test_evaluate_bundle_on_a_client_dataset(exported, small_raw, tmp_path):
-    """`geofoundry evaluate --bundle --data`: the acceptance run writes the keys of metrics/evaluate.json."""
+    """`geofoundry evaluate --bundle --data`: the acceptance run writes the keys of metrics/evaluate.json and the
+    breakdowns of reports/evaluate.json, and prints the headline."""
     proc = cli("evaluate", "--bundle", str(exported["bundle"]), "--data", str(small_raw), "--out", "acc",
                cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -249,7 +250,9 @@ def test_evaluate_bundle_on_a_client_dataset(exported, small_raw, tmp_path):
     for section, key in [("object", "f1"), ("object", "precision"), ("object", "recall"), ("pixel", "iou"),
                          ("pixel", "f1")]:
         assert 0 <= metrics[section][key] <= 1
-    assert sorted(metrics["per_scene"]) == ["kampala_ug_z19", "nairobi_ke_z19"]
+    assert sorted(metrics["site_f1"]) == ["kampala_ug", "nairobi_ke"] and "object AP" in proc.stderr
+    report = json.loads((tmp_path / "acc" / "report.json").read_text())
+    assert sorted(report["per_scene"]) == ["kampala_ug_z19", "nairobi_ke_z19"]
     assert len(list((tmp_path / "acc" / "plots" / "overlays").glob("*.png"))) == 2
 
 

@@ -1,4 +1,5 @@
-"""Evaluate stage: object and pixel metrics of every predicted scene → ``metrics/evaluate.json``, plots, overlays.
+"""Evaluate stage: object and pixel metrics of every predicted scene → the headline figures
+(``metrics/evaluate.json``), the full report with every breakdown (``reports/evaluate.json``), plots, overlays.
 
 Object metrics use the objects whose representative point lies in the evaluation area and whose area is at least
 ``min_area_m2``; pixel metrics use every polygon, rasterized on the prediction grid, inside the evaluation area.
@@ -29,6 +30,7 @@ from .scene import ClassObjects, SceneResult, evaluate_scene
 
 MAX_CURVE_POINTS = 1000
 DIGITS = 6
+HEADLINE = {"object": ("precision", "recall", "f1", "ap"), "pixel": ("iou", "f1")}
 
 
 def _load_selection(selection_dir: Path) -> tuple[pd.DataFrame, list[str], list[str]]:
@@ -70,6 +72,16 @@ def summarize(results: Sequence[SceneResult], classes: Sequence[int]) -> dict:
     return {
         "object": _rounded({**prf(o.tp, o.fp, o.fn), "ap": ap, "tp": o.tp, "fp": o.fp, "fn": o.fn}),
         "pixel": _rounded(scores(tp, fp, fn)),
+    }
+
+
+def headline(report: dict) -> dict:
+    """The figures experiments are compared by: object precision, recall, F1 and AP, pixel IoU and F1, object F1
+    per site (a few short keys, so that ``dvc exp show`` fits a terminal)."""
+    return {
+        "object": {k: report["object"][k] for k in HEADLINE["object"]},
+        "pixel": {k: report["pixel"][k] for k in HEADLINE["pixel"]},
+        "site_f1": {site: m["object"]["f1"] for site, m in report["per_site"].items()},
     }
 
 
@@ -124,8 +136,10 @@ def run(
     vectors_dir: Path,
     metrics_path: Path,
     plots_dir: Path,
+    report_path: Path,
 ) -> dict:
-    """Evaluate every scene that has a prediction raster; write metrics, plot data and overlays; return the metrics."""
+    """Evaluate every scene that has a prediction raster; write the headline metrics, the report, plot data and
+    overlays; return the report (:func:`headline` picks the metrics from it)."""
     selection_dir, predictions_dir, vectors_dir = Path(selection_dir), Path(predictions_dir), Path(vectors_dir)
     plots_dir = Path(plots_dir)
     scenes, names, paths = _load_selection(selection_dir)
@@ -155,7 +169,7 @@ def run(
     classes = range(1, len(names))
     per_scene = {r.scene_id: summarize([r], classes) for r in results}
     cm = sum(r.confusion for r in results)
-    metrics = {
+    report = {
         **summarize(results, classes),
         "n_scenes": len(results),
         "per_class": {names[k]: summarize(results, [k]) for k in classes},
@@ -170,5 +184,6 @@ def run(
     write_json(plots_dir / "per_context.json", context_records(by))
     for name, records in _plots(results, names, per_scene).items():
         write_json(plots_dir / name, records)
-    write_json(metrics_path, metrics)
-    return metrics
+    write_json(report_path, report)
+    write_json(metrics_path, headline(report))
+    return report

@@ -84,7 +84,8 @@ def evaluate_command(
     params: Path = PARAMS, verbose: bool = VERBOSE,
 ):
     """Run the evaluate stage; or, with --bundle and --data, evaluate a delivered bundle on any raw-layout dataset
-    (a client's acceptance test): OUT/evaluate.json with the keys of metrics/evaluate.json, plots and overlays."""
+    (a client's acceptance test): OUT/evaluate.json with the keys of metrics/evaluate.json, OUT/report.json with
+    the breakdowns of reports/evaluate.json, plots and overlays."""
     if bundle is None:
         if data is not None:
             raise _fail("evaluate", GeofoundryError("--data needs --bundle <dir>; without it the stage runs"))
@@ -97,10 +98,13 @@ def evaluate_command(
         from ..config import EvaluateConfig
         from ..delivery.acceptance import evaluate_bundle
 
-        metrics = evaluate_bundle(open_bundle(bundle), data, out, EvaluateConfig(iou_threshold=iou), threads)
+        from .stages.evaluate import headline_table
+
+        report = evaluate_bundle(open_bundle(bundle), data, out, EvaluateConfig(iou_threshold=iou), threads)
     except GeofoundryError as e:
         raise _fail("evaluate", e) from None
-    console.print(f"object F1 {metrics['object']['f1']:.3f}, pixel IoU {metrics['pixel']['iou']:.3f} → {out}")
+    console.print(headline_table(report))
+    console.print(f"→ {out}/evaluate.json, {out}/report.json, {out}/plots/")
 
 
 @app.command("compile-gpu")
