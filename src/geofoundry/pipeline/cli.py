@@ -7,11 +7,39 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from .. import __version__
 from ..errors import GeofoundryError
 from .runner import STAGES, console, report_error, run_stage, setup_logging
 
 app = typer.Typer(help="geofoundry: GeoTIFF scenes + vector labels → reproducible, deployable detectors.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
+
+
+def versions() -> str:
+    """geofoundry's version, and those of the libraries its results depend on (for bug reports)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import rasterio
+
+    found = [f"GDAL {rasterio.__gdal_version__}"]
+    for name in ("rasterio", "onnxruntime", "torch", "dvc"):
+        try:
+            found.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            found.append(f"{name} not installed")
+    return f"geofoundry {__version__} ({', '.join(found)})"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(versions())
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                      help="print the versions of geofoundry, GDAL and the main libraries, and exit")):
+    """geofoundry: GeoTIFF scenes + vector labels → reproducible, deployable detectors."""
 
 PARAMS = typer.Option(Path("params.yaml"), "--params", "-p", help="parameters file")
 VERBOSE = typer.Option(False, "--verbose", "-v", help="debug logging")

@@ -19,6 +19,10 @@ from .paths import Paths
 
 STAGES = ("select", "preprocess", "train", "predict", "postprocess", "evaluate", "export")
 console = Console(stderr=True)
+# Library warnings that say nothing a user can act on: (message regex, category)
+HARMLESS = (
+    ("Use `@` matmul instead of `\\*` mul operator", PendingDeprecationWarning),  # rasterio under affine >= 3
+)
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -29,8 +33,29 @@ def setup_logging(verbose: bool = False) -> None:
     else:
         handler, fmt = logging.StreamHandler(sys.stderr), "%(asctime)s %(levelname)s %(name)s: %(message)s"
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=fmt, handlers=[handler], force=True)
-    logging.captureWarnings(True)
     warnings.simplefilter("default", UserWarning)
+    for message, category in HARMLESS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+    warnings.showwarning = log_warning
+
+
+def log_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one log line: its message, and for a library's, the category and the library (instead of the
+    file, line number and source line that Python prints)."""
+    text = " ".join(str(message).split())
+    package = top_package(filename)
+    if package != "geofoundry":
+        text += f" ({category.__name__} from {package})"
+    logging.getLogger("warnings").warning(text)
+
+
+def top_package(filename: str) -> str:
+    """The top-level package a source file belongs to (its folder under site-packages or src), else its name."""
+    parts = Path(filename).parts
+    for i in range(len(parts) - 2, -1, -1):
+        if parts[i] in ("site-packages", "dist-packages", "src"):
+            return Path(parts[i + 1]).stem
+    return Path(filename).stem
 
 
 def stage_module(name: str) -> ModuleType:
