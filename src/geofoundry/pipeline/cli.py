@@ -262,6 +262,48 @@ def catalog_command(
         raise typer.Exit(1) from None
 
 
+@app.command("ingest")
+def ingest_command(
+    scenes: list[Path] = typer.Argument(..., help="scene files (GeoTIFF, JPEG2000, VRT, …), folders of them, or "
+                                        ".txt lists of them"),
+    labels: Path = typer.Option(..., "--labels", "-l", help="one labels file in any vector format GDAL reads "
+                                "(GeoPackage, GeoJSON, Shapefile, FlatGeobuf, …), in any CRS", dir_okay=False),
+    out: Path = typer.Option(Path("data/raw"), "--out", "-o", help="the dataset folder to write", file_okay=False),
+    class_column: str = typer.Option(None, "--class-column", help="the labels' column of class names or paths "
+                                     "(default: class_path or class)"),
+    class_path: str = typer.Option(None, "--class", help="one class path for every label, e.g. structure/building"),
+    layer: str = typer.Option(None, help="the labels file's layer, when it has several"),
+    bands: str = typer.Option(None, help="band names of every scene, in order, e.g. red,green,blue,nir (default: "
+                              "the files' band descriptions or colour interpretation)"),
+    site: str = typer.Option(None, help="site of every scene (default: each scene's id, its file name)"),
+    country: str = typer.Option("", help="ISO 3166-1 alpha-2 country code of every scene"),
+    sensor: str = typer.Option("unknown", help="sensor of every scene, e.g. aerial-rgb, worldview-3"),
+    group: str = typer.Option(None, help="group of every scene: scenes over the same ground (default: the site)"),
+    acquired: str = typer.Option(None, help="ISO acquisition date of every scene (default: the TIFF date tag)"),
+    labelled_area: Path = typer.Option(None, "--labelled-area", help="polygons where the labels are complete "
+                                       "(default: every scene's whole valid area)", dir_okay=False),
+    licence: str = typer.Option(None, help="licence and attribution of the data (DATASET.md, the model card)"),
+    force: bool = typer.Option(False, "--force", help="replace OUT if it exists"),
+    verbose: bool = VERBOSE,
+):
+    """Bring your own data: scenes and one labels file → a dataset in the raw layout (docs/RAW_LAYOUT.md): scenes.csv
+    from the files, tiled GeoTIFFs, labels per scene in lon/lat. Then version it with DVC (the command is printed)."""
+    from ..ingest import IngestOptions, ingest
+
+    setup_logging(verbose)
+    opts = IngestOptions(class_column, class_path, layer, [b.strip().lower() for b in bands.split(",")] if bands
+                         else None, site, country, sensor, group, acquired, labelled_area, licence, force)
+    try:
+        summary = ingest(scenes, labels, out, opts)
+    except GeofoundryError as e:
+        raise _fail("ingest", e) from None
+    track = "dvc commit -f data.dvc" if Path("data.dvc").is_file() and out.resolve() == Path("data/raw").resolve() \
+        else f"dvc add {out}"
+    console.print(f"ingest: {summary['scenes']} scenes, {summary['labels']} labels {summary['classes']} → {out}\n"
+                  f"next: {track} && dvc push, then geofoundry catalog / geofoundry select --class <path> --write",
+                  highlight=False)
+
+
 @app.command("models")
 def models_command(count: bool = typer.Option(True, help="build each preset to count its parameters")):
     """List the model presets that `arch` can name, with their bricks and parameter counts (3 bands, 2 classes)."""
