@@ -262,10 +262,15 @@ def test_dev_scene_with_removed_and_shifted_objects(dev):
         assert records and all(set(r) == keys for r in records), name
     assert len(json.loads((plots / "confusion.json").read_text())) == n - 5 + 2 + 5
     assert len(json.loads((plots / "pixel_pr.json").read_text())) == 256
-    png = plots / "overlays" / f"{SCENE}.png"
-    assert png.stat().st_size < 1_000_000
-    with Image.open(png) as img:
-        colors = {c for _, c in img.convert("RGB").getcolors(1 << 20)}
+    pngs = sorted((plots / "overlays").glob(f"{SCENE}__*.png"))  # one per 150 m cell with evaluated pixels
+    assert len(pngs) >= 2
+    colors = set()
+    for png in pngs:
+        with Image.open(png) as img:
+            assert img.width >= 720 and img.height > 2 * WINDOW.height / len(pngs)  # small blocks drawn at 2×
+            colors |= {c for _, c in img.convert("RGB").getcolors(1 << 20)}
+            header = {c for _, c in img.convert("RGB").crop((0, 0, img.width, 40)).getcolors(1 << 20)}
+        assert {(255, 255, 255), (0, 255, 0), (255, 0, 0), (255, 255, 0)} <= header  # title and legend
     assert {(0, 255, 0), (255, 0, 0), (255, 255, 0)} <= colors
 
 

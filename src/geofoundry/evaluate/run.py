@@ -24,7 +24,7 @@ from ..errors import GeofoundryError
 from ..io.atomic import write_json
 from .breakdown import breakdowns, context_records, outcomes
 from .objects import average_precision, prf
-from .overlay import render
+from .overlay import block_figures, overlay_blocks, render
 from .pixels import class_counts, pr_curve, scores
 from .scene import ClassObjects, SceneResult, evaluate_scene
 
@@ -154,17 +154,25 @@ def run(
     if no_vectors:
         raise GeofoundryError(f"{no_vectors}: missing; every prediction raster needs its vectors (run postprocess)")
 
+    blocks_path = selection_dir / "blocks.parquet"
+    blocks = gpd.read_parquet(blocks_path) if blocks_path.is_file() else None
+    overlays = plots_dir / "overlays"
+    for stale in overlays.glob("*.png"):
+        stale.unlink()
     results, placed = [], []
     for pred_path, vector_path in tqdm(list(zip(pred_paths, vector_paths)), desc="evaluate", unit="scene"):
         row = scenes.loc[pred_path.stem]
         result, grid = evaluate_scene(row, pred_path, vector_path, names[1:], paths[1:], cfg)
-        render(row["image_path"], grid, result.outlines, plots_dir / "overlays" / f"{result.scene_id}.png")
+        for block, window in overlay_blocks(grid, blocks):
+            f = block_figures(result.outlines, grid, window)
+            title = (f"{result.scene_id} · block {block} · object F1 {f['f1']:.2f} (P {f['precision']:.2f}, "
+                     f"R {f['recall']:.2f}) · {f['tp']} TP, {f['fp']} FP, {f['fn']} FN")
+            render(row["image_path"], grid, window, result.outlines, title,
+                   overlays / f"{result.scene_id}__{block}.png")
         placed.append(outcomes(result.outlines, grid.crs, float(row["gsd_m"])))
-        result.outlines = {}  # geometries are only needed for the overlay and the breakdowns
+        result.outlines = {}  # geometries are only needed for the overlays and the breakdowns
         results.append(result)
-    blocks_path = selection_dir / "blocks.parquet"
-    by = breakdowns(pd.concat(placed, ignore_index=True), gpd.read_parquet(blocks_path) if blocks_path.is_file()
-                    else None)
+    by = breakdowns(pd.concat(placed, ignore_index=True), blocks)
 
     classes = range(1, len(names))
     per_scene = {r.scene_id: summarize([r], classes) for r in results}
