@@ -246,6 +246,8 @@ def catalog_command(
     params: Path = PARAMS, verbose: bool = VERBOSE,
     raw: Path = typer.Option(None, help="raw dataset folder (default data/raw)"),
     out: Path = typer.Option(Path("data/catalog"), help="output folder: scenes.parquet, blocks.parquet"),
+    formats: list[str] = typer.Option(None, "--format", help="also write the layers as gpkg (catalog.gpkg) or fgb "
+                                      "(scenes.fgb, blocks.fgb), for QGIS and GDAL older than 3.5 (repeat)"),
 ):
     """Build the catalog (GeoParquet of scenes and blocks: contexts, label counts per class level) of a raw dataset."""
     from ..catalog import run as build
@@ -255,8 +257,10 @@ def catalog_command(
     setup_logging(verbose)
     try:
         cfg = load_params(params).select
-        summary = build(raw or Paths(params.parent).raw, out, cfg.split.block_size_m, cfg.context_gsd_m)
-        console.print(f"catalog: {summary['scenes']} scenes, {summary['blocks']} scene blocks in {out}")
+        summary = build(raw or Paths(params.parent).raw, out, cfg.split.block_size_m, cfg.context_gsd_m,
+                        tuple(formats or ()))
+        console.print(f"catalog: {summary['scenes']} scenes, {summary['blocks']} scene blocks in {out}"
+                      + "".join(f", {p}" for p in summary["exported"]))
     except GeofoundryError as e:
         console.print(f"[bold red]error[/] (catalog): {e}")
         raise typer.Exit(1) from None
