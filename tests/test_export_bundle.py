@@ -141,6 +141,34 @@ def test_bundle_predict_loads_no_torch(bundle_run):
     assert not {m for m in bundle_run["modules"] if m.split(".")[0] in ("torch", "segmentation_models_pytorch")}
 
 
+@pytest.mark.slow
+def test_inference_install_predicts_without_torch(exported, small_raw, tmp_path):
+    """`pip install geofoundry[inference]` (pinned) in a new venv: no torch, and `geofoundry predict --bundle` and
+    `geofoundry --version` work there; a training command says what to install."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    clean = {k: v for k, v in env().items() if k != "PYTHONPATH"}  # only what the venv installed
+    pip = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "-c",
+                          str(ROOT / "requirements.lock"), f"{ROOT}[inference]"], env=clean, capture_output=True,
+                         text=True, timeout=1200)
+    assert pip.returncode == 0, pip.stderr[-3000:]
+    for absent in ("torch", "segmentation_models_pytorch", "dvc"):
+        probe = subprocess.run([str(venv / "bin" / "python"), "-c", f"import {absent}"], env=clean)
+        assert probe.returncode != 0, f"{absent} is installed"
+    geofoundry = str(venv / "bin" / "geofoundry")
+    assert "torch not installed" in subprocess.run([geofoundry, "--version"], env=clean, capture_output=True,
+                                                   text=True).stdout
+    proc = subprocess.run([geofoundry, "predict", "--bundle", str(exported["bundle"]),
+                           str(small_raw / "images" / f"{SCENE}.tif"), "--out", "out"], cwd=tmp_path, env=clean,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with rasterio.open(tmp_path / "out" / f"{SCENE}.tif") as ds:
+        assert ds.count == 1 and ds.scales == (1 / 255,)
+    assert [name for name, _ in pyogrio.list_layers(tmp_path / "out" / f"{SCENE}.gpkg")] == ["objects"]
+    models = subprocess.run([geofoundry, "models", "--no-count"], env=clean, capture_output=True, text=True)
+    assert models.returncode == 1 and "torch is not installed" in models.stderr and "geofoundry[train]" in models.stderr
+
+
 def _tamper_byte(b: Path, out: Path):
     data = bytearray((b / "model.onnx").read_bytes())
     data[len(data) // 2] ^= 1

@@ -45,11 +45,20 @@ PARAMS = typer.Option(Path("params.yaml"), "--params", "-p", help="parameters fi
 VERBOSE = typer.Option(False, "--verbose", "-v", help="debug logging")
 
 
+def missing_stack(e: ModuleNotFoundError) -> GeofoundryError:
+    """An inference-only install lacks the training stack: say which package and how to add it."""
+    return GeofoundryError(f"{e.name} is not installed: this command needs the pipeline's training stack "
+                           "(pip install -c requirements.lock \"geofoundry[train]\"; docs/INSTALL.md)")
+
+
 def _stage_command(name: str):
     def command(params: Path = PARAMS, verbose: bool = VERBOSE) -> None:
         setup_logging(verbose)
         try:
-            run_stage(name, params)
+            try:
+                run_stage(name, params)
+            except ModuleNotFoundError as e:
+                raise missing_stack(e) from None
         except GeofoundryError as e:
             report_error(name, e)
             raise typer.Exit(1) from None
@@ -311,7 +320,10 @@ def ingest_command(
 @app.command("models")
 def models_command(count: bool = typer.Option(True, help="build each preset to count its parameters")):
     """List the model presets that `arch` can name, with their bricks and parameter counts (3 bands, 2 classes)."""
-    from ..models.registry import PRESETS, build_model, count_parameters
+    try:
+        from ..models.registry import PRESETS, build_model, count_parameters
+    except ModuleNotFoundError as e:
+        raise _fail("models", missing_stack(e)) from None
 
     table = Table("arch", "smp architecture", "encoder", "params (M)", "bricks")
     for p in PRESETS.values():
