@@ -91,6 +91,23 @@ def test_shapefile_and_flatgeobuf_labels(inputs, tmp_path, name, opts):
     assert summary["classes"] == {"structure/building": len(labels)}
 
 
+def test_labelled_area_is_recorded_and_scenes_outside_it_left_out(inputs, tmp_path):
+    src, labels = inputs
+    nairobi = labels.cx[36:37, :]  # Nairobi's labels: their hull is where labels are complete
+    area = gpd.GeoDataFrame(geometry=[nairobi.geometry.union_all().convex_hull], crs=labels.crs)
+    area.to_file(tmp_path / "area.fgb", driver="FlatGeobuf")
+    with pytest.warns(UserWarning, match=f"{SCENES[0]}.jp2: lies outside the labelled area"), \
+            pytest.warns(UserWarning, match="206 of 386 labels lie on no scene"):
+        ingest([src / "scenes"], src / "labels.gpkg", tmp_path / "raw", IngestOptions(
+            bands=["red", "green", "blue"], labelled_area=tmp_path / "area.fgb"))
+    scenes = load_scenes(tmp_path / "raw")
+    assert scenes["scene_id"].tolist() == [SCENES[1]]
+    assert not (tmp_path / "raw" / "images" / f"{SCENES[0]}.tif").exists()
+    assert scenes["labelled_area"].tolist() == [f"areas/{SCENES[1]}.geojson"]
+    got = gpd.read_file(tmp_path / "raw" / "areas" / f"{SCENES[1]}.geojson")
+    assert len(got) == 1 and shapely.hausdorff_distance(got.geometry.iloc[0], area.geometry.iloc[0]) < 1e-7
+
+
 def test_bad_labels_are_refused_clearly(inputs, tmp_path):
     src, labels = inputs
     scenes = [src / "scenes" / f"{SCENES[1]}.vrt"]

@@ -80,9 +80,8 @@ def ingest(sources: list[Path], labels_path: Path, out: Path, opts: IngestOption
 
 def _write(files, ids, facts, labels, area, tmp: Path, opts: IngestOptions) -> tuple[list[dict], set[int]]:
     """Every scene's GeoTIFF, labels and labelled area under ``tmp``; the scenes.csv rows and the labels placed."""
-    for sub in ("images", "labels", "areas" if area is not None else None):
-        if sub:
-            (tmp / sub).mkdir()
+    for sub in ["images", "labels"] + (["areas"] if area is not None else []):
+        (tmp / sub).mkdir()
     rows, placed = [], set()
     for path, sid, fact in track(list(zip(files, ids, facts)), "ingest: scenes"):
         image = f"images/{sid}.tif"

@@ -304,8 +304,10 @@ def ingest_command(
     from ..ingest import IngestOptions, ingest
 
     setup_logging(verbose)
-    opts = IngestOptions(class_column, class_path, layer, [b.strip().lower() for b in bands.split(",")] if bands
-                         else None, site, country, sensor, group, acquired, labelled_area, licence, force)
+    names = [b.strip().lower() for b in bands.split(",")] if bands else None
+    opts = IngestOptions(class_column=class_column, class_path=class_path, layer=layer, bands=names, site=site,
+                         country=country, sensor=sensor, group=group, acquired=acquired,
+                         labelled_area=labelled_area, licence=licence, force=force)
     try:
         summary = ingest(scenes, labels, out, opts)
     except GeofoundryError as e:
