@@ -4,8 +4,6 @@ Shapefile, a FlatGeobuf) → a raw-layout dataset that loads, checks and runs se
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import geopandas as gpd
 import numpy as np
@@ -14,12 +12,14 @@ import pytest
 import rasterio
 import rasterio.shutil
 import shapely
+from typer.testing import CliRunner
 
 from geofoundry.errors import GeofoundryError
 from geofoundry.ingest import IngestOptions, ingest
 from geofoundry.io.raw import check_image, load_scenes, read_labels
+from geofoundry.pipeline.cli import app
 
-from .project import env, make_project, sh
+from .project import make_project, sh
 
 SCENES = ("kampala_ug_z19", "nairobi_ke_z19")
 
@@ -130,10 +130,9 @@ def test_bad_labels_are_refused_clearly(inputs, tmp_path):
 def test_cli_refuses_an_existing_dataset_without_force(ingested, inputs):
     out, _ = ingested
     src, _ = inputs
-    args = [sys.executable, "-m", "geofoundry", "ingest", str(src / "scenes" / f"{SCENES[1]}.vrt"), "--labels",
-            str(src / "labels.gpkg"), "--out", str(out)]
-    proc = subprocess.run(args, capture_output=True, text=True, env=env())
-    assert proc.returncode == 1 and "exists and is not empty; choose another folder or pass --force" in proc.stderr
+    res = CliRunner().invoke(app, ["ingest", str(src / "scenes" / f"{SCENES[1]}.vrt"), "--labels",
+                                   str(src / "labels.gpkg"), "--out", str(out)])
+    assert res.exit_code == 1 and "exists and is not empty; choose another folder or pass --force" in res.output
     assert len(load_scenes(out)) == 2, "the dataset is untouched"
 
 
