@@ -166,7 +166,7 @@ def test_inference_install_predicts_without_torch(exported, small_raw, tmp_path)
         assert ds.count == 1 and ds.scales == (1 / 255,)
     assert [name for name, _ in pyogrio.list_layers(tmp_path / "out" / f"{SCENE}.gpkg")] == ["objects"]
     models = subprocess.run([geofoundry, "models", "--no-count"], env=clean, capture_output=True, text=True)
-    assert models.returncode == 1 and "torch is not installed" in models.stderr
+    assert models.returncode == 1 and "is not installed: this command needs the pipeline's training" in models.stderr
     assert 'pip install -c requirements.lock "geofoundry[train]"' in models.stderr
 
 

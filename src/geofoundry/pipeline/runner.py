@@ -12,6 +12,7 @@ from types import ModuleType
 
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from ..errors import GeofoundryError
 from .params import load_params
@@ -70,8 +71,9 @@ def run_stage(name: str, params_path: str | Path = "params.yaml", root: str | Pa
 
 
 def report_error(name: str, err: GeofoundryError) -> None:
-    """Print a bad-input error without a traceback (unwrapped, so it can be grepped and copied)."""
-    console.print(f"[bold red]error[/] ({name}): {err}", soft_wrap=True, highlight=False)
+    """Print a bad-input error without a traceback (unwrapped, so it can be grepped and copied; brackets in it are
+    text, not markup)."""
+    console.print(f"[bold red]error[/] ({name}): {escape(str(err))}", soft_wrap=True, highlight=False)
 
 
 def main(stage: ModuleType) -> None:
