@@ -50,7 +50,7 @@ class Task:
         elapsed = time.monotonic() - self._start
         of = f"/{self.total}" if self.total else ""
         eta = ""
-        if self.total and self.done:
+        if self.total and 0 < self.done < self.total:
             eta = f", eta {timedelta(seconds=round(elapsed * (self.total - self.done) / self.done))}"
         info = f", {self._info}" if self._info else ""
         log.info("%s: %d%s%s, %s elapsed%s", self.description, self.done, of, info,

@@ -246,7 +246,7 @@ def select_command(
         console.print_json(data=preview(params, changes))
         console.print("preview only: add --write to store this query in params.yaml and write data/selection")
     except GeofoundryError as e:
-        console.print(f"[bold red]error[/] (select): {e}")
+        report_error("select", e)
         raise typer.Exit(1) from None
 
 
@@ -271,7 +271,7 @@ def catalog_command(
         console.print(f"catalog: {summary['scenes']} scenes, {summary['blocks']} scene blocks in {out}"
                       + "".join(f", {p}" for p in summary["exported"]))
     except GeofoundryError as e:
-        console.print(f"[bold red]error[/] (catalog): {e}")
+        report_error("catalog", e)
         raise typer.Exit(1) from None
 
 
