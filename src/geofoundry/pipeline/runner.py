@@ -24,10 +24,13 @@ console = Console(stderr=True)
 HARMLESS = (
     ("Use `@` matmul instead of `\\*` mul operator", PendingDeprecationWarning),  # rasterio under affine >= 3
 )
+QUIET_LOGGERS = ("numexpr",)  # INFO lines about their own setup ("NumExpr defaulting to 2 threads")
 
 
 def setup_logging(verbose: bool = False) -> None:
-    """Rich log lines in a terminal; plain, unwrapped, timestamped lines in CI logs and `dvc repro` output."""
+    """Rich log lines in a terminal; plain, unwrapped, timestamped lines in CI logs and `dvc repro` output. Warnings
+    become one log line each (:func:`log_warning`); :data:`HARMLESS` ones and :data:`QUIET_LOGGERS`' INFO lines are
+    not shown."""
     if console.is_terminal:
         handler: logging.Handler = RichHandler(console=console, show_path=False)
         fmt = "%(message)s"
@@ -38,6 +41,8 @@ def setup_logging(verbose: bool = False) -> None:
     for message, category in HARMLESS:
         warnings.filterwarnings("ignore", message=message, category=category)
     warnings.showwarning = log_warning
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def log_warning(message, category, filename, lineno, file=None, line=None) -> None:
