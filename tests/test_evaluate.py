@@ -340,3 +340,23 @@ def test_gsd_bins_join_scenes_that_round_alike():
     by_gsd = breakdowns(frame, None)["by_gsd"]
     assert list(by_gsd) == ["0.15m", "0.30m"]
     assert {k: by_gsd["0.30m"][k] for k in ("tp", "fp", "fn")} == {"tp": 2, "fp": 1, "fn": 1}
+
+
+def test_overlay_blocks_figures_and_cap(dev, monkeypatch):
+    """Each block counts the objects whose point lies in it; a scene gets the blocks with the most objects first."""
+    from geofoundry.evaluate import overlay
+    from geofoundry.evaluate.breakdown import outcomes
+
+    _, truth, grid = dev
+    counted = list(truth.geometry[truth["counted"]])
+    placed = outcomes({"tp": counted[::2], "fp": [], "fn": counted[1::2]}, grid.crs, 0.3)
+    blocks, n = overlay.overlay_blocks(grid, None, placed)
+    assert n == len(blocks) >= 3
+    assert sum(f["tp"] for _, _, f in blocks) == len(counted[::2])
+    assert sum(f["fn"] for _, _, f in blocks) == len(counted[1::2])
+    empty, _ = overlay.overlay_blocks(grid, None, outcomes({"tp": [], "fp": [], "fn": []}, grid.crs, 0.3))
+    assert len(empty) == n and all(f["tp"] == f["fp"] == f["fn"] == 0 for _, _, f in empty)
+    busiest = sorted(f["tp"] + f["fn"] for _, _, f in blocks)[-2:]
+    monkeypatch.setattr(overlay, "MAX_PER_SCENE", 2)
+    capped, n_capped = overlay.overlay_blocks(grid, None, placed)
+    assert n_capped == n and sorted(f["tp"] + f["fn"] for _, _, f in capped) == busiest

@@ -2,7 +2,8 @@
 TP/FP/FN object outlines, and a header with the block's figures and a legend.
 
 Blocks are the selection's test blocks; without a selection (a client's acceptance run) they are the cells of the
-global grid (``io.grid``) of :data:`BLOCK_M` that hold evaluated pixels.
+global grid (``io.grid``) of :data:`BLOCK_M` that hold evaluated pixels. A scene gets at most :data:`MAX_PER_SCENE`
+overlays: those of its blocks with the most objects.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import rasterio
 import shapely
 from PIL import Image, ImageDraw, ImageFont
@@ -24,13 +26,13 @@ from ..io.geometry import reproject
 from ..io.grid import GRID_CRS, block_id, scene_cells
 from ..io.raster import mask_outline
 from .objects import prf
-from .pixels import in_mask
 from .scene import Grid
 
 COLORS = {"fn": (255, 255, 0), "fp": (255, 0, 0), "tp": (0, 255, 0)}  # drawn in this order
 LEGEND = {"tp": "TP: matched prediction", "fp": "FP: false detection", "fn": "FN: missed object"}
 HEADER_BG, HEADER_FG = (32, 32, 32), (255, 255, 255)
 BLOCK_M = 150.0  # cell size when there are no test blocks
+MAX_PER_SCENE = 24  # overlays of one scene at most (an acceptance run over a large scene has thousands of cells)
 UPSCALE_BELOW = 600  # blocks of at most this many pixels a side are drawn at 2×
 MIN_WIDTH = 720  # px, so that the header's lines fit
 FONT_PX = 14
@@ -38,8 +40,14 @@ OUTSIDE_DIM = 0.35  # brightness of pixels outside the evaluation area
 LINE_WIDTH = 2
 
 
-def overlay_blocks(grid: Grid, blocks: gpd.GeoDataFrame | None) -> list[tuple[str, Window]]:
-    """(block id, window of the prediction grid) of every test block that holds evaluated pixels."""
+def overlay_blocks(grid: Grid, blocks: gpd.GeoDataFrame | None, placed: gpd.GeoDataFrame
+                   ) -> tuple[list[tuple[str, Window, dict]], int]:
+    """(block id, window of the prediction grid, figures) of the test blocks that hold evaluated pixels, at most
+    :data:`MAX_PER_SCENE` (those with the most objects); and how many blocks hold evaluated pixels.
+
+    ``placed``: the scene's counted objects (``breakdown.outcomes``: outcome, representative point in EPSG:3857);
+    a block's figures are those of the objects whose point lies in it.
+    """
     area = reproject(mask_outline(grid.mask, grid.transform), grid.crs, GRID_CRS, densify_parts=64)
     if blocks is None:
         cells = scene_cells(area, BLOCK_M)
@@ -47,15 +55,21 @@ def overlay_blocks(grid: Grid, blocks: gpd.GeoDataFrame | None) -> list[tuple[st
     else:
         cells = blocks[blocks["split"] == "test"].to_crs(GRID_CRS)
         cells = cells[cells.intersects(area)]
+    cells = cells[["block_id", "geometry"]].assign(block_id=cells["block_id"].astype(str)).reset_index(drop=True)
+    joined = gpd.sjoin(placed[["outcome", "geometry"]], cells, predicate="within")
+    counts = joined.groupby(["block_id", "outcome"]).size().unstack(fill_value=0).reindex(
+        index=cells["block_id"], columns=list(COLORS), fill_value=0)
     full = Window(0, 0, grid.mask.shape[1], grid.mask.shape[0])
-    out = []
+    found = []
     for name, cell in zip(cells["block_id"], cells.geometry):
         win = from_bounds(*reproject(cell, GRID_CRS, grid.crs, densify_parts=16).bounds, grid.transform)
         win = win.round_offsets().round_lengths().intersection(full)
         rows, cols = win.toslices()
         if grid.mask[rows, cols].any():
-            out.append((str(name), win))
-    return out
+            n = {k: int(counts.at[name, k]) for k in COLORS}
+            found.append((name, win, {**n, **prf(n["tp"], n["fp"], n["fn"])}))
+    busiest = sorted(range(len(found)), key=lambda i: -sum(found[i][2][k] for k in COLORS))[:MAX_PER_SCENE]
+    return [found[i] for i in sorted(busiest)], len(found)
 
 
 def _stretch(rgb: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -65,14 +79,6 @@ def _stretch(rgb: np.ndarray, valid: np.ndarray) -> np.ndarray:
         lo, hi = np.percentile(band[valid] if valid.any() else band, (0.5, 99.5))
         out[i] = np.clip((band - lo) / max(hi - lo, 1e-9) * 255, 0, 255)
     return out
-
-
-def block_figures(outlines: dict[str, list], grid: Grid, win: Window) -> dict:
-    """TP/FP/FN objects whose representative point lies in the block's evaluated pixels, and their P/R/F1."""
-    rows, cols = win.toslices()
-    mask, transform = grid.mask[rows, cols], grid.transform @ Affine.translation(win.col_off, win.row_off)
-    n = {k: int(in_mask(outlines[k], mask, transform).sum()) for k in COLORS}
-    return {**n, **prf(n["tp"], n["fp"], n["fn"])}
 
 
 def render(image_path: str | Path, grid: Grid, win: Window, outlines: dict[str, list], title: str,

@@ -11,6 +11,7 @@ curves, is p(class) + p(border); contact is background).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,10 +25,11 @@ from ..errors import GeofoundryError
 from ..io.atomic import write_json
 from .breakdown import breakdowns, context_records, outcomes
 from .objects import average_precision, prf
-from .overlay import block_figures, overlay_blocks, render
+from .overlay import overlay_blocks, render
 from .pixels import class_counts, pr_curve, scores
 from .scene import ClassObjects, SceneResult, evaluate_scene
 
+log = logging.getLogger(__name__)
 MAX_CURVE_POINTS = 1000
 DIGITS = 6
 HEADLINE = {"object": ("precision", "recall", "f1", "ap"), "pixel": ("iou", "f1")}
@@ -163,13 +165,16 @@ def run(
     for pred_path, vector_path in tqdm(list(zip(pred_paths, vector_paths)), desc="evaluate", unit="scene"):
         row = scenes.loc[pred_path.stem]
         result, grid = evaluate_scene(row, pred_path, vector_path, names[1:], paths[1:], cfg)
-        for block, window in overlay_blocks(grid, blocks):
-            f = block_figures(result.outlines, grid, window)
+        placed.append(outcomes(result.outlines, grid.crs, float(row["gsd_m"])))
+        shown, n_blocks = overlay_blocks(grid, blocks, placed[-1])
+        if len(shown) < n_blocks:
+            log.info("%s: overlays of the %d blocks with the most objects, of %d", result.scene_id, len(shown),
+                     n_blocks)
+        for block, window, f in shown:
             title = (f"{result.scene_id} · block {block} · object F1 {f['f1']:.2f} (P {f['precision']:.2f}, "
                      f"R {f['recall']:.2f}) · {f['tp']} TP, {f['fp']} FP, {f['fn']} FN")
             render(row["image_path"], grid, window, result.outlines, title,
                    overlays / f"{result.scene_id}__{block}.png")
-        placed.append(outcomes(result.outlines, grid.crs, float(row["gsd_m"])))
         result.outlines = {}  # geometries are only needed for the overlays and the breakdowns
         results.append(result)
     by = breakdowns(pd.concat(placed, ignore_index=True), blocks)
