@@ -9,12 +9,12 @@ export DVC_NO_ANALYTICS := 1
 
 .PHONY: setup data repro test bench-cpu clean-venv
 
-setup: $(VENV)/.installed  ## create .venv and install the pinned stack (torch from requirements.lock)
+setup: $(VENV)/.installed  ## create .venv and install the pinned full stack (torch from requirements.lock, the s3 remote)
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[train,s3,dev]"
 	touch $@
 
 data: setup  ## fetch data/raw from the DVC remote

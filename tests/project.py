@@ -44,7 +44,8 @@ def deep_update(base: dict, update: dict) -> dict:
 
 
 def make_project(dst: Path, raw: Path, params: dict | None = None) -> Path:
-    """Copy stages, params, dvc.yaml and sources to ``dst``, put ``raw`` at data/raw, commit, ``dvc init``."""
+    """Copy stages, params, dvc.yaml, plot templates and sources to ``dst``, put ``raw`` at data/raw, commit,
+    ``dvc init``."""
     dst.mkdir(parents=True, exist_ok=True)
     for name in ("stages", "src", "ensemble", "splits"):
         shutil.copytree(ROOT / name, dst / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
@@ -56,6 +57,7 @@ def make_project(dst: Path, raw: Path, params: dict | None = None) -> Path:
     (dst / "data" / ".gitignore").write_text("/raw\n")
     sh("git", "init", "-q", "-b", "main", cwd=dst)
     sh("dvc", "init", "-q", cwd=dst)
+    shutil.copytree(ROOT / ".dvc" / "plots", dst / ".dvc" / "plots")  # the project's plot templates
     sh("git", "add", "-A", cwd=dst)
     sh("git", "commit", "-qm", "project", cwd=dst)
     return dst

@@ -71,7 +71,8 @@ def downstream(border_model, selection_dir, chips_dir, tmp_path_factory):
     steps = [{"threshold": {"value": thresholds(preds)}}, {"watershed_border": {}}, {"polygonize": {}}]
     classes = json.loads((selection_dir / "classes.json").read_text())["names"][1:]
     summary = postprocess.run(PostprocessConfig(steps=steps), preds, vectors, classes)
-    metrics = evaluate.run(EvaluateConfig(), selection_dir, preds, vectors, out / "evaluate.json", out / "plots")
+    metrics = evaluate.run(EvaluateConfig(), selection_dir, preds, vectors, out / "evaluate.json", out / "plots",
+                           out / "report.json")
     return {"scenes": done, "preds": preds, "vectors": vectors, "steps": steps, "summary": summary,
             "metrics": metrics}
 

@@ -7,6 +7,7 @@ import json
 import geopandas as gpd
 import numpy as np
 import pyarrow.parquet as pq
+import pyogrio
 import pytest
 from typer.testing import CliRunner
 
@@ -79,9 +80,21 @@ def test_catalog_command_and_hierarchy_counts(tmp_path, dev_root):
     for i, f in enumerate(fc["features"]):
         f["properties"]["class_path"] = paths[i % 3]
     path.write_text(json.dumps(fc))
-    res = CliRunner().invoke(app, ["catalog", "--raw", str(root), "--out", str(tmp_path / "cat")])
+    res = CliRunner().invoke(app, ["catalog", "--raw", str(root), "--out", str(tmp_path / "cat"), "--format", "gpkg",
+                                   "--format", "fgb"])
     assert res.exit_code == 0, res.output
     s = gpd.read_parquet(tmp_path / "cat" / "scenes.parquet").iloc[0]
     assert s["count:vehicle"] == 138 and s["count:vehicle/aircraft"] == 138
     assert s["count:vehicle/aircraft/military"] == 69 and s["count:vehicle/aircraft/military/fighter"] == 69
     assert s["count:vehicle/aircraft/civil"] == 69 and s["count:structure"] == 68
+    # the same layers for QGIS and older GDAL: a GeoPackage of two layers, FlatGeobuf files
+    blocks = gpd.read_parquet(tmp_path / "cat" / "blocks.parquet")
+    assert [name for name, _ in pyogrio.list_layers(tmp_path / "cat" / "catalog.gpkg")] == ["scenes", "blocks"]
+    for got in (gpd.read_file(tmp_path / "cat" / "catalog.gpkg", layer="blocks"),
+                gpd.read_file(tmp_path / "cat" / "blocks.fgb")):
+        assert len(got) == len(blocks) and got.crs.to_epsg() == 3857
+        assert got["count:vehicle/aircraft/civil"].sum() == 69
+        got = got.set_index("block_id").loc[blocks["block_id"]]  # FlatGeobuf's spatial index reorders features
+        assert (got.geometry.symmetric_difference(blocks.geometry, align=False).area < 1e-3).all()  # same cells
+    res = CliRunner().invoke(app, ["catalog", "--raw", str(root), "--out", str(tmp_path / "c2"), "--format", "shp"])
+    assert res.exit_code == 1 and "catalog format 'shp': choose from ['fgb', 'gpkg']" in res.output

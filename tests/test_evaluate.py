@@ -206,7 +206,7 @@ def write_vectors(path: Path, gdf: gpd.GeoDataFrame) -> None:
 
 def evaluate(root: Path, vectors: str, **cfg) -> dict:
     return run(EvaluateConfig(**cfg), root / "selection", root / "predictions", root / vectors,
-               root / f"metrics_{vectors}.json", root / f"plots_{vectors}")
+               root / f"metrics_{vectors}.json", root / f"plots_{vectors}", root / f"report_{vectors}.json")
 
 
 def test_dev_scene_truth_against_itself_is_perfect(dev):
@@ -248,7 +248,10 @@ def test_dev_scene_with_removed_and_shifted_objects(dev):
         assert m[key] == {name: {"object": m["object"], "pixel": m["pixel"]}}  # one class, site and scene
     assert m["per_level"] == {level: {"object": m["object"], "pixel": m["pixel"]}
                               for level in ("structure", "structure/building")}
-    assert m["n_scenes"] == 1 and json.loads((root / "metrics_edited.json").read_text()) == m
+    assert m["n_scenes"] == 1 and json.loads((root / "report_edited.json").read_text()) == m
+    headline = json.loads((root / "metrics_edited.json").read_text())  # the few figures experiments compare
+    assert headline == {"object": {k: m["object"][k] for k in ("precision", "recall", "f1", "ap")},
+                        "pixel": {k: m["pixel"][k] for k in ("iou", "f1")}, "site_f1": {"kampala_ug": m["object"]["f1"]}}
 
     plots = root / "plots_edited"
     pr = {"recall", "precision", "threshold"}
@@ -259,27 +262,35 @@ def test_dev_scene_with_removed_and_shifted_objects(dev):
         assert records and all(set(r) == keys for r in records), name
     assert len(json.loads((plots / "confusion.json").read_text())) == n - 5 + 2 + 5
     assert len(json.loads((plots / "pixel_pr.json").read_text())) == 256
-    png = plots / "overlays" / f"{SCENE}.png"
-    assert png.stat().st_size < 1_000_000
-    with Image.open(png) as img:
-        colors = {c for _, c in img.convert("RGB").getcolors(1 << 20)}
+    pngs = sorted((plots / "overlays").glob(f"{SCENE}__*.png"))  # one per 150 m cell with evaluated pixels
+    assert len(pngs) >= 2
+    colors = set()
+    for png in pngs:
+        with Image.open(png) as img:
+            assert img.width >= 720 and img.height > 2 * WINDOW.height / len(pngs)  # small blocks drawn at 2×
+            colors |= {c for _, c in img.convert("RGB").getcolors(1 << 20)}
+            header = {c for _, c in img.convert("RGB").crop((0, 0, img.width, 40)).getcolors(1 << 20)}
+        assert {(255, 255, 255), (0, 255, 0), (255, 0, 0), (255, 255, 0)} <= header  # title and legend
     assert {(0, 255, 0), (255, 0, 0), (255, 255, 0)} <= colors
 
 
 def test_missing_inputs_raise_clear_errors(dev, tmp_path):
     root, _, _ = dev
     with pytest.raises(GeofoundryError, match="no prediction rasters"):
-        run(EvaluateConfig(), root / "selection", tmp_path, tmp_path, tmp_path / "m.json", tmp_path / "p")
+        run(EvaluateConfig(), root / "selection", tmp_path, tmp_path, tmp_path / "m.json", tmp_path / "p",
+            tmp_path / "r.json")
     with pytest.raises(GeofoundryError, match=f"{SCENE}.gpkg"):
-        run(EvaluateConfig(), root / "selection", root / "predictions", tmp_path, tmp_path / "m.json", tmp_path / "p")
+        run(EvaluateConfig(), root / "selection", root / "predictions", tmp_path, tmp_path / "m.json", tmp_path / "p",
+            tmp_path / "r.json")
     (tmp_path / "bad").mkdir()
     gpd.GeoDataFrame({"score": [0.5]}, geometry=[box(0, 0, 1, 1)], crs="EPSG:3857").to_file(
         tmp_path / "bad" / f"{SCENE}.gpkg", layer="objects")
     with pytest.raises(GeofoundryError, match=r"lacks the column\(s\) \['class_id'\]"):
         run(EvaluateConfig(), root / "selection", root / "predictions", tmp_path / "bad", tmp_path / "m.json",
-            tmp_path / "p")
+            tmp_path / "p", tmp_path / "r.json")
     with pytest.raises(GeofoundryError, match="scenes.parquet"):
-        run(EvaluateConfig(), tmp_path, root / "predictions", tmp_path, tmp_path / "m.json", tmp_path / "p")
+        run(EvaluateConfig(), tmp_path, root / "predictions", tmp_path, tmp_path / "m.json", tmp_path / "p",
+            tmp_path / "r.json")
 
 
 def test_breakdowns_by_size_gsd_and_block_context(dev, tmp_path):
@@ -297,7 +308,7 @@ def test_breakdowns_by_size_gsd_and_block_context(dev, tmp_path):
     gpd.GeoDataFrame({"block_id": ["w", "e"], "vegetation": [0.05, 0.5], "split": ["test", "test"]},
                      geometry=cells, crs="EPSG:3857").to_parquet(tmp_path / "selection" / "blocks.parquet")
     m = run(EvaluateConfig(), tmp_path / "selection", root / "predictions", tmp_path / "vec", tmp_path / "m.json",
-            tmp_path / "plots")
+            tmp_path / "plots", tmp_path / "r.json")
     total = {k: m["object"][k] for k in ("tp", "fp", "fn")}
     for key in ("by_size", "by_gsd", "by_vegetation"):
         assert {k: sum(b[k] for b in m[key].values()) for k in total} == total, key
@@ -329,3 +340,23 @@ def test_gsd_bins_join_scenes_that_round_alike():
     by_gsd = breakdowns(frame, None)["by_gsd"]
     assert list(by_gsd) == ["0.15m", "0.30m"]
     assert {k: by_gsd["0.30m"][k] for k in ("tp", "fp", "fn")} == {"tp": 2, "fp": 1, "fn": 1}
+
+
+def test_overlay_blocks_figures_and_cap(dev, monkeypatch):
+    """Each block counts the objects whose point lies in it; a scene gets the blocks with the most objects first."""
+    from geofoundry.evaluate import overlay
+    from geofoundry.evaluate.breakdown import outcomes
+
+    _, truth, grid = dev
+    counted = list(truth.geometry[truth["counted"]])
+    placed = outcomes({"tp": counted[::2], "fp": [], "fn": counted[1::2]}, grid.crs, 0.3)
+    blocks, n = overlay.overlay_blocks(grid, None, placed)
+    assert n == len(blocks) >= 3
+    assert sum(f["tp"] for _, _, f in blocks) == len(counted[::2])
+    assert sum(f["fn"] for _, _, f in blocks) == len(counted[1::2])
+    empty, _ = overlay.overlay_blocks(grid, None, outcomes({"tp": [], "fp": [], "fn": []}, grid.crs, 0.3))
+    assert len(empty) == n and all(f["tp"] == f["fp"] == f["fn"] == 0 for _, _, f in empty)
+    busiest = sorted(f["tp"] + f["fn"] for _, _, f in blocks)[-2:]
+    monkeypatch.setattr(overlay, "MAX_PER_SCENE", 2)
+    capped, n_capped = overlay.overlay_blocks(grid, None, placed)
+    assert n_capped == n and sorted(f["tp"] + f["fn"] for _, _, f in capped) == busiest

@@ -153,6 +153,35 @@ def test_bundle_predict_loads_no_torch(bundle_run):
     assert not {m for m in bundle_run["modules"] if m.split(".")[0] in ("torch", "segmentation_models_pytorch")}
 
 
+@pytest.mark.slow
+def test_inference_install_predicts_without_torch(exported, small_raw, tmp_path):
+    """`pip install geofoundry[inference]` (pinned) in a new venv: no torch, and `geofoundry predict --bundle` and
+    `geofoundry --version` work there; a training command says what to install."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    clean = {k: v for k, v in env().items() if k != "PYTHONPATH"}  # only what the venv installed
+    pip = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "-c",
+                          str(ROOT / "requirements.lock"), f"{ROOT}[inference]"], env=clean, capture_output=True,
+                         text=True, timeout=1200)
+    assert pip.returncode == 0, pip.stderr[-3000:]
+    for absent in ("torch", "segmentation_models_pytorch", "dvc"):
+        probe = subprocess.run([str(venv / "bin" / "python"), "-c", f"import {absent}"], env=clean)
+        assert probe.returncode != 0, f"{absent} is installed"
+    geofoundry = str(venv / "bin" / "geofoundry")
+    assert "torch not installed" in subprocess.run([geofoundry, "--version"], env=clean, capture_output=True,
+                                                   text=True).stdout
+    proc = subprocess.run([geofoundry, "predict", "--bundle", str(exported["bundle"]),
+                           str(small_raw / "images" / f"{SCENE}.tif"), "--out", "out"], cwd=tmp_path, env=clean,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with rasterio.open(tmp_path / "out" / f"{SCENE}.tif") as ds:
+        assert ds.count == 1 and ds.scales == (1 / 255,)
+    assert [name for name, _ in pyogrio.list_layers(tmp_path / "out" / f"{SCENE}.gpkg")] == ["objects"]
+    models = subprocess.run([geofoundry, "models", "--no-count"], env=clean, capture_output=True, text=True)
+    assert models.returncode == 1 and "is not installed: this command needs the pipeline's training" in models.stderr
+    assert 'pip install -c requirements.lock "geofoundry[train]"' in models.stderr
+
+
 def _tamper_byte(b: Path, out: Path):
     data = bytearray((b / "model.onnx").read_bytes())
     data[len(data) // 2] ^= 1
@@ -253,7 +282,8 @@ def test_gto_versions_and_dvc_artifacts_get(exported, spacenet_root, tmp_path):
 
 
 def test_evaluate_bundle_on_a_client_dataset(exported, small_raw, tmp_path):
-    """`geofoundry evaluate --bundle --data`: the acceptance run writes the keys of metrics/evaluate.json."""
+    """`geofoundry evaluate --bundle --data`: the acceptance run writes the keys of metrics/evaluate.json and the
+    breakdowns of reports/evaluate.json, and prints the headline."""
     proc = cli("evaluate", "--bundle", str(exported["bundle"]), "--data", str(small_raw), "--out", "acc",
                cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -261,8 +291,11 @@ def test_evaluate_bundle_on_a_client_dataset(exported, small_raw, tmp_path):
     for section, key in [("object", "f1"), ("object", "precision"), ("object", "recall"), ("pixel", "iou"),
                          ("pixel", "f1")]:
         assert 0 <= metrics[section][key] <= 1
-    assert sorted(metrics["per_scene"]) == ["kampala_ug_z19", "nairobi_ke_z19"]
-    assert len(list((tmp_path / "acc" / "plots" / "overlays").glob("*.png"))) == 2
+    assert sorted(metrics["site_f1"]) == ["kampala_ug", "nairobi_ke"] and "object AP" in proc.stderr
+    report = json.loads((tmp_path / "acc" / "report.json").read_text())
+    assert sorted(report["per_scene"]) == ["kampala_ug_z19", "nairobi_ke_z19"]
+    overlays = {p.name.split("__")[0] for p in (tmp_path / "acc" / "plots" / "overlays").glob("*__*.png")}
+    assert overlays == {"kampala_ug_z19", "nairobi_ke_z19"}  # one per 150 m block of each scene
 
 
 def test_evaluate_bundle_on_spacenet_takes_rgb_refuses_uint16(exported, spacenet_root, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import yaml
@@ -77,3 +78,26 @@ def test_experiment_with_another_arch_is_compared(project):
     assert "object" in baseline["metrics"]["metrics/evaluate.json"]["data"]
     diff = sh("dvc", "metrics", "diff", "--md", "--all", "HEAD", "deeplab-exp", cwd=project).stdout
     assert "object.f1" in diff and "pixel.iou" in diff
+
+
+def test_exp_show_fits_a_terminal(project, monkeypatch):
+    """With two experiments, `dvc exp show` without flags (a table that `less -S` shows from its left edge) has the
+    evaluation headline of every row in its first 200 columns; `--only-changed --no-pager` fits 200 columns whole."""
+    sh("dvc", "exp", "run", "-n", "iou06", "-S", "evaluate.iou_threshold=0.6", cwd=project)  # evaluate + export
+    headline = json.loads((project / "metrics/evaluate.json").read_text())
+    names = [f"{section}.{key}" for section, keys in headline.items() for key in keys]
+    assert names[:6] == ["object.precision", "object.recall", "object.f1", "object.ap", "pixel.iou", "pixel.f1"]
+    assert len(names) == 8 and names[6:] == ["site_f1.kampala_ug", "site_f1.nairobi_ke"]
+
+    lines = sh("dvc", "exp", "show", cwd=project).stdout.splitlines()  # not a terminal: printed, not paged
+    header = next(ln for ln in lines if "Experiment" in ln)
+    assert all(name in header[:200] for name in names), header[:200]
+    rows = [ln for ln in lines if "workspace" in ln or re.search(r"\[[\w-]+\]", ln)]  # iou06, deeplab-exp
+    assert len(rows) >= 2 and any("[iou06]" in row for row in rows)
+    for row in rows:  # every headline value of the row (0.xxxxx, or 0/1 exactly) within 200 columns
+        assert len(re.findall(r"\b(?:\d+\.\d+(?:e-\d+)?|[01])\b", row[:200])) >= len(names), row[:200]
+
+    monkeypatch.setenv("COLUMNS", "200")
+    table = sh("dvc", "exp", "show", "--no-pager", "--only-changed", cwd=project).stdout
+    assert max(map(len, table.splitlines())) <= 200
+    assert "object.f1" in table and "pixel.iou" in table and "[iou06]" in table

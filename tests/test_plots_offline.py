@@ -35,7 +35,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 TIMEOUT_S = 60
 
 # What the vega SVG renderer draws for each dvc-render template (linear: lines; confusion, bars: rects).
-EXPECTED_MARK = {"linear": "mark-line", "confusion": "mark-rect", "bar_horizontal": "mark-rect"}
+EXPECTED_MARK = {"linear": "mark-line", "confusion_counts": "mark-rect", "bar_horizontal": "mark-rect"}
 
 
 def _sh(*args: str, cwd: Path, timeout: float = TIMEOUT_S) -> subprocess.CompletedProcess:
@@ -121,6 +121,7 @@ def rendered(tmp_path_factory) -> dict:
     repo.mkdir()
     _sh("git", "init", "-q", "-b", "main", cwd=repo)
     _sh("dvc", "init", "-q", cwd=repo)
+    shutil.copytree(ROOT / ".dvc" / "plots", repo / ".dvc" / "plots")  # the project's plot templates
     stages = _plot_definitions()
     assert any(stages[s]["plots"] for s in stages), "dvc.yaml declares none of the train/evaluate plots"
     (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
@@ -235,6 +236,9 @@ def test_every_chart_drew_in_chromium(rendered):
         shapes = re.findall(r'<path[^>]*\bd="M[^"]+"', "".join(marks))
         # the diff compares two revisions: a line per revision, or several rects
         assert len(shapes) >= 2, f"{plot_id}: {len(shapes)} drawn {mark} shapes"
+        if template == "confusion_counts":  # every cell shows its count
+            texts = re.findall(r'<g class="mark-text role-mark[^"]*"[^>]*>(.*?)</g>', part, re.S)
+            assert re.findall(r"<text[^>]*>\s*(\d+)\s*</text>", "".join(texts)), f"{plot_id}: no counts drawn"
         drawn.append(plot_id)
     evaluate_ids = [i for i in drawn if i.startswith("plots_evaluate")]
     train_ids = [i for i in drawn if i.startswith("dvclive_train")]

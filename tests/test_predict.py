@@ -30,6 +30,7 @@ def test_predict_stage_writes_masked_cogs(selection_dir, chips_dir, tiny_model, 
             assert 0 < (mask > 0).mean() < 1
             assert ds.read(1)[mask == 0].max() == 0
             assert abs(ds.transform.a - 0.3) < 0.01
+            assert ds.scales == (1 / 255,) and ds.offsets == (0.0,)  # GIS software shows p in 0..1
     assert not list(out.glob(".*")), "no temporary file left behind"
     scene_id = result["scenes"][0]
     predict.run(PredictConfig(tile=256, overlap=32, overviews=False), selection_dir, chips_dir, tiny_model, out)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import CONTEXTS
+from ..errors import GeofoundryError
 from ..io.atomic import atomic_path
 from ..io.grid import GRID_CRS, block_id
 from ..io.raster import bounded_gdal_cache
@@ -18,6 +19,7 @@ from ..progress import track
 from .scan import COUNT_PREFIX, SceneScan, scan_scene
 
 log = logging.getLogger(__name__)
+EXPORT_FORMATS = {"gpkg": "GeoPackage", "fgb": "FlatGeobuf"}
 SCENE_COLUMNS = ("scene_id", "site", "country", "sensor", "gsd_m", "acquired", "crs", "width", "height", "bands",
                  "dtype", "band_names", "nodata", "group")  # scenes.csv's nodata becomes nodata_value
 
@@ -62,12 +64,35 @@ def write_geoparquet(gdf: gpd.GeoDataFrame, path: Path) -> None:
         gdf.to_parquet(tmp, index=False, write_covering_bbox=True)
 
 
-def run(raw_root: Path, out_dir: Path, block_size_m: float = 150.0, context_gsd_m: float = 1.0) -> dict:
-    """Write ``scenes.parquet`` and ``blocks.parquet`` under ``out_dir``; return a short summary."""
+def write_export(layers: dict[str, gpd.GeoDataFrame], out_dir: Path, fmt: str) -> list[Path]:
+    """The layers for GIS software and older GDAL: ``catalog.gpkg`` (one layer each) or ``<layer>.fgb``."""
+    if fmt not in EXPORT_FORMATS:
+        raise GeofoundryError(f"catalog format {fmt!r}: choose from {sorted(EXPORT_FORMATS)}")
+    if fmt == "gpkg":
+        path = out_dir / "catalog.gpkg"
+        with atomic_path(path) as tmp:
+            for name, gdf in layers.items():
+                gdf.to_file(tmp, layer=name, driver="GPKG", engine="pyogrio")
+        return [path]
+    paths = [out_dir / f"{name}.fgb" for name in layers]
+    for path, gdf in zip(paths, layers.values()):
+        with atomic_path(path) as tmp:
+            gdf.to_file(tmp, driver="FlatGeobuf", engine="pyogrio")
+    return paths
+
+
+def run(raw_root: Path, out_dir: Path, block_size_m: float = 150.0, context_gsd_m: float = 1.0,
+        formats: tuple[str, ...] = ()) -> dict:
+    """Write ``scenes.parquet`` and ``blocks.parquet`` under ``out_dir``, and the same layers in each of
+    ``formats`` (``gpkg``, ``fgb``); return a short summary."""
+    for fmt in formats:
+        if fmt not in EXPORT_FORMATS:
+            raise GeofoundryError(f"catalog format {fmt!r}: choose from {sorted(EXPORT_FORMATS)}")
     with bounded_gdal_cache():
         scenes, blocks = build_catalog(load_scenes(raw_root), block_size_m, context_gsd_m)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_geoparquet(scenes, out_dir / "scenes.parquet")
     write_geoparquet(blocks, out_dir / "blocks.parquet")
+    exported = [str(p) for fmt in formats for p in write_export({"scenes": scenes, "blocks": blocks}, out_dir, fmt)]
     log.info("catalog: %d scenes, %d scene blocks → %s", len(scenes), len(blocks), out_dir)
-    return {"scenes": len(scenes), "blocks": len(blocks), "out": str(out_dir)}
+    return {"scenes": len(scenes), "blocks": len(blocks), "out": str(out_dir), "exported": exported}

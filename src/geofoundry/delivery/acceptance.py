@@ -36,8 +36,9 @@ def usable_scenes(scenes: pd.DataFrame, bands: list[str], dtypes: list[str]) -> 
 
 
 def evaluate_bundle(bundle: Bundle, data_root: Path, out_dir: Path, cfg: EvaluateConfig, threads: int = 0) -> dict:
-    """Predict every usable scene of ``data_root`` with ``bundle``; write metrics (the keys of
-    ``metrics/evaluate.json``), plots and overlays under ``out_dir``."""
+    """Predict every usable scene of ``data_root`` with ``bundle``; write under ``out_dir`` the headline metrics
+    (``evaluate.json``, the keys of ``metrics/evaluate.json``), the full report (``report.json``, as
+    ``reports/evaluate.json``), plots and overlays; return the report."""
     from .. import evaluate
 
     spec = bundle.spec
@@ -54,9 +55,10 @@ def evaluate_bundle(bundle: Bundle, data_root: Path, out_dir: Path, cfg: Evaluat
     selection.mkdir(parents=True, exist_ok=True)
     scenes.to_parquet(selection / "scenes.parquet", index=False)
     write_json(selection / "classes.json", {"names": spec.classes, "paths": spec.class_paths})
-    metrics = evaluate.run(cfg, selection, predictions, predictions, out_dir / "evaluate.json", out_dir / "plots")
+    report = evaluate.run(cfg, selection, predictions, predictions, out_dir / "evaluate.json", out_dir / "plots",
+                          out_dir / "report.json")
     write_json(out_dir / "scenes.json", {"evaluated": scenes["scene_id"].tolist(), "not_evaluated": refused,
                                          "bundle_sha256": bundle.digest})
-    log.info("evaluated %d scene(s); %s", len(scenes), json.dumps({"object.f1": metrics["object"]["f1"],
-                                                                   "pixel.iou": metrics["pixel"]["iou"]}))
-    return metrics
+    log.info("evaluated %d scene(s); %s", len(scenes), json.dumps({"object.f1": report["object"]["f1"],
+                                                                   "pixel.iou": report["pixel"]["iou"]}))
+    return report

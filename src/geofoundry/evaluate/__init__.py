@@ -1,5 +1,5 @@
 """Evaluate predictions against truth labels: object matching, pixel metrics, plots and overlays."""
 
-from .run import run
+from .run import headline, run
 
-__all__ = ["run"]
+__all__ = ["headline", "run"]

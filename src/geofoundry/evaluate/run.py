@@ -1,4 +1,5 @@
-"""Evaluate stage: object and pixel metrics of every predicted scene → ``metrics/evaluate.json``, plots, overlays.
+"""Evaluate stage: object and pixel metrics of every predicted scene → the headline figures
+(``metrics/evaluate.json``), the full report with every breakdown (``reports/evaluate.json``), plots, overlays.
 
 Object metrics use the objects whose representative point lies in the evaluation area and whose area is at least
 ``min_area_m2``; pixel metrics use every polygon, rasterized on the prediction grid, inside the evaluation area.
@@ -10,6 +11,7 @@ curves, is p(class) + p(border); contact is background).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,12 +25,14 @@ from ..errors import GeofoundryError
 from ..io.atomic import write_json
 from .breakdown import breakdowns, context_records, outcomes
 from .objects import average_precision, prf
-from .overlay import render
+from .overlay import overlay_blocks, render
 from .pixels import class_counts, pr_curve, scores
 from .scene import ClassObjects, SceneResult, evaluate_scene
 
+log = logging.getLogger(__name__)
 MAX_CURVE_POINTS = 1000
 DIGITS = 6
+HEADLINE = {"object": ("precision", "recall", "f1", "ap"), "pixel": ("iou", "f1")}
 
 
 def _load_selection(selection_dir: Path) -> tuple[pd.DataFrame, list[str], list[str]]:
@@ -70,6 +74,16 @@ def summarize(results: Sequence[SceneResult], classes: Sequence[int]) -> dict:
     return {
         "object": _rounded({**prf(o.tp, o.fp, o.fn), "ap": ap, "tp": o.tp, "fp": o.fp, "fn": o.fn}),
         "pixel": _rounded(scores(tp, fp, fn)),
+    }
+
+
+def headline(report: dict) -> dict:
+    """The figures experiments are compared by: object precision, recall, F1 and AP, pixel IoU and F1, object F1
+    per site (a few short keys, so that ``dvc exp show`` fits a terminal)."""
+    return {
+        "object": {k: report["object"][k] for k in HEADLINE["object"]},
+        "pixel": {k: report["pixel"][k] for k in HEADLINE["pixel"]},
+        "site_f1": {site: m["object"]["f1"] for site, m in report["per_site"].items()},
     }
 
 
@@ -124,8 +138,10 @@ def run(
     vectors_dir: Path,
     metrics_path: Path,
     plots_dir: Path,
+    report_path: Path,
 ) -> dict:
-    """Evaluate every scene that has a prediction raster; write metrics, plot data and overlays; return the metrics."""
+    """Evaluate every scene that has a prediction raster; write the headline metrics, the report, plot data and
+    overlays; return the report (:func:`headline` picks the metrics from it)."""
     selection_dir, predictions_dir, vectors_dir = Path(selection_dir), Path(predictions_dir), Path(vectors_dir)
     plots_dir = Path(plots_dir)
     scenes, names, paths = _load_selection(selection_dir)
@@ -140,22 +156,33 @@ def run(
     if no_vectors:
         raise GeofoundryError(f"{no_vectors}: missing; every prediction raster needs its vectors (run postprocess)")
 
+    blocks_path = selection_dir / "blocks.parquet"
+    blocks = gpd.read_parquet(blocks_path) if blocks_path.is_file() else None
+    overlays = plots_dir / "overlays"
+    for stale in overlays.glob("*.png"):
+        stale.unlink()
     results, placed = [], []
     for pred_path, vector_path in tqdm(list(zip(pred_paths, vector_paths)), desc="evaluate", unit="scene"):
         row = scenes.loc[pred_path.stem]
         result, grid = evaluate_scene(row, pred_path, vector_path, names[1:], paths[1:], cfg)
-        render(row["image_path"], grid, result.outlines, plots_dir / "overlays" / f"{result.scene_id}.png")
         placed.append(outcomes(result.outlines, grid.crs, float(row["gsd_m"])))
-        result.outlines = {}  # geometries are only needed for the overlay and the breakdowns
+        shown, n_blocks = overlay_blocks(grid, blocks, placed[-1])
+        if len(shown) < n_blocks:
+            log.info("%s: overlays of the %d blocks with the most objects, of %d", result.scene_id, len(shown),
+                     n_blocks)
+        for block, window, f in shown:
+            title = (f"{result.scene_id} · block {block} · object F1 {f['f1']:.2f} (P {f['precision']:.2f}, "
+                     f"R {f['recall']:.2f}) · {f['tp']} TP, {f['fp']} FP, {f['fn']} FN")
+            render(row["image_path"], grid, window, result.outlines, title,
+                   overlays / f"{result.scene_id}__{block}.png")
+        result.outlines = {}  # geometries are only needed for the overlays and the breakdowns
         results.append(result)
-    blocks_path = selection_dir / "blocks.parquet"
-    by = breakdowns(pd.concat(placed, ignore_index=True), gpd.read_parquet(blocks_path) if blocks_path.is_file()
-                    else None)
+    by = breakdowns(pd.concat(placed, ignore_index=True), blocks)
 
     classes = range(1, len(names))
     per_scene = {r.scene_id: summarize([r], classes) for r in results}
     cm = sum(r.confusion for r in results)
-    metrics = {
+    report = {
         **summarize(results, classes),
         "n_scenes": len(results),
         "per_class": {names[k]: summarize(results, [k]) for k in classes},
@@ -170,5 +197,6 @@ def run(
     write_json(plots_dir / "per_context.json", context_records(by))
     for name, records in _plots(results, names, per_scene).items():
         write_json(plots_dir / name, records)
-    write_json(metrics_path, metrics)
-    return metrics
+    write_json(report_path, report)
+    write_json(metrics_path, headline(report))
+    return report

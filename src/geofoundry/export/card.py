@@ -33,9 +33,9 @@ class Provenance:
     metrics: dict[str, Path] = field(default_factory=dict)  # name -> JSON file, read when present
 
 
-# Files that `dvc repro` itself rewrites before export runs (lock, metrics, plots, the .gitignore entries of new
-# outputs): they do not make the code revision dirty.
-PIPELINE_WRITES = ("dvc.lock", "metrics", "plots", "dvclive", "**/.gitignore", ".gitignore")
+# Files that `dvc repro` itself rewrites before export runs (lock, metrics, reports, plots, the .gitignore entries of
+# new outputs): they do not make the code revision dirty.
+PIPELINE_WRITES = ("dvc.lock", "metrics", "reports", "plots", "dvclive", "**/.gitignore", ".gitignore")
 
 
 def git_revision(repo: Path) -> str:

@@ -1,4 +1,4 @@
-"""Read a raw dataset laid out as in RAW_LAYOUT.md: ``scenes.csv``, ``images/``, ``labels/``."""
+"""Read a raw dataset laid out as in docs/RAW_LAYOUT.md: ``scenes.csv``, ``images/``, ``labels/``."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def load_scenes(root: str | Path) -> pd.DataFrame:
     if not root.is_dir():
         raise GeofoundryError(f"{root}: raw dataset folder not found (run `dvc pull` to fetch the default data)")
     if not csv.is_file():
-        raise GeofoundryError(f"{csv}: missing; a raw dataset needs scenes.csv (see RAW_LAYOUT.md)")
+        raise GeofoundryError(f"{csv}: missing; a raw dataset needs scenes.csv (see docs/RAW_LAYOUT.md; `geofoundry ingest` writes one)")
     df = pd.read_csv(csv, dtype={"scene_id": str, "group": str, "site": str, "acquired": str, "nodata": str})
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:

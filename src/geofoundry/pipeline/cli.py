@@ -7,21 +7,58 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from .. import __version__
 from ..errors import GeofoundryError
 from .runner import STAGES, console, report_error, run_stage, setup_logging
 
 app = typer.Typer(help="geofoundry: GeoTIFF scenes + vector labels → reproducible, deployable detectors.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 
+
+def versions() -> str:
+    """geofoundry's version, and those of the libraries its results depend on (for bug reports)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import rasterio
+
+    found = [f"GDAL {rasterio.__gdal_version__}"]
+    for name in ("rasterio", "onnxruntime", "torch", "dvc"):
+        try:
+            found.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            found.append(f"{name} not installed")
+    return f"geofoundry {__version__} ({', '.join(found)})"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(versions())
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                      help="print the versions of geofoundry, GDAL and the main libraries, and exit")):
+    """geofoundry: GeoTIFF scenes + vector labels → reproducible, deployable detectors."""
+
 PARAMS = typer.Option(Path("params.yaml"), "--params", "-p", help="parameters file")
 VERBOSE = typer.Option(False, "--verbose", "-v", help="debug logging")
+
+
+def missing_stack(e: ModuleNotFoundError) -> GeofoundryError:
+    """An inference-only install lacks the training stack: say which package and how to add it."""
+    return GeofoundryError(f"{e.name} is not installed: this command needs the pipeline's training stack "
+                           "(pip install -c requirements.lock \"geofoundry[train]\"; docs/INSTALL.md)")
 
 
 def _stage_command(name: str):
     def command(params: Path = PARAMS, verbose: bool = VERBOSE) -> None:
         setup_logging(verbose)
         try:
-            run_stage(name, params)
+            try:
+                run_stage(name, params)
+            except ModuleNotFoundError as e:
+                raise missing_stack(e) from None
         except GeofoundryError as e:
             report_error(name, e)
             raise typer.Exit(1) from None
@@ -84,7 +121,8 @@ def evaluate_command(
     params: Path = PARAMS, verbose: bool = VERBOSE,
 ):
     """Run the evaluate stage; or, with --bundle and --data, evaluate a delivered bundle on any raw-layout dataset
-    (a client's acceptance test): OUT/evaluate.json with the keys of metrics/evaluate.json, plots and overlays."""
+    (a client's acceptance test): OUT/evaluate.json with the keys of metrics/evaluate.json, OUT/report.json with
+    the breakdowns of reports/evaluate.json, plots and overlays."""
     if bundle is None:
         if data is not None:
             raise _fail("evaluate", GeofoundryError("--data needs --bundle <dir>; without it the stage runs"))
@@ -97,10 +135,13 @@ def evaluate_command(
         from ..config import EvaluateConfig
         from ..delivery.acceptance import evaluate_bundle
 
-        metrics = evaluate_bundle(open_bundle(bundle), data, out, EvaluateConfig(iou_threshold=iou), threads)
+        from .stages.evaluate import headline_table
+
+        report = evaluate_bundle(open_bundle(bundle), data, out, EvaluateConfig(iou_threshold=iou), threads)
     except GeofoundryError as e:
         raise _fail("evaluate", e) from None
-    console.print(f"object F1 {metrics['object']['f1']:.3f}, pixel IoU {metrics['pixel']['iou']:.3f} → {out}")
+    console.print(headline_table(report))
+    console.print(f"→ {out}/evaluate.json, {out}/report.json, {out}/plots/")
 
 
 @app.command("compile-gpu")
@@ -207,7 +248,7 @@ def select_command(
         console.print_json(data=preview(params, changes))
         console.print("preview only: add --write to store this query in params.yaml and write data/selection")
     except GeofoundryError as e:
-        console.print(f"[bold red]error[/] (select): {e}")
+        report_error("select", e)
         raise typer.Exit(1) from None
 
 
@@ -216,6 +257,8 @@ def catalog_command(
     params: Path = PARAMS, verbose: bool = VERBOSE,
     raw: Path = typer.Option(None, help="raw dataset folder (default data/raw)"),
     out: Path = typer.Option(Path("data/catalog"), help="output folder: scenes.parquet, blocks.parquet"),
+    formats: list[str] = typer.Option(None, "--format", help="also write the layers as gpkg (catalog.gpkg) or fgb "
+                                      "(scenes.fgb, blocks.fgb), for QGIS and GDAL older than 3.5 (repeat)"),
 ):
     """Build the catalog (GeoParquet of scenes and blocks: contexts, label counts per class level) of a raw dataset."""
     from ..catalog import run as build
@@ -225,17 +268,66 @@ def catalog_command(
     setup_logging(verbose)
     try:
         cfg = load_params(params).select
-        summary = build(raw or Paths(params.parent).raw, out, cfg.split.block_size_m, cfg.context_gsd_m)
-        console.print(f"catalog: {summary['scenes']} scenes, {summary['blocks']} scene blocks in {out}")
+        summary = build(raw or Paths(params.parent).raw, out, cfg.split.block_size_m, cfg.context_gsd_m,
+                        tuple(formats or ()))
+        console.print(f"catalog: {summary['scenes']} scenes, {summary['blocks']} scene blocks in {out}"
+                      + "".join(f", {p}" for p in summary["exported"]))
     except GeofoundryError as e:
-        console.print(f"[bold red]error[/] (catalog): {e}")
+        report_error("catalog", e)
         raise typer.Exit(1) from None
+
+
+@app.command("ingest")
+def ingest_command(
+    scenes: list[Path] = typer.Argument(..., help="scene files (GeoTIFF, JPEG2000, VRT, …), folders of them, or "
+                                        ".txt lists of them"),
+    labels: Path = typer.Option(..., "--labels", "-l", help="one labels file in any vector format GDAL reads "
+                                "(GeoPackage, GeoJSON, Shapefile, FlatGeobuf, …), in any CRS", dir_okay=False),
+    out: Path = typer.Option(Path("data/raw"), "--out", "-o", help="the dataset folder to write", file_okay=False),
+    class_column: str = typer.Option(None, "--class-column", help="the labels' column of class names or paths "
+                                     "(default: class_path or class)"),
+    class_path: str = typer.Option(None, "--class", help="one class path for every label, e.g. structure/building"),
+    layer: str = typer.Option(None, help="the labels file's layer, when it has several"),
+    bands: str = typer.Option(None, help="band names of every scene, in order, e.g. red,green,blue,nir (default: "
+                              "the files' band descriptions or colour interpretation)"),
+    site: str = typer.Option(None, help="site of every scene (default: each scene's id, its file name)"),
+    country: str = typer.Option("", help="ISO 3166-1 alpha-2 country code of every scene"),
+    sensor: str = typer.Option("unknown", help="sensor of every scene, e.g. aerial-rgb, worldview-3"),
+    group: str = typer.Option(None, help="group of every scene: scenes over the same ground (default: the site)"),
+    acquired: str = typer.Option(None, help="ISO acquisition date of every scene (default: the TIFF date tag)"),
+    labelled_area: Path = typer.Option(None, "--labelled-area", help="polygons where the labels are complete "
+                                       "(default: every scene's whole valid area)", dir_okay=False),
+    licence: str = typer.Option(None, help="licence and attribution of the data (DATASET.md, the model card)"),
+    force: bool = typer.Option(False, "--force", help="replace OUT if it exists"),
+    verbose: bool = VERBOSE,
+):
+    """Bring your own data: scenes and one labels file → a dataset in the raw layout (docs/RAW_LAYOUT.md): scenes.csv
+    from the files, tiled GeoTIFFs, labels per scene in lon/lat. Then version it with DVC (the command is printed)."""
+    from ..ingest import IngestOptions, ingest
+
+    setup_logging(verbose)
+    names = [b.strip().lower() for b in bands.split(",")] if bands else None
+    opts = IngestOptions(class_column=class_column, class_path=class_path, layer=layer, bands=names, site=site,
+                         country=country, sensor=sensor, group=group, acquired=acquired,
+                         labelled_area=labelled_area, licence=licence, force=force)
+    try:
+        summary = ingest(scenes, labels, out, opts)
+    except GeofoundryError as e:
+        raise _fail("ingest", e) from None
+    track = "dvc commit -f data.dvc" if Path("data.dvc").is_file() and out.resolve() == Path("data/raw").resolve() \
+        else f"dvc add {out}"
+    console.print(f"ingest: {summary['scenes']} scenes, {summary['labels']} labels {summary['classes']} → {out}\n"
+                  f"next: {track} && dvc push, then geofoundry catalog / geofoundry select --class <path> --write",
+                  highlight=False)
 
 
 @app.command("models")
 def models_command(count: bool = typer.Option(True, help="build each preset to count its parameters")):
     """List the model presets that `arch` can name, with their bricks and parameter counts (3 bands, 2 classes)."""
-    from ..models.registry import PRESETS, build_model, count_parameters
+    try:
+        from ..models.registry import PRESETS, build_model, count_parameters
+    except ModuleNotFoundError as e:
+        raise _fail("models", missing_stack(e)) from None
 
     table = Table("arch", "smp architecture", "encoder", "params (M)", "bricks")
     for p in PRESETS.values():

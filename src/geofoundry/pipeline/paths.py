@@ -68,6 +68,11 @@ class Paths:
         return self / "metrics"
 
     @property
+    def reports(self) -> Path:
+        """Summaries and breakdowns that are neither metrics nor plots (the selection's splits, the full evaluation)."""
+        return self / "reports"
+
+    @property
     def plots(self) -> Path:
         return self / "plots"
 

@@ -22,9 +22,9 @@ from ..config import PredictConfig
 from ..errors import GeofoundryError
 from ..io.geometry import reproject
 from ..io.raster import IN_MEMORY_DATASETS, band_indexes, bounded_gdal_cache, open_model_grid
-from ..io.tiling import block_window
+from ..io.tiling import block_window, starts
 from ..models.input_spec import InputSpec
-from ..progress import track
+from ..progress import task, track
 from .arrays import TileModel
 from .sliding import PixelFlag, Region, Sliding, predict_region
 from .writer import ProbabilityWriter
@@ -130,9 +130,12 @@ def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_385
                             col_off=int(region.col_off),
                             known_invalid=invalid if grid.mask_blocks is not None else None)
             sliding = Sliding(cfg.tile, cfg.overlap, cfg.batch_size, len(classes), tuple(writer.factors))
-            for strip in predict_region(pixels, model, sliding):
-                any_valid = any_valid or strip.rows.valid is not None
-                writer.write(strip)
+            n_rows = len(starts(0, height, cfg.tile, cfg.tile - cfg.overlap))
+            with task(f"{Path(image_path).stem}: rows of tiles", n_rows) as rows:
+                for strip in predict_region(pixels, model, sliding):
+                    any_valid = any_valid or strip.rows.valid is not None
+                    writer.write(strip)
+                    rows.advance()
         if not any_valid:
             out_path.unlink()
             warnings.warn(f"{image_path}: no valid pixel in the prediction area; skipped", stacklevel=2)

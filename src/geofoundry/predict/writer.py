@@ -34,6 +34,7 @@ LEVEL = 1  # zstd and deflate: much faster than GDAL's defaults (9 and 6), for s
 LEVEL_OPTION: dict[Codec, str] = {"zstd": "zstd_level", "deflate": "zlevel"}
 COG_BLOCK = 512
 TAGS = {"scale": "1/255", "content": "class probability"}
+SCALE = 1 / 255  # stored uint8 value v means p = v / 255
 
 
 class ProbabilityWriter:
@@ -82,6 +83,7 @@ class ProbabilityWriter:
         image, mask = self._templates
         with rasterio.open(image, "w", **self._profile(bands)) as ds:
             ds.descriptions = self.descriptions
+            ds.scales, ds.offsets = [SCALE] * bands, [0.0] * bands  # GIS software then shows p in 0..1
             ds.update_tags(**TAGS)
         # masks are 1 bit per pixel and DEFLATE-compressed, as GDAL's internal masks are
         rasterio.open(mask, "w", **self._profile(1, compress="deflate", zlevel=LEVEL, nbits=1)).close()

@@ -25,9 +25,11 @@ def to_device(x: torch.Tensor, y: torch.Tensor, rt: Runtime) -> tuple[torch.Tens
 
 def train_epoch(net, batches: Iterator, steps: int, loss_fn, optimizer, scheduler, rt: Runtime, grad_accum: int,
                 augment: DeviceAugmentConfig | None = None,
-                on_step: Callable[[], None] | None = None) -> tuple[float, int]:
+                on_step: Callable[[], None] | None = None,
+                on_batch: Callable[[int, torch.Tensor], None] | None = None) -> tuple[float, int]:
     """(sum of per-sample losses, samples) of this rank over the next ``steps`` of ``batches``, the run's one
-    iterator; steps the optimiser every ``grad_accum`` batches and on the last, then calls ``on_step``.
+    iterator; steps the optimiser every ``grad_accum`` batches and on the last, then calls ``on_step``;
+    ``on_batch(samples, loss)`` after every batch (the loss stays on the device: reading it waits for it).
 
     Batches are ``(images, targets, device augment parameters)``; ``augment`` (None: none) is applied on the
     device. The loop never waits for the device (the ``lovasz`` and ``focal`` loss terms do: they index by a mask;
@@ -55,6 +57,8 @@ def train_epoch(net, batches: Iterator, steps: int, loss_fn, optimizer, schedule
                 on_step()
         total += loss.detach() * len(x)  # no host sync per step
         n += len(x)
+        if on_batch is not None:
+            on_batch(len(x), loss.detach())
     return float(total), n
 
 

@@ -22,6 +22,7 @@ from ..errors import GeofoundryError
 from ..models.checkpoint import save_checkpoint
 from ..models.input_spec import InputSpec
 from ..models.registry import build_model, get_preset
+from ..progress import task
 from . import resident
 from .augment import build_augment
 from .data import ChipDataset, ChipSampler, loader
@@ -102,6 +103,19 @@ def average_step(ema: ModelEmaV3 | None, model: torch.nn.Module, scheduler) -> C
     return None if ema is None else lambda: ema.update(model, step=scheduler.last_epoch)
 
 
+def step_reporter(bar, t0: float, world: int) -> Callable[[int, torch.Tensor], None]:
+    """``train_epoch``'s ``on_batch``: advance the epoch's bar with the batch's loss and the images per second of
+    all ranks (the loss is read from the device only when the bar refreshes)."""
+    seen = 0
+
+    def report(samples: int, loss: torch.Tensor) -> None:
+        nonlocal seen
+        seen += samples * world
+        bar.advance(1, lambda: f"loss {float(loss):.4f}, {seen / max(time.perf_counter() - t0, 1e-9):.1f} img/s")
+
+    return report
+
+
 def class_weights(weights: dict[str, float], names: list[str]) -> list[float] | None:
     """One weight per output class, in ``names``' order (None when none is given); unknown names are refused."""
     if not weights:
@@ -151,9 +165,11 @@ def _run(cfg: TrainConfig, arch: str, chips_dir: Path, models_dir: Path, live_di
         for epoch in range(start, cfg.epochs):
             seed_epoch(cfg.seed, epoch, rt.rank)
             t0 = time.perf_counter()
-            loss_sum, n = all_sum(rt, *train_epoch(job.net, batches, job.sampler.steps, job.loss_fn, optimizer,
-                                                   scheduler, rt, cfg.grad_accum, cfg.device_augment,
-                                                   average_step(ema, model, scheduler)))
+            with task(f"train epoch {epoch + 1}/{cfg.epochs}", job.sampler.steps, enabled=rt.main) as bar:
+                loss_sum, n = all_sum(rt, *train_epoch(job.net, batches, job.sampler.steps, job.loss_fn, optimizer,
+                                                       scheduler, rt, cfg.grad_accum, cfg.device_augment,
+                                                       average_step(ema, model, scheduler),
+                                                       step_reporter(bar, t0, rt.world)))
             seconds = time.perf_counter() - t0
             stop = False
             if rt.main:

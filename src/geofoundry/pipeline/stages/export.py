@@ -10,7 +10,7 @@ NAME = "export"
 
 
 def run(p: Params, d: Paths):
-    prov = export.Provenance(p, d.root, d.raw, {"select": d.metrics / "select.json", "train": d.live / "metrics.json",
+    prov = export.Provenance(p, d.root, d.raw, {"select": d.reports / "select.json", "train": d.live / "metrics.json",
                                                 "evaluate": d.metrics / "evaluate.json"})
     return export.run(p.export, d.chips, d.models / "best.pt", d.onnx, d.metrics / "export.json",
                       d / "export/bundle", prov)

@@ -10,4 +10,4 @@ NAME = "select"
 
 
 def run(p: Params, d: Paths):
-    return select.run(p.select, d.raw, d.selection, d.metrics / "select.json", pinned_path(p.select.split, d))
+    return select.run(p.select, d.raw, d.selection, d.reports / "select.json", pinned_path(p.select.split, d))
