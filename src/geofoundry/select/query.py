@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import shapely
 
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 class Selection:
     scenes: gpd.GeoDataFrame  # the scene rows kept, with valid_frac and splits (e.g. "test,train")
     per_scene: gpd.GeoDataFrame  # (scene, block) rows kept, clipped to the geofence, with objects:<name>, n_objects
+    #                              and the split of their block
     blocks: gpd.GeoDataFrame  # one row per grid cell: merged rows, with its split
     summary: dict  # split_summary: counts per split
 
@@ -64,24 +66,41 @@ def target_counts(cells: pd.DataFrame, prefixes: list[str]) -> pd.DataFrame:
     return out
 
 
+def _cell_key(ix, iy) -> np.ndarray:
+    """One int64 per grid cell, ordered as (ix, iy)."""
+    return (np.asarray(ix, dtype=np.int64) << 32) + (np.asarray(iy, dtype=np.int64) + (1 << 31))
+
+
 def merge_blocks(per_scene: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """One row per cell: scenes of the same ground share it; areas and counts take the max, contexts the mean."""
+    """One row per cell, in (ix, iy) order: scenes of the same ground share it; areas and counts take the max,
+    contexts the mean; id, site, group and (clipped) cell come from its first row. ``per_scene`` holds one row per
+    (scene, cell)."""
     counts = [c for c in per_scene.columns if c.startswith("objects:")]
-    agg = {"valid_area_m2": "max", "n_objects": "max", **{c: "max" for c in counts},
-           **{c: "mean" for c in CONTEXTS}, "site": "first", "group": "first"}
-    grouped = per_scene.groupby(["ix", "iy"], sort=True)
-    blocks = grouped.agg({"block_id": "first", **agg}).join(grouped["scene_id"].nunique().rename("n_scenes"))
-    blocks = blocks.reset_index()
-    blocks.insert(0, "block_id", blocks.pop("block_id"))
-    geom = grouped["geometry"].first().reset_index(drop=True)  # the same cell (clipped the same way) in every scene
-    return gpd.GeoDataFrame(blocks, geometry=geom.values, crs=per_scene.crs)
+    agg = {"valid_area_m2": "max", "n_objects": "max", **{c: "max" for c in counts}, **{c: "mean" for c in CONTEXTS}}
+    first = np.unique(_cell_key(per_scene["ix"], per_scene["iy"]), return_index=True)[1]  # in (ix, iy) order
+    if len(first) == len(per_scene):  # one scene on every cell: each row is its block (max and mean of one value)
+        blocks = pd.DataFrame({c: per_scene[c].to_numpy()[first] for c in ("ix", "iy", *agg)})
+        blocks["n_scenes"] = 1
+    else:
+        grouped = per_scene.groupby(["ix", "iy"], sort=True)
+        blocks = pd.DataFrame(grouped.agg(agg))
+        blocks["n_scenes"] = grouped.size().to_numpy()
+        blocks = blocks.reset_index()
+    for col in ("site", "group"):
+        blocks.insert(len(blocks.columns) - 1, col, per_scene[col].to_numpy()[first])
+    blocks.insert(0, "block_id", per_scene["block_id"].to_numpy()[first])
+    return gpd.GeoDataFrame(blocks, geometry=per_scene.geometry.values[first], crs=per_scene.crs)
 
 
-def _scene_splits(per_scene: pd.DataFrame, blocks: pd.DataFrame) -> pd.Series:
+def _scene_splits(per_scene: pd.DataFrame) -> pd.Series:
     """Each scene's splits, sorted and comma-joined (``test,train``)."""
-    pairs = per_scene[["scene_id", "ix", "iy"]].merge(blocks[["ix", "iy", "split"]], on=["ix", "iy"])
-    pairs = pairs[["scene_id", "split"]].drop_duplicates().sort_values(["scene_id", "split"])
-    return pairs.groupby("scene_id")["split"].agg(",".join)
+    scene, scenes = pd.factorize(per_scene["scene_id"])
+    split, splits = pd.factorize(per_scene["split"])
+    pairs = np.unique(scene.astype(np.int64) * len(splits) + split)
+    names = [[] for _ in scenes]
+    for pair in pairs:
+        names[pair // len(splits)].append(str(splits[pair % len(splits)]))
+    return pd.Series([",".join(sorted(n)) for n in names], index=pd.Index(scenes, name="scene_id"))
 
 
 def query(scenes: gpd.GeoDataFrame, cells: gpd.GeoDataFrame, cfg: SelectConfig,
@@ -106,17 +125,19 @@ def query(scenes: gpd.GeoDataFrame, cells: gpd.GeoDataFrame, cfg: SelectConfig,
         raise GeofoundryError("the selection is empty: select.geofence leaves no valid ground in the selected scenes")
     cells = gpd.GeoDataFrame(pd.concat([cells, target_counts(cells, cfg.classes)], axis=1), crs=cells.crs)
     cells = filter_blocks(cells, cfg)
-    scenes = scenes[scenes["scene_id"].isin(cells["scene_id"])].reset_index(drop=True)
+    scenes = scenes[scenes["scene_id"].isin(cells["scene_id"].unique())].reset_index(drop=True)
     blocks = merge_blocks(cells)
     fixed = blocks["block_id"].map(pinned) if pinned is not None else None
     if fixed is not None:
         log.info("%d of %d blocks keep their split from select.split.pinned", fixed.notna().sum(), len(blocks))
     blocks["split"] = assign_splits(blocks, cfg.split.fractions, cfg.split.seed, cfg.split.balance, fixed).values
+    cells["split"] = blocks["split"].to_numpy()[np.searchsorted(_cell_key(blocks["ix"], blocks["iy"]),
+                                                                _cell_key(cells["ix"], cells["iy"]))]
     summary = split_summary(blocks, cells, class_table(cfg.classes)["names"][1:])
     for split in SPLITS:
         if cfg.split.fractions[split] > 0 and summary[split]["blocks"] == 0:
             raise GeofoundryError(
                 f"split {split!r} got no block ({len(blocks)} blocks in all): lower select.split.block_size_m"
             )
-    scenes["splits"] = scenes["scene_id"].map(_scene_splits(cells, blocks))
+    scenes["splits"] = scenes["scene_id"].map(_scene_splits(cells))
     return Selection(scenes, cells, blocks, summary)
