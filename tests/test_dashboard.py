@@ -22,7 +22,7 @@ from geofoundry.dashboard.tiles import tile_routes
 from geofoundry.errors import GeofoundryError
 from geofoundry.pipeline.cli import app as cli
 from geofoundry.pipeline.params import load_params
-from geofoundry.pipeline.select_query import overrides
+from geofoundry.pipeline.select_query import overrides, preview
 from geofoundry.select.changes import write_select
 
 from .dashboard_server import Served, call, project, serve_project
@@ -31,7 +31,9 @@ from .dashboard_server import Served, call, project, serve_project
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, small_raw):
     root = project(tmp_path_factory.mktemp("dash") / "proj", small_raw)
-    server = serve_project(root)
+    basemap = tmp_path_factory.mktemp("basemap") / "ortho.tif"  # a local raster drawn under the scenes
+    shutil.copy(small_raw / "images" / "nairobi_ke_z19.tif", basemap)
+    server = serve_project(root, basemap)
     yield root, server.url
     server.stop()
 
@@ -51,6 +53,15 @@ def test_catalog_facets_and_counts(served):
     assert counts["levels"]["structure/building"] == counts["totals"]["objects"] > 0
     status, blocks, _ = call(f"{url}/api/data/blocks", {"select": {}})
     assert len(blocks["ix"]) == counts["totals"]["blocks"] and set(blocks["split"]) == {0, 1, 2}
+
+
+def test_counts_equal_select_preview(served):
+    """The counts of a query are `geofoundry select`'s preview of it (which scans the scenes afresh)."""
+    root, url = served
+    query = {"classes": ["structure"], "contexts": {"vegetation": [0.05, 0.95]}, "gsd_range": [0.2, 0.4]}
+    status, counts, _ = call(f"{url}/api/data/query", {"select": query})
+    assert status == 200 and counts["ok"]
+    assert counts["metrics"] == preview(root / "params.yaml", query)
 
 
 def test_empty_selection_says_which_filter(served):
@@ -134,6 +145,10 @@ def test_imagery_tiles_and_labels(served):
     assert call(f"{url}/tiles/scene/kampala_ug_z19/{tile.z}/0/0.png")[0] == 204  # far outside the scene
     assert call(f"{url}/tiles/scene/kampala_ug_z19/2/1/1.png")[0] == 404  # below the scene's zooms
     assert call(f"{url}/tiles/scene/kampala_ug_z19/x/1/1.png")[0] == 400
+    status, base, _ = call(f"{url}/api/tiles/basemap")
+    assert status == 200 and base["configured"] and base["maxzoom"] >= 18
+    tile = next(iter(morecantile.tms.get("WebMercatorQuad").tiles(*base["bounds"], zooms=[base["maxzoom"] - 2])))
+    assert call(f"{url}/tiles/basemap/{tile.z}/{tile.x}/{tile.y}.png")[0] in (200, 204)
     status, fc, _ = call(f"{url}/api/data/labels/kampala_ug_z19")
     assert status == 200 and len(fc["features"]) == 206 and fc["features"][0]["properties"]["class_path"]
 

@@ -26,6 +26,7 @@ from ..select.query import Selection, query
 
 log = logging.getLogger(__name__)
 BINS = 20  # histogram bins of each context over [0, 1]
+SCENE_ATTRIBUTES = ("sensor", "gsd_m", "acquired", "band_names")  # on the catalog's block rows, for other readers
 QUERY_KEYS = ("classes", "sites", "sensors", "gsd_range", "dates", "contexts", "geofence", "min_valid_frac")
 
 
@@ -65,7 +66,11 @@ class CatalogStore:
         cfg = source.select
         self.scenes, self.cells = load_catalog(source.raw, source.catalog_dir, cfg.split.block_size_m,
                                                cfg.context_gsd_m)
-        self.scenes, self.cells = (f.drop(columns=[c for c in ("bbox",) if c in f]) for f in (self.scenes, self.cells))
+        self.scenes = self.scenes.drop(columns=[c for c in ("bbox",) if c in self.scenes])
+        # the query needs no scene attribute on the block rows; its strings as objects are cheaper to copy
+        self.cells = self.cells.drop(columns=[c for c in ("bbox", *SCENE_ATTRIBUTES) if c in self.cells])
+        for col in ("block_id", "scene_id", "site", "group"):
+            self.cells[col] = self.cells[col].astype(object)
         self.pinned = read_pinned(source.pinned, cfg.split.block_size_m) if source.pinned else None
         self.levels = sorted(c[len(COUNT_PREFIX):] for c in self.cells.columns if c.startswith(COUNT_PREFIX))
         self._cache: OrderedDict[str, tuple[SelectConfig, Selection | str]] = OrderedDict()
@@ -121,7 +126,9 @@ class CatalogStore:
     def level_counts(self, sel: Selection) -> dict[str, int]:
         """Objects per class path level on the selected ground (each block counted once, as the selection does)."""
         cols = [COUNT_PREFIX + p for p in self.levels if COUNT_PREFIX + p in sel.per_scene]
-        per_block = sel.per_scene.groupby(["ix", "iy"], sort=False)[cols].max().sum()
+        rows = sel.per_scene[cols]
+        per_block = (rows if len(sel.per_scene) == len(sel.blocks) else  # one scene per block
+                     rows.groupby([sel.per_scene["ix"], sel.per_scene["iy"]], sort=False).max()).sum()
         return {c[len(COUNT_PREFIX):]: int(v) for c, v in per_block.items()}
 
     def histograms(self, sel: Selection) -> dict[str, list[int]]:

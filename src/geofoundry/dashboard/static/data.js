@@ -51,6 +51,7 @@
       const counts = await post("/api/data/query", q);
       if (id !== seq) return;
       lastCounts = counts;
+      if (!counts.ok) window.geofoundryShown = JSON.stringify(q);
       const ms = Math.round(performance.now() - t0);
       renderCounts(counts);
       $("status").textContent = counts.ok ? `${counts.totals.blocks} blocks · ${ms} ms` : "empty selection";
@@ -59,8 +60,10 @@
       lastBlocks = blocks;
       drawBlocks();
       $("yaml").textContent = params.select_yaml;
+      window.geofoundryShown = JSON.stringify(q);  // the query whose counts, blocks and yaml are on screen
     } catch (err) {
       if (id !== seq) return;
+      window.geofoundryShown = JSON.stringify(q);
       showMessage(err.message, true);
       $("status").textContent = "invalid query";
     } finally {
@@ -263,11 +266,16 @@
       : (i) => ramp(b.contexts[by] ? b.contexts[by][i] : null);
     const proj = L.CRS.EPSG3857;
     for (let i = 0; i < b.ix.length; i++) {
+      const colour = colourOf(i);
+      const style = {renderer: canvas, color: colour, weight: 1, fillColor: colour, fillOpacity: 0.16,
+                     interactive: false};
+      if (b.clipped[i]) {  // cut by the geofence: its clipped outline
+        L.geoJSON(b.clipped[i], {style: () => style, renderer: canvas, interactive: false}).addTo(blockLayer);
+        continue;
+      }
       const sw = proj.unproject(L.point(b.ix[i] * size, b.iy[i] * size));
       const ne = proj.unproject(L.point((b.ix[i] + 1) * size, (b.iy[i] + 1) * size));
-      const colour = colourOf(i);
-      L.rectangle([sw, ne], {renderer: canvas, color: colour, weight: 1, fillColor: colour, fillOpacity: 0.28,
-                             interactive: false}).addTo(blockLayer);
+      L.rectangle([sw, ne], style).addTo(blockLayer);
     }
     if (by === "split") {
       b.splits.forEach((s) => legend.append(el("span", {class: "swatch", style: `background:${SPLIT_COLOURS[s]}`}),
