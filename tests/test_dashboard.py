@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
@@ -130,7 +129,7 @@ def test_uploaded_geofence_becomes_wkt(served, tmp_path):
 def test_imagery_tiles_and_labels(served):
     import morecantile
 
-    root, url = served
+    _, url = served
     status, info, _ = call(f"{url}/api/tiles/scene/kampala_ug_z19")
     assert status == 200 and info["maxzoom"] >= 18
     tiles = list(morecantile.tms.get("WebMercatorQuad").tiles(*info["bounds"], zooms=[info["maxzoom"] - 1]))
@@ -223,7 +222,7 @@ def test_vendored_assets_are_the_pinned_builds():
 
     from geofoundry.dashboard.build_assets import PACKAGES, VENDOR
 
-    listed = dict(re.findall(r"^  (\S+) \(sha256 ([0-9a-f]{64})\)$", (VENDOR / "LICENSES.txt").read_text(), re.M))
+    listed = dict(re.findall(r"^  (\S+) \(sha256 ([0-9a-f]{64})\)$", (VENDOR / "LICENSES.txt").read_text(), re.MULTILINE))
     assert set(listed) == {d for *_, members in PACKAGES.values() for d in members.values()}
     for rel, sha in listed.items():
         assert hashlib.sha256((VENDOR / rel).read_bytes()).hexdigest() == sha, rel

@@ -3,6 +3,7 @@ with :func:`geofoundry.select.query.query`, the select stage's own code path."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -17,7 +18,7 @@ import shapely
 
 from ..catalog import build
 from ..catalog.scan import COUNT_PREFIX
-from ..config import CONTEXTS, SelectConfig
+from ..config import CONTEXTS, GeofenceConfig, SelectConfig
 from ..errors import GeofoundryError
 from ..select.changes import apply_changes
 from ..select.geofence import fence_3857
@@ -112,7 +113,7 @@ class CatalogStore:
                 self._cache.move_to_end(key)
                 return self._cache[key]
         cfg, _ = apply_changes(self.source.select, changes)
-        fence = fence_3857(cfg.geofence)
+        fence = self._fence(cfg.geofence)
         try:
             result: Selection | str = query(self.scenes, self.cells, cfg, fence, self.pinned)
         except GeofoundryError as e:
@@ -122,6 +123,11 @@ class CatalogStore:
             while len(self._cache) > 8:
                 self._cache.popitem(last=False)
         return cfg, result
+
+    @functools.lru_cache(maxsize=16)  # noqa: B019 - one store per app, kept for the app's life
+    def _fence(self, geofence: GeofenceConfig):
+        """The geofence in EPSG:3857, parsed once per include/exclude pair (the map redraws it on every query)."""
+        return fence_3857(geofence)
 
     def level_counts(self, sel: Selection) -> dict[str, int]:
         """Objects per class path level on the selected ground (each block counted once, as the selection does)."""

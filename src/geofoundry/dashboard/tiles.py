@@ -4,6 +4,7 @@ per-band percentile stretch; shared by every page. A local basemap raster can be
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -83,10 +84,17 @@ async def _serve_tile(tiler: Tiler, path: Path, request: Request) -> Response:
     if not (max(0, info["minzoom"] - 2) <= z <= info["maxzoom"] + 3) or not (0 <= x < 2**z and 0 <= y < 2**z):
         return JSONResponse({"error": f"tile {z}/{x}/{y} is outside the zooms {info['minzoom'] - 2}-"
                                       f"{info['maxzoom'] + 3} or the grid of this raster"}, status_code=404)
-    png = await run_in_threadpool(tiler.tile, path, z, x, y)
+    png, timing = await run_in_threadpool(_timed, tiler, path, z, x, y)
     if png is None:
-        return Response(status_code=204)
-    return Response(png, media_type="image/png", headers={"Cache-Control": CACHE})
+        return Response(status_code=204, headers={"Server-Timing": timing})
+    return Response(png, media_type="image/png", headers={"Cache-Control": CACHE, "Server-Timing": timing})
+
+
+def _timed(tiler: Tiler, path: Path, z: int, x: int, y: int) -> tuple[bytes | None, str]:
+    """A tile and its Server-Timing header: wall and CPU milliseconds of the read and the PNG."""
+    wall, cpu = time.perf_counter(), time.thread_time()
+    png = tiler.tile(path, z, x, y)
+    return png, f"tile;dur={(time.perf_counter() - wall) * 1000:.1f}, cpu;dur={(time.thread_time() - cpu) * 1000:.1f}"
 
 
 def tile_routes(files: SceneFiles, basemap: Path | None = None) -> list[Route]:

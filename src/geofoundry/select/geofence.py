@@ -42,9 +42,14 @@ def clip_cells(cells: gpd.GeoDataFrame, footprints, fence: shapely.Geometry | No
     if fence is None or cells.empty:
         return cells
     shapely.prepare(fence)
-    geoms = cells.geometry.values
-    inside = shapely.covered_by(geoms, fence)
-    edge = ~inside & shapely.intersects(geoms, fence)
+    geoms = np.asarray(cells.geometry.values)
+    x0, y0, x1, y1 = fence.bounds
+    box = shapely.bounds(geoms)
+    near = np.flatnonzero((box[:, 0] <= x1) & (box[:, 2] >= x0) & (box[:, 1] <= y1) & (box[:, 3] >= y0))
+    near = near[shapely.intersects(geoms[near], fence)]
+    covered = shapely.covered_by(geoms[near], fence)
+    inside, edge = np.zeros(len(geoms), bool), np.zeros(len(geoms), bool)
+    inside[near[covered]], edge[near[~covered]] = True, True
     out = cells[inside | edge].copy()
     edge, footprints = edge[inside | edge], np.asarray(footprints, dtype=object)[inside | edge]
     if edge.any():
