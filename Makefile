@@ -29,10 +29,16 @@ test: setup  ## run the test suite
 clean-venv:
 	rm -rf $(VENV)
 
-.PHONY: plots-template plots
+.PHONY: plots-template plots dashboard-assets dashboard
 
 plots-template: setup  ## regenerate src/geofoundry/report/vega_template.html from npm (pinned, integrity-checked)
 	python -m geofoundry.report.build_template
+
+dashboard-assets: setup  ## regenerate src/geofoundry/dashboard/static/vendor/ from npm (pinned, integrity-checked)
+	python -m geofoundry.dashboard.build_assets
+
+dashboard: setup  ## the data dashboard on http://127.0.0.1:8765/ (docs/DASHBOARD.md)
+	geofoundry dashboard
 
 plots: setup  ## offline HTML of the training and evaluation plots: build/plots/index.html (REVS="main exp-x" to compare)
 	geofoundry report --out build/plots $(REVS)

@@ -9,11 +9,21 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .choices import CLASS_WEIGHTED_LOSSES, LOSSES, SCHEDULES, TARGETS, TTA
 
 MAX_CLASS_DEPTH = 4
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    """A pydantic error as lines that name each bad key (``select.split.seed: ...``)."""
+    lines = [f"{source}: invalid parameters"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = "unknown key (typo?)" if e["type"] == "extra_forbidden" else e["msg"]
+        lines.append(f"  {key}: {msg}")
+    return "\n".join(lines)
 
 
 class Section(BaseModel):

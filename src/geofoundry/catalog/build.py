@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pandas as pd
 
 from ..config import CONTEXTS
 from ..errors import GeofoundryError
-from ..io.atomic import atomic_path
+from ..io.atomic import atomic_path, write_json
 from ..io.grid import GRID_CRS, block_id
 from ..io.raster import bounded_gdal_cache
 from ..io.raw import check_image, load_scenes
@@ -41,10 +42,11 @@ def block_records(row: pd.Series, scan: SceneScan) -> gpd.GeoDataFrame:
     return cells
 
 
-def build_catalog(scenes: pd.DataFrame, block_size_m: float, context_gsd_m: float):
-    """(scenes, blocks) GeoDataFrames in EPSG:3857: scene footprints and (scene, grid cell) rows."""
+def build_catalog(scenes: pd.DataFrame, block_size_m: float, context_gsd_m: float, what: str = "catalog"):
+    """(scenes, blocks) GeoDataFrames in EPSG:3857: scene footprints and (scene, grid cell) rows. ``what`` names
+    the progress bar."""
     recs, geoms, blocks = [], [], []
-    for _, row in track(scenes.iterrows(), "catalog: scan scenes", total=len(scenes)):
+    for _, row in track(scenes.iterrows(), f"{what}: scan scenes", total=len(scenes)):
         check_image(row)
         scan = scan_scene(row, block_size_m, context_gsd_m)
         recs.append(scene_record(row, scan))
@@ -81,18 +83,31 @@ def write_export(layers: dict[str, gpd.GeoDataFrame], out_dir: Path, fmt: str) -
     return paths
 
 
+def catalog_key(raw_root: Path, block_size_m: float, context_gsd_m: float) -> dict:
+    """What a catalog is made from: the grid, the context GSD, ``scenes.csv`` and the size and time of each file it
+    lists (``catalog.json`` beside the tables holds it; a catalog whose key differs is out of date)."""
+    raw = load_scenes(raw_root)
+    files = sorted({*raw["image_path"], *raw["labels_path"]})
+    stamp = "\n".join(f"{p} {Path(p).stat().st_size} {Path(p).stat().st_mtime_ns}" for p in files)
+    return {"block_size_m": float(block_size_m), "context_gsd_m": float(context_gsd_m),
+            "scenes_csv_sha256": hashlib.sha256((Path(raw_root) / "scenes.csv").read_bytes()).hexdigest(),
+            "files_sha256": hashlib.sha256(stamp.encode()).hexdigest()}
+
+
 def run(raw_root: Path, out_dir: Path, block_size_m: float = 150.0, context_gsd_m: float = 1.0,
         formats: tuple[str, ...] = ()) -> dict:
-    """Write ``scenes.parquet`` and ``blocks.parquet`` under ``out_dir``, and the same layers in each of
-    ``formats`` (``gpkg``, ``fgb``); return a short summary."""
+    """Write ``scenes.parquet``, ``blocks.parquet`` and ``catalog.json`` (:func:`catalog_key`) under ``out_dir``, and
+    the same layers in each of ``formats`` (``gpkg``, ``fgb``); return a short summary."""
     for fmt in formats:
         if fmt not in EXPORT_FORMATS:
             raise GeofoundryError(f"catalog format {fmt!r}: choose from {sorted(EXPORT_FORMATS)}")
+    key = catalog_key(raw_root, block_size_m, context_gsd_m)
     with bounded_gdal_cache():
         scenes, blocks = build_catalog(load_scenes(raw_root), block_size_m, context_gsd_m)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_geoparquet(scenes, out_dir / "scenes.parquet")
     write_geoparquet(blocks, out_dir / "blocks.parquet")
+    write_json(out_dir / "catalog.json", key)
     exported = [str(p) for fmt in formats for p in write_export({"scenes": scenes, "blocks": blocks}, out_dir, fmt)]
     log.info("catalog: %d scenes, %d scene blocks → %s", len(scenes), len(blocks), out_dir)
     return {"scenes": len(scenes), "blocks": len(blocks), "out": str(out_dir), "exported": exported}

@@ -7,17 +7,10 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from ..config import Params
+from ..config import Params, format_validation_error
 from ..errors import GeofoundryError
 
-
-def format_validation_error(err: ValidationError, source: str) -> str:
-    lines = [f"{source}: invalid parameters"]
-    for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = "unknown key (typo?)" if e["type"] == "extra_forbidden" else e["msg"]
-        lines.append(f"  {key}: {msg}")
-    return "\n".join(lines)
+__all__ = ["format_validation_error", "load_params"]
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

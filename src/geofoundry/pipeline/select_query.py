@@ -1,15 +1,17 @@
-"""The selection query from the command line: merge options into ``select:``, validate, write back to params.yaml."""
+"""The selection query from the command line: options as ``select:`` changes, merged and validated, previewed, or
+written back to params.yaml (:mod:`geofoundry.select.changes`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from ..config import Params, SelectConfig
+from ..config import Params
 from ..errors import GeofoundryError
-from .params import format_validation_error, load_params
+from ..select.changes import apply_changes, write_select
+from .params import load_params
+
+__all__ = ["overrides", "parse_range", "preview", "query_config", "write_select"]
 
 
 def parse_range(text: str, what: str) -> list[float]:
@@ -53,21 +55,10 @@ def overrides(classes=None, sites=None, sensors=None, gsd=None, dates=None, cont
     return out
 
 
-def _merge(base: dict, new: dict) -> dict:
-    out = dict(base)
-    for k, v in new.items():
-        out[k] = _merge(out.get(k) or {}, v) if isinstance(v, dict) and k in ("geofence", "split") else v
-    return out
-
-
 def query_config(params_path: Path, changes: dict[str, Any]) -> tuple[Params, dict]:
     """params.yaml with ``changes`` merged into ``select:``, validated; also the merged ``select:`` mapping."""
     params = load_params(params_path)
-    merged = _merge(params.select.model_dump(mode="json", exclude_defaults=False), changes)
-    try:
-        select = SelectConfig.model_validate(merged)
-    except ValidationError as e:
-        raise GeofoundryError(format_validation_error(e, "select query")) from None
+    select, merged = apply_changes(params.select, changes)
     return params.model_copy(update={"select": select}), merged
 
 
@@ -83,35 +74,3 @@ def preview(params_path: Path, changes: dict[str, Any]) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         return run(params.select, paths.raw, Path(tmp) / "selection", Path(tmp) / "select.json",
                    pinned_path(params.select.split, paths))
-
-
-def _flow(value: Any) -> Any:
-    """Lists in flow style (``[a, b]``), as params.yaml writes them."""
-    from ruamel.yaml.comments import CommentedMap, CommentedSeq
-
-    if isinstance(value, dict):
-        return CommentedMap({k: _flow(v) for k, v in value.items()})
-    if isinstance(value, (list, tuple)):
-        seq = CommentedSeq([_flow(v) for v in value])
-        seq.fa.set_flow_style()
-        return seq
-    return value
-
-
-def write_select(params_path: Path, changes: dict[str, Any]) -> None:
-    """Write ``changes`` into the ``select:`` section of params.yaml, keeping comments and key order."""
-    from ruamel.yaml import YAML
-
-    from ..io.atomic import atomic_path
-
-    yaml = YAML()
-    yaml.preserve_quotes = True
-    doc = yaml.load(params_path.read_text())
-    section = doc.setdefault("select", {})
-    for key, value in changes.items():
-        if isinstance(value, dict) and key in ("geofence", "split") and key in section:
-            section[key].update(_flow(value))
-        else:
-            section[key] = _flow(value)
-    with atomic_path(params_path) as tmp, tmp.open("w") as fh:
-        yaml.dump(doc, fh)

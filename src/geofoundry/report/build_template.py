@@ -18,15 +18,16 @@ vega-embed@6.18.2), so the specs DVC writes are the ones these builds were made 
 from __future__ import annotations
 
 import argparse
-import base64
 import hashlib
 import io
 import re
-import subprocess
 import sys
 import tarfile
 import tempfile
 from pathlib import Path
+
+from ..io import npm
+from ..io.npm import BuildError
 
 TEMPLATE = Path(__file__).with_name("vega_template.html")
 
@@ -94,41 +95,16 @@ table { border-spacing: 15px; }
 .vega-embed { margin: 1em 0; }"""
 
 
-class BuildError(Exception):
-    pass
-
-
-def sri(data: bytes) -> str:
-    """npm's integrity string (subresource integrity, sha512) of a tarball."""
-    return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
-
-
-def tarball_name(name: str, version: str) -> str:
-    return f"{name}-{version}.tgz"
-
-
 def npm_pack(dest: Path) -> None:
     """Download the pinned tarballs into ``dest`` with the ordinary npm client (the registry npm is configured for)."""
-    specs = [f"{name}@{version}" for name, (version, _, _) in PACKAGES.items()]
-    try:
-        proc = subprocess.run(["npm", "pack", *specs, "--pack-destination", str(dest), "--silent"],
-                              capture_output=True, text=True, timeout=300)
-    except FileNotFoundError:
-        raise BuildError("npm not found: install Node.js/npm, or pass --tarballs DIR with the .tgz files") from None
-    if proc.returncode != 0:
-        raise BuildError(f"npm pack {' '.join(specs)} failed ({proc.returncode}):\n{proc.stderr.strip()}")
+    npm.npm_pack([f"{name}@{version}" for name, (version, _, _) in PACKAGES.items()], dest)
 
 
 def read_packages(tarballs: Path) -> dict[str, dict]:
     """Verify each pinned tarball and read its minified build and licence text."""
     found: dict[str, dict] = {}
     for name, (version, integrity, member) in PACKAGES.items():
-        path = tarballs / tarball_name(name, version)
-        if not path.is_file():
-            raise BuildError(f"{path}: missing")
-        data = path.read_bytes()
-        if sri(data) != integrity:
-            raise BuildError(f"{path}: integrity {sri(data)} differs from the pinned {integrity}")
+        data = npm.verified_tarball(tarballs, name, version, integrity)
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
             js = tar.extractfile(member).read().decode("utf-8")
             names = tar.getnames()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import geopandas as gpd
+import numpy as np
 import shapely
 
 from ..config import GeofenceConfig
@@ -35,12 +36,26 @@ def fence_3857(cfg: GeofenceConfig) -> shapely.Geometry | None:
     return reproject(area.intersection(world), "EPSG:4326", GRID_CRS, densify_parts=256)
 
 
-def clip_cells(cells: gpd.GeoDataFrame, footprint: shapely.Geometry, fence: shapely.Geometry | None):
-    """Cells clipped to the fence, with their valid area recomputed; cells left without valid ground are dropped."""
+def clip_cells(cells: gpd.GeoDataFrame, footprints, fence: shapely.Geometry | None) -> gpd.GeoDataFrame:
+    """Cells clipped to the fence, with their valid area recomputed (``footprints``: each row's scene footprint);
+    cells inside it are kept as they are, cells left without valid ground are dropped."""
     if fence is None or cells.empty:
         return cells
-    geoms = shapely.intersection(cells.geometry.values, fence)
-    valid = shapely.intersection(geoms, footprint)
-    scale = [mercator_area_scale(c.y) for c in shapely.centroid(cells.geometry.values)]
-    out = cells.assign(geometry=geoms, valid_area_m2=shapely.area(valid) * scale)
+    shapely.prepare(fence)
+    geoms = np.asarray(cells.geometry.values)
+    x0, y0, x1, y1 = fence.bounds
+    box = shapely.bounds(geoms)
+    near = np.flatnonzero((box[:, 0] <= x1) & (box[:, 2] >= x0) & (box[:, 1] <= y1) & (box[:, 3] >= y0))
+    near = near[shapely.intersects(geoms[near], fence)]
+    covered = shapely.covered_by(geoms[near], fence)
+    inside, edge = np.zeros(len(geoms), bool), np.zeros(len(geoms), bool)
+    inside[near[covered]], edge[near[~covered]] = True, True
+    out = cells[inside | edge].copy()
+    edge, footprints = edge[inside | edge], np.asarray(footprints, dtype=object)[inside | edge]
+    if edge.any():
+        cut = shapely.intersection(out.geometry.values[edge], fence)
+        valid = shapely.intersection(cut, footprints[edge])
+        scale = [mercator_area_scale(c.y) for c in shapely.centroid(out.geometry.values[edge])]
+        out.loc[edge, "valid_area_m2"] = shapely.area(valid) * scale
+        out.loc[edge, "geometry"] = cut
     return out[out["valid_area_m2"] > 0].reset_index(drop=True)

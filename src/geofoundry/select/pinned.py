@@ -17,9 +17,8 @@ from .split import SPLITS
 COLUMNS = {"block_id", "ix", "iy", "split", "geometry"}
 
 
-
-def pinned_splits(blocks: gpd.GeoDataFrame, path: Path, block_size_m: float) -> pd.Series:
-    """The split that the blocks file ``path`` gives each of ``blocks`` (by ``block_id``); None where it has none.
+def read_pinned(path: Path, block_size_m: float) -> pd.Series:
+    """The split of each block of the blocks file ``path``, by ``block_id``.
 
     The file must be a select stage's ``blocks.parquet`` made on the same grid (``block_size_m``).
     """
@@ -41,4 +40,9 @@ def pinned_splits(blocks: gpd.GeoDataFrame, path: Path, block_size_m: float) -> 
     if not shapely.covered_by(pinned.geometry.values, cells).all():
         raise GeofoundryError(f"{path}: its blocks are not cells of the {block_size_m:g} m grid "
                               f"(select.split.block_size_m); it was made with another block size")
-    return blocks["block_id"].map(pinned.set_index("block_id")["split"])
+    return pinned.set_index("block_id")["split"]
+
+
+def pinned_splits(blocks: gpd.GeoDataFrame, path: Path, block_size_m: float) -> pd.Series:
+    """The split that the blocks file ``path`` gives each of ``blocks`` (by ``block_id``); None where it has none."""
+    return blocks["block_id"].map(read_pinned(path, block_size_m))

@@ -15,8 +15,12 @@ def _mean(values: pd.Series, weights: pd.Series) -> float | None:
 
 
 def split_summary(blocks: pd.DataFrame, per_scene: pd.DataFrame, class_names: list[str]) -> dict:
-    """Counts per split (blocks, scenes, objects per class, valid km²) and area-weighted context fractions."""
-    per_scene = per_scene.merge(blocks[["ix", "iy", "split"]], on=["ix", "iy"])
+    """Counts per split (blocks, scenes, objects per class, valid km²) and area-weighted context fractions.
+
+    ``per_scene``: the (scene, block) rows with the split of their block.
+    """
+    keep = ["split", "valid_area_m2", "n_objects", "site", *(f"objects:{n}" for n in class_names), *CONTEXTS]
+    blocks = pd.DataFrame({c: blocks[c] for c in keep if c in blocks})
     total_area = float(blocks["valid_area_m2"].sum()) or 1.0
     out = {}
     for split in SPLITS:

@@ -1,0 +1,73 @@
+"""A dashboard served by uvicorn on 127.0.0.1 (a free port) in a thread, over a throw-away project, for tests."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from .conftest import ROOT
+
+
+def project(dst: Path, raw: Path) -> Path:
+    """params.yaml of this repo and ``raw`` as data/raw: what `geofoundry dashboard` runs in."""
+    (dst / "data").mkdir(parents=True)
+    shutil.copy(ROOT / "params.yaml", dst / "params.yaml")
+    shutil.copytree(raw, dst / "data" / "raw")
+    return dst
+
+
+class Served:
+    """``app`` served in a thread until :meth:`stop`; ``url`` is its base URL."""
+
+    def __init__(self, app):
+        import uvicorn
+
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self.thread.start()
+        for _ in range(200):
+            if self.server.started:
+                return
+            time.sleep(0.05)
+        raise RuntimeError("the dashboard did not start")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def serve_project(root: Path, basemap: Path | None = None) -> Served:
+    """The app `geofoundry dashboard` builds for the project at ``root``."""
+    from geofoundry.dashboard.app import create_app
+    from geofoundry.dashboard.catalog_store import CatalogStore, DataSource
+    from geofoundry.dashboard.data_page import data_page
+    from geofoundry.dashboard.files import SceneFiles
+    from geofoundry.dashboard.tiles import tile_routes
+    from geofoundry.pipeline.params import load_params
+
+    cfg = load_params(root / "params.yaml").select
+    source = DataSource(root / "params.yaml", cfg, root / "data" / "raw", root / "data" / "catalog")
+    files = SceneFiles(source.raw)
+    return Served(create_app([data_page(CatalogStore(source), files)], tile_routes(files, basemap)))
+
+
+def call(url: str, body: bytes | dict | None = None, headers: dict | None = None) -> tuple[int, dict | bytes, str]:
+    """(status, JSON or bytes, content type) of a GET, or of a POST when ``body`` is given (a dict: as JSON)."""
+    data = json.dumps(body).encode() if isinstance(body, dict) else body
+    req = urllib.request.Request(url, data=data, headers=headers or {}, method="POST" if data is not None else "GET")
+    try:
+        with urllib.request.urlopen(req, timeout=120) as res:
+            status, raw, kind = res.status, res.read(), res.headers.get("content-type", "")
+    except urllib.error.HTTPError as e:
+        status, raw, kind = e.code, e.read(), e.headers.get("content-type", "")
+    return status, (json.loads(raw) if "json" in kind and raw else raw), kind
