@@ -4,31 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-from pydantic import ValidationError
-
 from .config import Params
 from .errors import GeofoundryError
+from .io.inputs import format_validation_error, read_yaml, validated
 
-
-def format_validation_error(err: ValidationError, source: str) -> str:
-    lines = [f"{source}: invalid parameters"]
-    for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = "unknown key (typo?)" if e["type"] == "extra_forbidden" else e["msg"]
-        lines.append(f"  {key}: {msg}")
-    return "\n".join(lines)
+__all__ = ["format_validation_error", "load_params"]
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
+    """Validated parameters. Refused, naming the file and the key or line: a missing file, text that is not UTF-8,
+    YAML that is not plain data (syntax, tags, several documents), duplicate keys, and any value the models reject."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise GeofoundryError(f"{path}: parameters file not found (run from the project root)")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise GeofoundryError(f"{path}: not valid YAML: {e}") from None
-    try:
-        return Params.model_validate(raw)
-    except ValidationError as e:
-        raise GeofoundryError(format_validation_error(e, str(path))) from None
+    return validated(Params, read_yaml(path, "parameters") or {}, path)
