@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import warnings
@@ -13,9 +12,11 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from .config import Params
-from .errors import GeofoundryError
+from .io.folders import writable_folder
+from .io.inputs import read_json
 from .params import load_params
 from .paths import Paths
+from .reporting import report_error, reported
 
 STAGES = ("select", "preprocess", "train", "predict", "postprocess", "evaluate", "export")
 console = Console(stderr=True)
@@ -47,7 +48,7 @@ def _predict(p: Params, d: Paths):
 
 def _postprocess(p: Params, d: Paths):
     from . import postprocess
-    classes = json.loads((d.selection / "classes.json").read_text())["names"][1:]
+    classes = read_json(d.selection / "classes.json", "classes (select stage)")["names"][1:]
     return postprocess.run(p.postprocess, d.predictions, d.vectors, classes)
 
 
@@ -64,6 +65,15 @@ def _export(p: Params, d: Paths):
     return export.run(p.export, d.chips, d.models / "best.pt", d.onnx, d.metrics / "export.json",
                       d / "export/bundle", prov)
 
+
+# The folders each stage writes (dvc.yaml's outs): checked to be writable before the stage starts, so that a stage
+# never fails at its last write after replacing its first outputs.
+OUTPUTS: dict[str, Callable[[Paths], tuple[Path, ...]]] = {
+    "select": lambda d: (d.selection, d.metrics), "preprocess": lambda d: (d.chips,),
+    "train": lambda d: (d.models, d.live), "predict": lambda d: (d.predictions,),
+    "postprocess": lambda d: (d.vectors,), "evaluate": lambda d: (d.metrics, d.plots / "evaluate"),
+    "export": lambda d: (d.onnx.parent, d.metrics),
+}
 
 RUNNERS: dict[str, Callable[[Params, Paths], object]] = {
     "select": _select, "preprocess": _preprocess, "train": _train, "predict": _predict,
@@ -86,19 +96,14 @@ def setup_logging(verbose: bool = False) -> None:
 def run_stage(name: str, params_path: str | Path = "params.yaml", root: str | Path = ".") -> object:
     """Run one stage with the parameters in ``params_path`` and outputs under ``root``."""
     params = load_params(Path(root) / params_path)
-    return RUNNERS[name](params, Paths(Path(root)))
-
-
-def report_error(name: str, err: GeofoundryError) -> None:
-    """Print a bad-input error without a traceback (unwrapped, so it can be grepped and copied)."""
-    console.print(f"[bold red]error[/] ({name}): {err}", soft_wrap=True, highlight=False)
+    paths = Paths(Path(root))
+    for folder in OUTPUTS[name](paths):
+        writable_folder(folder, f"{name} output")
+    return RUNNERS[name](params, paths)
 
 
 def main(name: str) -> None:
     """Entry point of ``stages/<name>.py``: clear message and exit status 1 on bad input."""
     setup_logging()
-    try:
+    with reported(name):
         run_stage(name)
-    except GeofoundryError as e:
-        report_error(name, e)
-        sys.exit(1)
