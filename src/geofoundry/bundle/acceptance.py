@@ -11,6 +11,7 @@ import pandas as pd
 from ..config import EvaluateConfig
 from ..errors import GeofoundryError
 from ..io.atomic import write_json
+from ..io.folders import existing_folder, writable_folder
 from ..io.raw import load_scenes
 from .predict import predict_bundle
 from .reader import Bundle
@@ -41,7 +42,9 @@ def evaluate_bundle(bundle: Bundle, data_root: Path, out_dir: Path, cfg: Evaluat
     from .. import evaluate
 
     spec = bundle.spec
-    scenes, refused = usable_scenes(load_scenes(data_root), spec.bands, spec.source_dtype.split(","))
+    writable_folder(out_dir, "--out")
+    scenes, refused = usable_scenes(load_scenes(existing_folder(data_root, "--data")), spec.bands,
+                                    spec.source_dtype.split(","))
     for reason in refused:
         log.warning("not evaluated: %s", reason)
     if scenes.empty:

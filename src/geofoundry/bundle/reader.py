@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..config import PostprocessConfig, PredictConfig
 from ..errors import GeofoundryError
+from ..io.inputs import decode, parse_yaml, validated
 from ..io.outputs import auxiliary
 from ..preprocess.stats import InputSpec
 from .manifest import MANIFEST, check_type, files_on_disk, read_manifest
@@ -33,19 +32,16 @@ class Bundle:
     digest: str  # sha256 of SHA256SUMS: one value that pins the whole bundle
 
     def text(self, name: str) -> str:
-        return self.files[name].decode("utf-8")
+        return decode(self.files[name], self.root / name, name)
 
     def json(self, name: str) -> Any:
         try:
             return json.loads(self.text(name))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise GeofoundryError(f"{self.root / name}: not valid JSON ({e})") from None
+        except json.JSONDecodeError as e:
+            raise GeofoundryError(f"{self.root / name}:{e.lineno}: not valid JSON ({e.msg})") from None
 
     def yaml(self, name: str) -> Any:
-        try:
-            return yaml.safe_load(self.text(name))
-        except (UnicodeDecodeError, yaml.YAMLError) as e:
-            raise GeofoundryError(f"{self.root / name}: not valid YAML ({e})") from None
+        return parse_yaml(self.text(name), self.root / name)
 
     @property
     def model(self) -> bytes:
@@ -53,10 +49,7 @@ class Bundle:
 
     @property
     def spec(self) -> InputSpec:
-        try:
-            return InputSpec(**self.json(STATS))
-        except TypeError as e:
-            raise GeofoundryError(f"{self.root / STATS}: not an input spec ({e})") from None
+        return InputSpec.parse(self.json(STATS), self.root / STATS)
 
     @property
     def outputs(self) -> list[str]:
@@ -78,20 +71,22 @@ class Bundle:
 
     @property
     def postprocess(self) -> PostprocessConfig:
-        return _validated(PostprocessConfig, self.yaml(POSTPROCESS), self.root / POSTPROCESS)
+        """The chain, checked: every operation known, with valid parameters, in a workable order."""
+        from ..postprocess import build_chain
+
+        cfg = validated(PostprocessConfig, self.yaml(POSTPROCESS), self.root / POSTPROCESS)
+        try:
+            build_chain(cfg.steps)
+        except GeofoundryError as e:
+            raise GeofoundryError(f"{self.root / POSTPROCESS}: {e}") from None
+        return cfg
 
     @property
     def predict(self) -> PredictConfig:
-        return _validated(PredictConfig, {**(self.yaml(PREDICT) or {}), "device": "cpu"}, self.root / PREDICT)
-
-
-def _validated(model, data, path: Path):
-    from pydantic import ValidationError
-
-    try:
-        return model.model_validate(data)
-    except ValidationError as e:
-        raise GeofoundryError(f"{path}: invalid ({e.errors()[0]['loc']}: {e.errors()[0]['msg']})") from None
+        data = self.yaml(PREDICT)
+        if not isinstance(data, dict):
+            raise GeofoundryError(f"{self.root / PREDICT}: needs a mapping of tile, overlap, batch_size")
+        return validated(PredictConfig, {**data, "device": "cpu"}, self.root / PREDICT)
 
 
 def open_bundle(root: str | Path, digest: str | None = None) -> Bundle:
