@@ -34,6 +34,9 @@ def _preprocess(p: Params, d: Paths):
 
 
 def _train(p: Params, d: Paths):
+    from .cpu_numerics import pin_cpu_kernels
+
+    pin_cpu_kernels()  # before torch is imported: the same kernels, hence weights, on any AVX2 CPU
     from . import train
     return train.run(p.train, p.arch, d.chips, d.models, d.live)
 
