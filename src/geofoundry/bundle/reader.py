@@ -6,14 +6,13 @@ Every file is read once, hashed and kept in memory, so what is used is exactly w
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..config import PostprocessConfig, PredictConfig
 from ..errors import GeofoundryError
-from ..io.inputs import decode, parse_yaml, validated
+from ..io.inputs import decode, parse_json, parse_yaml, validated
 from ..io.outputs import auxiliary
 from ..preprocess.stats import InputSpec
 from .manifest import MANIFEST, check_type, files_on_disk, read_manifest
@@ -35,10 +34,7 @@ class Bundle:
         return decode(self.files[name], self.root / name, name)
 
     def json(self, name: str) -> Any:
-        try:
-            return json.loads(self.text(name))
-        except json.JSONDecodeError as e:
-            raise GeofoundryError(f"{self.root / name}:{e.lineno}: not valid JSON ({e.msg})") from None
+        return parse_json(self.text(name), self.root / name)
 
     def yaml(self, name: str) -> Any:
         return parse_yaml(self.text(name), self.root / name)

@@ -42,16 +42,18 @@ def read_text(path: str | Path, what: str) -> str:
     return decode(read_bytes(path, what), path, what)
 
 
-def read_json(path: str | Path, what: str) -> Any:
-    text = read_text(path, what)
+def parse_json(text: str, source: str | Path) -> Any:
+    """JSON text, or an error naming ``source`` and the line."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
-        raise GeofoundryError(f"{path}:{e.lineno}: the {what} file is not valid JSON ({e.msg})") from None
+        raise GeofoundryError(f"{source}:{e.lineno}: not valid JSON ({e.msg})") from None
+    except RecursionError:
+        raise GeofoundryError(f"{source}: nested too deeply to be plain data") from None
 
 
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader (plain data only: tags such as ``!!python/object`` are refused)."""
+def read_json(path: str | Path, what: str) -> Any:
+    return parse_json(read_text(path, what), path)
 
 
 def _dotted(keys: list[str]) -> str:
@@ -100,12 +102,14 @@ def parse_yaml(text: str, source: str | Path) -> Any:
     several documents, tags that build objects, duplicate keys, aliases that refer to themselves or expand hugely."""
     loader = None
     try:
-        loader = _Loader(text)  # refuses control characters at once
+        loader = yaml.SafeLoader(text)  # plain data only (no !!python/... tags); refuses control characters
         node = loader.get_single_node()
         if node is None:
             return None
         _check_nodes(node, str(source))
         return loader.construct_document(node)
+    except RecursionError:
+        raise GeofoundryError(f"{source}: nested too deeply to be plain data") from None
     except yaml.reader.ReaderError as e:
         line = text[: e.position].count("\n") + 1
         code = e.character if isinstance(e.character, int) else ord(e.character)
