@@ -62,10 +62,12 @@ def predict_command(
     setup_logging(verbose)
     with reported("predict"):
         from .bundle import open_bundle
+
+        found = open_bundle(bundle, sha256)  # verified before the prediction code is even imported
         from .bundle.predict import predict_bundle
 
         names = [b for b in bands.split(",") if b.strip()] if bands else None
-        result = predict_bundle(open_bundle(bundle, sha256), scenes, out, names, threads)
+        result = predict_bundle(found, scenes, out, names, threads)
     console.print(f"predicted {len(result['scenes'])} scene(s), {result['objects']} objects → {out}")
 
 
