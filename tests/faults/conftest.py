@@ -1,7 +1,7 @@
 """Fault injection, shared by every input kind: run stage scripts and the CLI as a user does (subprocesses), assert
 the exact ``error (<stage>): …`` message and exit status, and that nothing in the workspace changed (no output
-replaced, nothing half-written, no temporary file left). Session fixtures hold the real inputs (a bundle exported
-from the tiny model, a small RGB scene) so that each case only breaks one thing."""
+replaced, nothing half-written, no temporary file left). The real inputs (the bundle that tests/conftest.py exports
+from the tiny model, a small RGB scene) are made once, so that each case only breaks one thing."""
 
 from __future__ import annotations
 
@@ -105,23 +105,6 @@ def raw_workspace(workspace, small_raw) -> Path:
     link_tree(small_raw, workspace / "data" / "raw")
     replace_bytes(workspace / "data" / "raw" / "scenes.csv", (small_raw / "scenes.csv").read_bytes())
     return workspace
-
-
-@pytest.fixture(scope="session")
-def bundle(tmp_path_factory, chips_dir, tiny_model, small_raw, selection_dir) -> Path:
-    """A real bundle: the export stage's, from the tiny model trained on real DEV chips (tiles of 256)."""
-    from geofoundry import export
-    from geofoundry.config import ExportConfig, PredictConfig
-    from geofoundry.params import load_params
-
-    out = tmp_path_factory.mktemp("export")
-    params = load_params(PARAMS).model_copy(
-        update={"export": ExportConfig(parity_chips=2, tensorrt=False), "predict": PredictConfig(tile=256, overlap=32)})
-    prov = export.Provenance(params, out, small_raw, {"select": selection_dir.parent / "select.json",
-                                                      "train": tiny_model.parents[1] / "dvclive" / "metrics.json",
-                                                      "evaluate": out / "metrics" / "evaluate.json"})
-    export.run(params.export, chips_dir, tiny_model, out / "model.onnx", out / "export.json", out / "bundle", prov)
-    return out / "bundle"
 
 
 @pytest.fixture

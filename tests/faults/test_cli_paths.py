@@ -155,6 +155,7 @@ def test_stage_output_on_a_read_only_device(workspace):
     assert left_on_device(proc) == snapshot(seed)
 
 
+@pytest.mark.slow  # the train stage imports torch and builds the model before it reads its inputs (~6 s each)
 @pytest.mark.parametrize("damage, message", [
     (lambda t: t.replace('"bands": [', '"bands": "rgb", "was": ['),
      "data/chips/stats.json: invalid input spec\n  bands: Input should be a valid list\n"
@@ -172,6 +173,7 @@ def test_stage_input_broken(workspace, chips_dir, damage, message):
     assert snapshot(workspace) == before
 
 
+@pytest.mark.slow  # the train stage imports torch and builds the model before it reads last.pt
 def test_malicious_last_checkpoint(workspace, chips_dir):
     """A last.pt that would run a command when unpickled: refused unread, the command never runs."""
     class Payload:

@@ -51,6 +51,8 @@ CASES = [
     ("alias bomb", BOMB, "select", "params.yaml: b4 expands to more than 100000 values through aliases; refused"),
     ("recursive alias", "loop: &loop [*loop]\n", "select",
      f"params.yaml:{LINES + 1}: loop[0] refers to itself through an alias"),
+    ("deep nesting", "deep: " + "[" * 5000 + "]" * 5000 + "\n", "select",
+     "params.yaml: nested too deeply to be plain data"),
     ("a list, not a mapping", b"- arch: unet\n", "train",
      "params.yaml: invalid parameters\n  (top level): Input should be a valid dictionary or instance of Params"),
     ("empty file", b"", "predict", "params.yaml: invalid parameters\n  postprocess: Field required"),
