@@ -87,3 +87,27 @@ def tiny_model(tmp_path_factory, chips_dir) -> Path:
     cfg = TrainConfig(epochs=1, samples_per_epoch=8, positive_fraction=0.5, batch_size=4, threads=1)
     train.run(cfg, "unet", chips_dir, out / "models", out / "dvclive")
     return out / "models" / "best.pt"
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory, chips_dir, tiny_model, small_raw, selection_dir) -> dict:
+    """The export stage on the tiny model (tiles of 256): ONNX, metrics and the delivery bundle."""
+    from geofoundry import export
+    from geofoundry.config import ExportConfig, PredictConfig
+    from geofoundry.params import load_params
+
+    out = tmp_path_factory.mktemp("export")
+    params = load_params(ROOT / "params.yaml").model_copy(
+        update={"export": ExportConfig(parity_chips=4), "predict": PredictConfig(tile=256, overlap=32)})
+    prov = export.Provenance(params, out, small_raw, {"select": selection_dir.parent / "select.json",
+                                                      "train": tiny_model.parents[1] / "dvclive" / "metrics.json",
+                                                      "evaluate": out / "metrics" / "evaluate.json"})
+    metrics = export.run(params.export, chips_dir, tiny_model, out / "model.onnx", out / "export.json",
+                         out / "bundle", prov)
+    return {"dir": out, "metrics": metrics, "params": params, "bundle": out / "bundle", "prov": prov}
+
+
+@pytest.fixture(scope="session")
+def bundle(exported) -> Path:
+    """The delivery bundle of :func:`exported` (never changed by a test: copy it to break it)."""
+    return exported["bundle"]

@@ -19,11 +19,9 @@ import pytest
 import rasterio
 import yaml
 
-from geofoundry import export
 from geofoundry.bundle import open_bundle
 from geofoundry.bundle.engine import tools_missing
 from geofoundry.bundle.reader import REQUIRED
-from geofoundry.config import ExportConfig, PredictConfig
 from geofoundry.errors import GeofoundryError
 from geofoundry.export.card import render_markdown
 from geofoundry.pipeline.params import load_params
@@ -38,19 +36,6 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """`geofoundry ...` in a fresh interpreter (import log on stderr), away from the repository and params.yaml."""
     return subprocess.run([sys.executable, "-X", "importtime", "-m", "geofoundry", *args], cwd=cwd, env=env(),
                           capture_output=True, text=True)
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory, chips_dir, tiny_model, small_raw, selection_dir):
-    out = tmp_path_factory.mktemp("export")
-    params = load_params(ROOT / "params.yaml").model_copy(
-        update={"export": ExportConfig(parity_chips=4), "predict": PredictConfig(tile=256, overlap=32)})
-    prov = export.Provenance(params, out, small_raw, {"select": selection_dir.parent / "select.json",
-                                                      "train": tiny_model.parents[1] / "dvclive" / "metrics.json",
-                                                      "evaluate": out / "metrics" / "evaluate.json"})
-    metrics = export.run(params.export, chips_dir, tiny_model, out / "model.onnx", out / "export.json",
-                         out / "bundle", prov)
-    return {"dir": out, "metrics": metrics, "params": params, "bundle": out / "bundle", "prov": prov}
 
 
 @pytest.fixture(scope="module")

@@ -3,32 +3,19 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
 import yaml
 
-from .project import ROOT, env
-
-
-def run_stage(repo, name: str) -> subprocess.CompletedProcess:
-    script = next((ROOT / "stages").glob(f"0*_{name}.py"))
-    return subprocess.run([sys.executable, str(script)], cwd=repo, env=env(), capture_output=True, text=True)
+from .faults.conftest import assert_clean_error, run_stage
+from .project import ROOT
 
 
 @pytest.fixture
 def repo(tmp_path):
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
     return tmp_path
-
-
-def assert_clean_error(proc, *fragments):
-    assert proc.returncode == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
-    for fragment in fragments:
-        assert fragment in proc.stderr
 
 
 def test_missing_raw_data(repo):

@@ -14,11 +14,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .choices import CLASS_WEIGHTED_LOSSES, LOSSES, SCHEDULES, TARGETS, TTA
 
 MAX_CLASS_DEPTH = 4
+# Upper bounds of sizes: far above any real use, low enough that a typo (an extra zero or three) fails here, not
+# as an allocation of terabytes minutes into a stage. Pixels of one batch: tile² (or chip²) × batch size.
+MAX_SIDE_PX = 8192
+MAX_BATCH = 1024
+MAX_BATCH_PIXELS = 2**28
 
 
-def format_validation_error(err: ValidationError, source: str) -> str:
-    """A pydantic error as lines that name each bad key (``select.split.seed: ...``)."""
-    lines = [f"{source}: invalid parameters"]
+def format_validation_error(err: ValidationError, source: str, what: str = "parameters") -> str:
+    """A pydantic error as ``source: invalid <what>`` and one ``  key: message`` line per bad key
+    (``select.split.seed: ...``)."""
+    lines = [f"{source}: invalid {what}"]
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
         msg = "unknown key (typo?)" if e["type"] == "extra_forbidden" else e["msg"]
@@ -27,7 +33,13 @@ def format_validation_error(err: ValidationError, source: str) -> str:
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def check_batch_pixels(side: int, batch: int, what: str) -> None:
+    if side * side * batch > MAX_BATCH_PIXELS:
+        raise ValueError(f"{what}: {side}² px × {batch} = {side * side * batch:,} pixels per batch, more than "
+                         f"{MAX_BATCH_PIXELS:,}; lower the batch size or the side")
 
 
 def check_class_path(path: str) -> str:
@@ -132,7 +144,7 @@ class StretchConfig(Section):
 
     low_pct: float = Field(0.5, ge=0, lt=100)
     high_pct: float = Field(99.5, gt=0, le=100)
-    sample_pixels: int = Field(2_000_000, gt=0)
+    sample_pixels: int = Field(2_000_000, gt=0, le=10**9)
 
     @model_validator(mode="after")
     def _ordered(self) -> StretchConfig:
@@ -142,8 +154,8 @@ class StretchConfig(Section):
 
 
 class ChipConfig(Section):
-    size: int = Field(256, ge=32)
-    stride: int = Field(192, ge=8)
+    size: int = Field(256, ge=32, le=MAX_SIDE_PX)
+    stride: int = Field(192, ge=8, le=MAX_SIDE_PX)
     min_valid_frac: float = Field(0.25, ge=0, le=1)
 
 
@@ -210,11 +222,11 @@ OptimizerConfig = Annotated[AdamConfig | SGDConfig, Field(discriminator="name")]
 
 
 class TrainConfig(Section):
-    epochs: int = Field(10, ge=1)
-    samples_per_epoch: int = Field(512, ge=1, description="chips drawn per epoch (positives oversampled)")
+    epochs: int = Field(10, ge=1, le=100_000)
+    samples_per_epoch: int = Field(512, ge=1, le=10**8, description="chips drawn per epoch (positives oversampled)")
     positive_fraction: float = Field(0.6, ge=0, le=1, description="share of drawn chips that hold a target")
-    batch_size: int = Field(8, ge=1, description="per process (DDP: per GPU)")
-    grad_accum: int = Field(1, ge=1, description="batches per optimiser step")
+    batch_size: int = Field(8, ge=1, le=MAX_BATCH, description="per process (DDP: per GPU)")
+    grad_accum: int = Field(1, ge=1, le=MAX_BATCH, description="batches per optimiser step")
     lr: float = Field(2e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     optimizer: OptimizerConfig = Field(
@@ -243,11 +255,11 @@ class TrainConfig(Section):
         "auto", description="hold the train chips and their encoded targets on the device and gather batches "
                             "there (needs augment: []); auto: on CUDA, when they take at most a quarter of its "
                             "free memory")
-    num_workers: int = Field(0, ge=0, description="DataLoader worker processes (persistent); 0 = in the loop")
-    prefetch: int = Field(4, ge=1, description="batches each worker prepares ahead")
+    num_workers: int = Field(0, ge=0, le=256, description="DataLoader worker processes (persistent); 0 = in the loop")
+    prefetch: int = Field(4, ge=1, le=256, description="batches each worker prepares ahead")
     device: Device = "auto"
     compile: bool = Field(False, description="torch.compile the training model")
-    threads: int = Field(0, ge=0, description="torch CPU threads, 0 = all cores")
+    threads: int = Field(0, ge=0, le=4096, description="torch CPU threads, 0 = all cores")
 
     @field_validator("optimizer", mode="before")
     @classmethod
@@ -310,9 +322,9 @@ class EnsembleMember(Section):
 
 
 class PredictConfig(Section):
-    tile: int = Field(512, ge=32)
+    tile: int = Field(512, ge=32, le=MAX_SIDE_PX)
     overlap: int = Field(128, ge=0, description="pixels shared by neighbouring tiles, blended with linear ramps")
-    batch_size: int = Field(4, ge=1)
+    batch_size: int = Field(4, ge=1, le=MAX_BATCH)
     device: Device = "auto"
     tta: TtaMode = Field("none", description="test-time augmentation, averaged")
     ensemble: list[EnsembleMember] = Field([], description="models averaged with models/best.pt (weight 1)")
@@ -328,6 +340,7 @@ class PredictConfig(Section):
     def _overlap_fits(self) -> PredictConfig:
         if self.overlap * 2 > self.tile:
             raise ValueError(f"overlap ({self.overlap}) must be at most half the tile ({self.tile})")
+        check_batch_pixels(self.tile, self.batch_size, "tile × batch_size")
         return self
 
 
@@ -337,10 +350,13 @@ class PostprocessConfig(Section):
     steps: list[dict[str, dict[str, Any] | None]] = Field(
         [{"threshold": {"value": 0.5}}, {"open": {"radius_px": 2}}, {"fill_holes": {"max_area_m2": 10.0}},
          {"polygonize": {}}, {"simplify": {"tolerance_m": 0.3}}, {"min_area": {"area_m2": 10.0}}], min_length=1)
-    window_px: int = Field(4096, ge=0, description="scenes larger than this run the raster part of the chain by "
-                                                   "windows of this side (bounded memory); 0 = whole scenes")
-    halo_px: int = Field(256, ge=0, description="pixels read around each window; wider than the largest object")
-    workers: int = Field(2, ge=1, description="windows post-processed at once (threads), each holding one window")
+    window_px: int = Field(4096, ge=0, le=65536,
+                           description="scenes larger than this run the raster part of the chain by windows of this "
+                                       "side (bounded memory); 0 = whole scenes")
+    halo_px: int = Field(256, ge=0, le=MAX_SIDE_PX,
+                         description="pixels read around each window; wider than the largest object")
+    workers: int = Field(2, ge=1, le=256,
+                         description="windows post-processed at once (threads), each holding one window")
 
     @field_validator("steps")
     @classmethod
@@ -358,7 +374,7 @@ class EvaluateConfig(Section):
 
 class ExportConfig(Section):
     opset: int = Field(17, ge=13)
-    parity_chips: int = Field(16, ge=1)
+    parity_chips: int = Field(16, ge=1, le=10_000)
     parity_atol: float = Field(1e-3, gt=0)
     tensorrt: bool = Field(True, description="build and check an fp16 engine when TensorRT and a GPU are present")
     docker_base: str = Field("python:3.11-slim", min_length=1, description="base image of the bundle's Dockerfile")
@@ -375,3 +391,8 @@ class Params(Section):
     postprocess: PostprocessConfig = PostprocessConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     export: ExportConfig = ExportConfig()
+
+    @model_validator(mode="after")
+    def _train_batch_pixels(self) -> Params:
+        check_batch_pixels(self.preprocess.chip.size, self.train.batch_size, "preprocess.chip.size × train.batch_size")
+        return self

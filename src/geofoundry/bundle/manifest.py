@@ -12,6 +12,7 @@ import re
 from pathlib import Path, PurePosixPath
 
 from ..errors import GeofoundryError
+from ..io.inputs import decode
 
 MANIFEST = "SHA256SUMS"
 SUFFIXES = (".onnx", ".json", ".yaml", ".md", ".txt", ".sh")
@@ -69,7 +70,7 @@ def read_manifest(root: Path) -> tuple[dict[str, str], str]:
     path = root / MANIFEST
     if path.is_symlink() or not path.is_file():
         raise GeofoundryError(f"{path}: missing or not a regular file; not a geofoundry bundle")
-    text = path.read_text(encoding="utf-8", errors="strict")
+    text = decode(path.read_bytes(), path, "manifest")
     entries: dict[str, str] = {}
     for i, line in enumerate(text.splitlines(), start=1):
         m = _LINE.match(line)

@@ -7,16 +7,14 @@ Every file is read once, hashed and kept in memory, so what is used is exactly w
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..config import PostprocessConfig, PredictConfig
 from ..errors import GeofoundryError
+from ..io.inputs import decode, parse_json, parse_yaml, validated
 from ..models.input_spec import InputSpec
 from ..models.outputs import auxiliary
 from .format import FORMAT_FILE, FORMAT_VERSION, format_version, refuse_newer, upgrade
@@ -40,19 +38,13 @@ class Bundle:
     format_version: int  # as delivered (``files`` are those of FORMAT_VERSION)
 
     def text(self, name: str) -> str:
-        return self.files[name].decode("utf-8")
+        return decode(self.files[name], self.root / name, name)
 
     def json(self, name: str) -> Any:
-        try:
-            return json.loads(self.text(name))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise GeofoundryError(f"{self.root / name}: not valid JSON ({e})") from None
+        return parse_json(self.text(name), self.root / name)
 
     def yaml(self, name: str) -> Any:
-        try:
-            return yaml.safe_load(self.text(name))
-        except (UnicodeDecodeError, yaml.YAMLError) as e:
-            raise GeofoundryError(f"{self.root / name}: not valid YAML ({e})") from None
+        return parse_yaml(self.text(name), self.root / name)
 
     @property
     def model(self) -> bytes:
@@ -60,10 +52,7 @@ class Bundle:
 
     @property
     def spec(self) -> InputSpec:
-        try:
-            return InputSpec(**self.json(STATS))
-        except TypeError as e:
-            raise GeofoundryError(f"{self.root / STATS}: not an input spec ({e})") from None
+        return InputSpec.parse(self.json(STATS), self.root / STATS)
 
     @property
     def outputs(self) -> list[str]:
@@ -85,20 +74,16 @@ class Bundle:
 
     @property
     def postprocess(self) -> PostprocessConfig:
-        return _validated(PostprocessConfig, self.yaml(POSTPROCESS), self.root / POSTPROCESS)
+        """The chain's settings, validated (the operations themselves are checked where they run:
+        ``delivery.predict.bundle_chain``)."""
+        return validated(PostprocessConfig, self.yaml(POSTPROCESS), self.root / POSTPROCESS)
 
     @property
     def predict(self) -> PredictConfig:
-        return _validated(PredictConfig, {**(self.yaml(PREDICT) or {}), "device": "cpu"}, self.root / PREDICT)
-
-
-def _validated(model, data, path: Path):
-    from pydantic import ValidationError
-
-    try:
-        return model.model_validate(data)
-    except ValidationError as e:
-        raise GeofoundryError(f"{path}: invalid ({e.errors()[0]['loc']}: {e.errors()[0]['msg']})") from None
+        data = self.yaml(PREDICT)
+        if not isinstance(data, dict):
+            raise GeofoundryError(f"{self.root / PREDICT}: needs a mapping of tile, overlap, batch_size")
+        return validated(PredictConfig, {**data, "device": "cpu"}, self.root / PREDICT)
 
 
 def open_bundle(root: str | Path, digest: str | None = None) -> Bundle:

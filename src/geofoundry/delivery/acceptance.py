@@ -12,6 +12,7 @@ from ..bundle.reader import Bundle
 from ..config import EvaluateConfig
 from ..errors import GeofoundryError
 from ..io.atomic import write_json
+from ..io.folders import existing_folder, writable_folder
 from ..io.raw import load_scenes
 from .predict import predict_bundle
 
@@ -42,7 +43,9 @@ def evaluate_bundle(bundle: Bundle, data_root: Path, out_dir: Path, cfg: Evaluat
     from .. import evaluate
 
     spec = bundle.spec
-    scenes, refused = usable_scenes(load_scenes(data_root), spec.bands, spec.source_dtype.split(","))
+    writable_folder(out_dir, "--out")
+    scenes, refused = usable_scenes(load_scenes(existing_folder(data_root, "--data")), spec.bands,
+                                    spec.source_dtype.split(","))
     for reason in refused:
         log.warning("not evaluated: %s", reason)
     if scenes.empty:

@@ -14,17 +14,32 @@ from pathlib import Path
 import rasterio
 
 from ..bundle.onnx_session import onnx_session
-from ..bundle.reader import Bundle
+from ..bundle.reader import MODEL, POSTPROCESS, Bundle
+from ..config import PostprocessConfig
 from ..errors import GeofoundryError
+from ..io.folders import writable_folder
 from ..predict.arrays import TileModel
 from .scene import scene_bands, scene_gsd_m
 
 log = logging.getLogger(__name__)
 
 
-def onnx_model_fn(model: bytes, n_bands: int, threads: int = 0) -> TileModel:
-    """(B, C, h, w) raw float32 → (B, K, h, w) probabilities with onnxruntime on CPU (numpy arrays)."""
-    return TileModel(onnx_session(model, n_bands, threads))
+def onnx_model_fn(model: bytes, n_bands: int, threads: int = 0, source: str | Path = "model.onnx") -> TileModel:
+    """(B, C, h, w) raw float32 → (B, K, h, w) probabilities with onnxruntime on CPU (numpy arrays). ``source``
+    names the model in errors."""
+    return TileModel(onnx_session(model, n_bands, threads, source))
+
+
+def bundle_chain(bundle: Bundle) -> PostprocessConfig:
+    """The bundle's postprocess chain, checked: every operation known, with valid parameters, in a workable order."""
+    from ..postprocess import build_chain
+
+    cfg = bundle.postprocess
+    try:
+        build_chain(cfg.steps)
+    except GeofoundryError as e:
+        raise GeofoundryError(f"{bundle.root / POSTPROCESS}: {e}") from None
+    return cfg
 
 
 def predict_bundle(bundle: Bundle, scenes: list[Path], out_dir: Path, bands: list[str] | None = None,
@@ -37,12 +52,15 @@ def predict_bundle(bundle: Bundle, scenes: list[Path], out_dir: Path, bands: lis
     if len(set(stems)) != len(stems):
         raise GeofoundryError(f"scene file names must differ (outputs are named after them): {stems}")
     for scene in scenes:
+        if Path(scene).is_dir():
+            raise GeofoundryError(f"{scene}: a folder, not a scene file")
         if not Path(scene).is_file():
             raise GeofoundryError(f"{scene}: scene not found")
     if Path(out_dir).resolve().is_relative_to(bundle.root.resolve()):
         raise GeofoundryError(f"{out_dir}: outputs must go outside the bundle {bundle.root} (it must stay unchanged)")
-    spec, cfg = bundle.spec, bundle.predict
-    model_fn = onnx_model_fn(bundle.model, len(spec.bands), threads)
+    writable_folder(out_dir, "--out")
+    spec, cfg, chain = bundle.spec, bundle.predict, bundle_chain(bundle)
+    model_fn = onnx_model_fn(bundle.model, len(spec.bands), threads, bundle.root / MODEL)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".predict-") as tmp:
         preds, vectors = Path(tmp) / "predictions", Path(tmp) / "vectors"
@@ -56,7 +74,7 @@ def predict_bundle(bundle: Bundle, scenes: list[Path], out_dir: Path, bands: lis
             if predict_scene(str(scene), names, gsd, None, spec, model_fn, cfg, preds / f"{scene.stem}.tif",
                              bundle.outputs):
                 done.append(scene.stem)
-        summary = postprocess.run(bundle.postprocess, preds, vectors, spec.classes[1:]) if done else {"objects": 0}
+        summary = postprocess.run(chain, preds, vectors, spec.classes[1:]) if done else {"objects": 0}
         for stem in done:
             os.replace(preds / f"{stem}.tif", out_dir / f"{stem}.tif")
             os.replace(vectors / f"{stem}.gpkg", out_dir / f"{stem}.gpkg")

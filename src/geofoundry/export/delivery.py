@@ -2,35 +2,68 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError, distribution, requires
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from ..bundle.format import INPUT, OUTPUT
 from ..bundle.trt_commands import MIN_SIDE, Profile, trtexec_build
+from ..errors import GeofoundryError
 from ..models.input_spec import InputSpec
 
-# What `geofoundry predict --bundle` imports (no torch, smp, albumentations or DVC), pinned to the versions here.
-INFERENCE_DISTS = ("numpy", "onnxruntime", "rasterio", "shapely", "pyproj", "pyogrio", "geopandas", "pandas",
-                   "scipy", "scikit-image", "pydantic", "PyYAML", "typer", "rich")
+EXTRA = "inference"  # geofoundry's extra: what `geofoundry predict --bundle` / `evaluate --bundle` import
+
+
+def inference_requirements() -> list[Requirement]:
+    """The ``inference`` extra of the installed geofoundry's metadata (``[project.optional-dependencies]``)."""
+    try:
+        declared = [Requirement(r) for r in requires("geofoundry") or []]
+    except PackageNotFoundError:
+        declared = []
+    extra = [r for r in declared if r.marker is not None and r.marker.evaluate({"extra": EXTRA})
+             and not r.marker.evaluate({"extra": ""})]
+    if not extra:
+        raise GeofoundryError(f"the installed geofoundry's metadata has no '{EXTRA}' extra (installed from an older "
+                              "pyproject.toml?): reinstall it, e.g. pip install -c requirements.lock -e '.[dev]'")
+    return extra
 
 
 def inference_pins() -> dict[str, str]:
-    pins = {}
-    for dist in INFERENCE_DISTS:
+    """Every distribution that the ``inference`` extra needs on this interpreter (its requirements, theirs, and so
+    on), at the version installed here: the Dockerfile installs exactly these."""
+    pins: dict[str, str] = {}
+    seen: set[tuple[str, frozenset[str]]] = set()
+    todo = inference_requirements()
+    while todo:
+        req = todo.pop()
+        key = (canonicalize_name(req.name), frozenset(req.extras))
+        if key in seen:
+            continue
+        seen.add(key)
         try:
-            pins[dist] = version(dist)
+            dist = distribution(req.name)
         except PackageNotFoundError:
-            pins[dist] = "not installed"
-    return pins
+            raise GeofoundryError(f"{req.name} (needed by the '{EXTRA}' extra) is not installed here, so the "
+                                  f"bundle's Dockerfile cannot pin it: pip install -e '.[{EXTRA}]'") from None
+        pins[dist.metadata["Name"]] = dist.version
+        for line in dist.requires or []:
+            dep = Requirement(line)
+            if dep.marker is None or any(dep.marker.evaluate({"extra": e}) for e in ("", *req.extras)):
+                todo.append(dep)
+    return dict(sorted(pins.items(), key=lambda kv: canonicalize_name(kv[0])))
 
 
 def dockerfile(pins: dict[str, str], base: str, git_revision: str) -> str:
-    reqs = " \\\n        ".join(f"{d}=={v}" for d, v in pins.items() if v != "not installed")
+    """The CPU inference image: ``pins`` (:func:`inference_pins`), then geofoundry from its source tree."""
+    reqs = " \\\n        ".join(f"{d}=={v}" for d, v in pins.items())
     return f"""# CPU inference image for this bundle: onnxruntime, no torch, no training code.
 # Build it on a connected machine from the geofoundry source tree that made the bundle
 # (git revision {git_revision}), with the bundle at export/bundle:
 #   docker build -f export/bundle/Dockerfile -t geofoundry-infer:<version> .
 # Air-gapped sites: docker save geofoundry-infer:<version> | gzip > geofoundry-infer.tar.gz ; docker load -i ...
 # Run: docker run --rm -v "$PWD:/data" geofoundry-infer:<version> /data/scene.tif --out /data/out
+# The packages are geofoundry's '{EXTRA}' extra and all they need, as installed where the bundle was exported.
 FROM {base}
 ENV PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \\
     NO_ALBUMENTATIONS_UPDATE=1 HF_HUB_OFFLINE=1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -10,6 +11,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from ..errors import GeofoundryError
 
 
 @contextlib.contextmanager
@@ -19,8 +22,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     Works for files and for directories (the temp path is created by the caller).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    except OSError as e:
+        blocker = next((p for p in (path.parent, *path.parent.parents) if p.exists() and not p.is_dir()), None)
+        why = f"{blocker} is a file, not a folder" if blocker else e.strerror or str(e)
+        raise GeofoundryError(f"{path}: cannot write in {path.parent} ({why})") from None
     os.close(fd)
     os.unlink(tmp)
     tmp_path = Path(tmp)
@@ -29,11 +37,27 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         if path.is_dir() and tmp_path.is_dir():
             shutil.rmtree(path)
         os.replace(tmp_path, path)
+    except OSError as e:
+        if not out_of_space(e, path.parent):
+            raise
+        raise GeofoundryError(f"{path}: no space left on the device of {path.parent} while writing it; "
+                              "it is unchanged (free space and run again)") from None
     finally:
         if tmp_path.is_dir():
             shutil.rmtree(tmp_path, ignore_errors=True)
         elif tmp_path.exists():
             tmp_path.unlink()
+
+
+def out_of_space(err: OSError, folder: Path) -> bool:
+    """Whether ``err`` is a write that failed for want of space (GDAL's write errors carry no errno: then the
+    device's free space tells)."""
+    if err.errno is not None:
+        return err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    try:
+        return shutil.disk_usage(folder).free < 2**20
+    except OSError:
+        return False
 
 
 def write_json(path: str | Path, data: Any) -> None:

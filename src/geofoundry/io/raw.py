@@ -15,11 +15,7 @@ from rasterio.windows import Window
 from ..config import check_class_path
 from ..errors import GeofoundryError
 from .raster import has_rpc_only
-
-REQUIRED_COLUMNS = (
-    "scene_id", "image", "labels", "site", "country", "sensor", "gsd_m", "acquired", "crs",
-    "width", "height", "bands", "dtype", "band_names", "nodata", "group",
-)
+from .scenes_csv import check_table, read_table
 
 
 def load_scenes(root: str | Path) -> pd.DataFrame:
@@ -30,19 +26,14 @@ def load_scenes(root: str | Path) -> pd.DataFrame:
         raise GeofoundryError(f"{root}: raw dataset folder not found (run `dvc pull` to fetch the default data)")
     if not csv.is_file():
         raise GeofoundryError(f"{csv}: missing; a raw dataset needs scenes.csv (see docs/RAW_LAYOUT.md; `geofoundry ingest` writes one)")
-    df = pd.read_csv(csv, dtype={"scene_id": str, "group": str, "site": str, "acquired": str, "nodata": str})
-    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
-    if missing:
-        raise GeofoundryError(f"{csv}: missing columns {missing}")
-    if df["scene_id"].duplicated().any():
-        dup = df.loc[df["scene_id"].duplicated(), "scene_id"].tolist()
-        raise GeofoundryError(f"{csv}: duplicate scene_id {dup}")
+    df = check_table(read_table(csv), csv)
     df["image_path"] = [str((root / p).resolve()) for p in df["image"]]
     df["labels_path"] = [str((root / p).resolve()) for p in df["labels"]]
     for row in df.itertuples():
         for col, what in (("image_path", "image"), ("labels_path", "label file")):
             if not Path(getattr(row, col)).is_file():
-                raise GeofoundryError(f"{csv}: scene {row.scene_id!r} lists {what} {getattr(row, col)} which does not exist")
+                why = "is a folder" if Path(getattr(row, col)).is_dir() else "does not exist"
+                raise GeofoundryError(f"{csv}: scene {row.scene_id!r} lists {what} {getattr(row, col)} which {why}")
     df["band_names"] = df["band_names"].astype(str)
     df["acquired"] = df["acquired"].fillna("")
     return df

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +28,13 @@ def save_checkpoint(path: Path, model: torch.nn.Module, *, preset: str, bands: l
 def load_checkpoint(path: Path, bands: list[str] | None = None) -> dict[str, Any]:
     """Load and check a checkpoint: known preset and, when given, the same band names."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a crafted file's pickle protocol: the refusal below says enough
+            warnings.simplefilter("ignore", UserWarning)
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise GeofoundryError(f"{path}: checkpoint not found (run the train stage)") from None
     except Exception as e:  # noqa: BLE001 - torch raises many types for a bad or unsafe file
-        raise GeofoundryError(f"{path}: not a readable weights-only checkpoint ({type(e).__name__}: {e})") from None
+        raise GeofoundryError(f"{path}: not a readable weights-only checkpoint ({_why(e)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise GeofoundryError(f"{path}: not a geofoundry checkpoint (expected format {FORMAT})")
     if ckpt["preset"] not in PRESETS:
@@ -39,6 +43,15 @@ def load_checkpoint(path: Path, bands: list[str] | None = None) -> dict[str, Any
         raise GeofoundryError(f"{path}: trained on bands {ckpt['bands']} ({len(ckpt['bands'])}), "
                               f"but the input has {list(bands)} ({len(bands)})")
     return ckpt
+
+
+def _why(err: Exception) -> str:
+    """One line for a failed ``torch.load``: the unpickler's own reason when it refused the file's content."""
+    refused = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n\n|$)", str(err), re.S)
+    if refused:  # its first sentence: the rest tells how to allow what was refused
+        reason = re.split(r"(?<=\.)\s", " ".join(refused[1].split()), maxsplit=1)[0]
+        return f"it holds more than tensors and plain values, so it was refused unread: {reason}"
+    return f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"
 
 
 def model_from_checkpoint(ckpt: dict[str, Any]) -> torch.nn.Module:

@@ -9,7 +9,8 @@ from rich.table import Table
 
 from .. import __version__
 from ..errors import GeofoundryError
-from .runner import STAGES, console, report_error, run_stage, setup_logging
+from .reporting import console, report_error, reported
+from .runner import STAGES, run_stage, setup_logging
 
 app = typer.Typer(help="geofoundry: GeoTIFF scenes + vector labels → reproducible, deployable detectors.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -54,14 +55,11 @@ def missing_stack(e: ModuleNotFoundError) -> GeofoundryError:
 def _stage_command(name: str):
     def command(params: Path = PARAMS, verbose: bool = VERBOSE) -> None:
         setup_logging(verbose)
-        try:
+        with reported(name):
             try:
                 run_stage(name, params)
             except ModuleNotFoundError as e:
                 raise missing_stack(e) from None
-        except GeofoundryError as e:
-            report_error(name, e)
-            raise typer.Exit(1) from None
 
     command.__doc__ = f"Run the {name} stage with the parameters file (as `dvc repro {name}` does)."
     return command
@@ -77,12 +75,12 @@ def _fail(name: str, e: GeofoundryError) -> typer.Exit:
     return typer.Exit(1)
 
 
-BUNDLE = typer.Option(None, "--bundle", "-b", help="a delivered bundle folder (export/bundle)", file_okay=False)
+BUNDLE = typer.Option(None, "--bundle", "-b", help="a delivered bundle folder (export/bundle)")
 
 
 @app.command("predict")
 def predict_command(
-    scenes: list[Path] = typer.Argument(None, help="with --bundle: GeoTIFF scenes to predict", dir_okay=False),
+    scenes: list[Path] = typer.Argument(None, help="with --bundle: GeoTIFF scenes to predict"),
     bundle: Path | None = BUNDLE,
     out: Path = typer.Option(Path("predictions"), "--out", "-o", help="with --bundle: output folder"),
     bands: str | None = typer.Option(None, help="with --bundle: the scene's band names in order, e.g. red,green,blue"),
@@ -99,14 +97,14 @@ def predict_command(
     if not scenes:
         raise _fail("predict", GeofoundryError("--bundle needs at least one scene file"))
     setup_logging(verbose)
-    try:
+    with reported("predict"):
         from ..bundle import open_bundle
+
+        found = open_bundle(bundle, sha256)  # verified before the prediction code is even imported
         from ..delivery.predict import predict_bundle
 
         names = [b for b in bands.split(",") if b.strip()] if bands else None
-        result = predict_bundle(open_bundle(bundle, sha256), scenes, out, names, threads)
-    except GeofoundryError as e:
-        raise _fail("predict", e) from None
+        result = predict_bundle(found, scenes, out, names, threads)
     console.print(f"predicted {len(result['scenes'])} scene(s), {result['objects']} objects → {out}")
 
 
@@ -114,7 +112,7 @@ def predict_command(
 def evaluate_command(
     bundle: Path | None = BUNDLE,
     data: Path | None = typer.Option(None, "--data", "-d", help="with --bundle: a raw dataset root (scenes.csv, "
-                                     "images/, labels/)", file_okay=False),
+                                     "images/, labels/)"),
     out: Path = typer.Option(Path("acceptance"), "--out", "-o", help="with --bundle: output folder"),
     iou: float = typer.Option(0.5, help="with --bundle: IoU threshold for object matching"),
     threads: int = typer.Option(0, help="with --bundle: onnxruntime CPU threads, 0 = all cores"),
@@ -130,16 +128,19 @@ def evaluate_command(
     if data is None:
         raise _fail("evaluate", GeofoundryError("--bundle needs --data <raw dataset root>"))
     setup_logging(verbose)
-    try:
+    with reported("evaluate"):
+        from pydantic import ValidationError
+
         from ..bundle import open_bundle
         from ..config import EvaluateConfig
         from ..delivery.acceptance import evaluate_bundle
-
         from .stages.evaluate import headline_table
 
-        report = evaluate_bundle(open_bundle(bundle), data, out, EvaluateConfig(iou_threshold=iou), threads)
-    except GeofoundryError as e:
-        raise _fail("evaluate", e) from None
+        try:
+            cfg = EvaluateConfig(iou_threshold=iou)
+        except ValidationError as e:
+            raise GeofoundryError(f"--iou {iou}: {e.errors()[0]['msg']}") from None
+        report = evaluate_bundle(open_bundle(bundle), data, out, cfg, threads)
     console.print(headline_table(report))
     console.print(f"→ {out}/evaluate.json, {out}/report.json, {out}/plots/")
 
@@ -154,7 +155,7 @@ def compile_gpu_command(
     """Compile the delivered model for this machine's GPU: torch.export + AOTInductor package (.pt2, bf16), loadable
     with torch._inductor.aoti_load_package and no geofoundry code. Build it on the target GPU, like a TensorRT engine."""
     setup_logging(False)
-    try:
+    with reported("compile-gpu"):
         import torch
 
         if not torch.cuda.is_available():
@@ -167,8 +168,6 @@ def compile_gpu_command(
         spec = InputSpec.load(stats)
         model = DeployedModel(model_from_checkpoint(load_checkpoint(checkpoint, spec.bands)), spec.low, spec.high)
         export_aoti(model.cuda(), len(spec.bands), out, max_batch=max_batch)
-    except GeofoundryError as e:
-        raise _fail("compile-gpu", e) from None
     console.print(f"wrote {out} for {torch.cuda.get_device_name()}")
 
 
@@ -186,7 +185,7 @@ def build_engine_command(
     masks against onnxruntime on val chips (polygraphy run). Needs trtexec, polygraphy and TensorRT's Python
     bindings."""
     setup_logging(verbose)
-    try:
+    with reported("build-engine"):
         from ..bundle import open_bundle
         from ..bundle.engine import build_and_check, tools_missing
 
@@ -200,8 +199,6 @@ def build_engine_command(
         if not result["passed"]:
             raise GeofoundryError(f"engine masks agree with onnxruntime on {result['mask_agreement']:.4f} of pixels "
                                   f"(< {min_agreement}): {out} is not fit for use")
-    except GeofoundryError as e:
-        raise _fail("build-engine", e) from None
     console.print(result)
 
 
@@ -236,7 +233,7 @@ def select_command(
     from .select_query import overrides, preview, query_config, write_select
 
     setup_logging(verbose)
-    try:
+    with reported("select"):
         changes = overrides(classes, sites, sensors, gsd, dates, contexts, include, exclude, min_valid_frac,
                             block_size, seed)
         if not changes or write:
@@ -247,9 +244,6 @@ def select_command(
             return
         console.print_json(data=preview(params, changes))
         console.print("preview only: add --write to store this query in params.yaml and write data/selection")
-    except GeofoundryError as e:
-        report_error("select", e)
-        raise typer.Exit(1) from None
 
 
 @app.command("catalog")
@@ -262,19 +256,17 @@ def catalog_command(
 ):
     """Build the catalog (GeoParquet of scenes and blocks: contexts, label counts per class level) of a raw dataset."""
     from ..catalog import run as build
+    from ..io.folders import writable_folder
     from .params import load_params
     from .paths import Paths
 
     setup_logging(verbose)
-    try:
+    with reported("catalog"):
         cfg = load_params(params).select
-        summary = build(raw or Paths(params.parent).raw, out, cfg.split.block_size_m, cfg.context_gsd_m,
-                        tuple(formats or ()))
+        summary = build(raw or Paths(params.parent).raw, writable_folder(out, "--out"), cfg.split.block_size_m,
+                        cfg.context_gsd_m, tuple(formats or ()))
         console.print(f"catalog: {summary['scenes']} scenes, {summary['blocks']} scene blocks in {out}"
                       + "".join(f", {p}" for p in summary["exported"]))
-    except GeofoundryError as e:
-        report_error("catalog", e)
-        raise typer.Exit(1) from None
 
 
 @app.command("ingest")
@@ -377,19 +369,17 @@ def models_command(count: bool = typer.Option(True, help="build each preset to c
 @app.command("report")
 def report_command(
     revs: list[str] = typer.Argument(None, help="git revisions or experiment names to compare (none: the workspace)"),
-    out: Path = typer.Option(Path("build/plots"), "--out", "-o", help="output folder: OUT/index.html, OUT/static/",
-                             file_okay=False),
+    out: Path = typer.Option(Path("build/plots"), "--out", "-o", help="output folder: OUT/index.html, OUT/static/"),
     targets: list[str] = typer.Option(None, "--target", "-t", help="only this plot file or name (repeat)"),
-    repo: Path = typer.Option(Path("."), "--repo", help="the DVC repository", exists=True, file_okay=False),
+    repo: Path = typer.Option(Path("."), "--repo", help="the DVC repository"),
 ):
     """Write the training and evaluation plots as an offline HTML page (vega inlined, no network): `dvc plots diff
     REVS` with the vendored template, or `dvc plots show` without REVS. Opens nothing."""
     from ..report import render
 
-    try:
-        index = render(out, revs or (), targets or (), repo)
-    except GeofoundryError as e:
-        report_error("report", e)
-        raise typer.Exit(1) from None
+    with reported("report"):
+        from .io.folders import existing_folder, writable_folder
+
+        index = render(writable_folder(out, "--out"), revs or (), targets or (), existing_folder(repo, "--repo"))
     console.print(f"plots of {', '.join(revs) if revs else 'the workspace'} → {index}")
     print(index.as_uri())

@@ -4,24 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-from pydantic import ValidationError
 
-from ..config import Params, format_validation_error
+from ..config import Params
 from ..errors import GeofoundryError
+from ..config import format_validation_error
+from ..io.inputs import read_yaml, validated
 
 __all__ = ["format_validation_error", "load_params"]
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
+    """Validated parameters. Refused, naming the file and the key or line: a missing file, text that is not UTF-8,
+    YAML that is not plain data (syntax, tags, several documents), duplicate keys, and any value the models reject."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise GeofoundryError(f"{path}: parameters file not found (run from the project root)")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise GeofoundryError(f"{path}: not valid YAML: {e}") from None
-    try:
-        return Params.model_validate(raw)
-    except ValidationError as e:
-        raise GeofoundryError(format_validation_error(e, str(path))) from None
+    return validated(Params, read_yaml(path, "parameters") or {}, path)

@@ -10,16 +10,14 @@ import warnings
 from pathlib import Path
 from types import ModuleType
 
-from rich.console import Console
 from rich.logging import RichHandler
-from rich.markup import escape
 
-from ..errors import GeofoundryError
+from ..io.folders import writable_folder
 from .params import load_params
 from .paths import Paths
+from .reporting import console, reported
 
 STAGES = ("select", "preprocess", "train", "predict", "postprocess", "evaluate", "export")
-console = Console(stderr=True)
 # Library warnings that say nothing a user can act on: (message regex, category)
 HARMLESS = (
     ("Use `@` matmul instead of `\\*` mul operator", PendingDeprecationWarning),  # rasterio under affine >= 3
@@ -69,24 +67,25 @@ def stage_module(name: str) -> ModuleType:
     return importlib.import_module(f"{__package__}.stages.{name}")
 
 
-def run_stage(name: str, params_path: str | Path = "params.yaml", root: str | Path = ".") -> object:
-    """Run one stage with the parameters in ``params_path`` and outputs under ``root``."""
+def run(stage: ModuleType, params_path: str | Path = "params.yaml", root: str | Path = ".") -> object:
+    """Run ``stage`` (its module in ``pipeline.stages``) with the parameters in ``params_path`` and outputs under
+    ``root``. The folders it writes are checked to be writable first, so that a stage never fails at its last write
+    after replacing its first outputs."""
     params = load_params(Path(root) / params_path)
-    return stage_module(name).run(params, Paths(Path(root)))
+    paths = Paths(Path(root))
+    for folder in stage.outputs(paths):
+        writable_folder(folder, f"{stage.NAME} output")
+    return stage.run(params, paths)
 
 
-def report_error(name: str, err: GeofoundryError) -> None:
-    """Print a bad-input error without a traceback (unwrapped, so it can be grepped and copied; brackets in it are
-    text, not markup)."""
-    console.print(f"[bold red]error[/] ({name}): {escape(str(err))}", soft_wrap=True, highlight=False)
+def run_stage(name: str, params_path: str | Path = "params.yaml", root: str | Path = ".") -> object:
+    """Run the stage ``name`` with the parameters in ``params_path`` and outputs under ``root``."""
+    return run(stage_module(name), params_path, root)
 
 
 def main(stage: ModuleType) -> None:
     """Entry point of ``stages/<name>.py`` (``stage``: its module in ``pipeline.stages``): clear message and exit
     status 1 on bad input."""
     setup_logging()
-    try:
-        stage.run(load_params("params.yaml"), Paths(Path(".")))
-    except GeofoundryError as e:
-        report_error(stage.NAME, e)
-        sys.exit(1)
+    with reported(stage.NAME):
+        run(stage)

@@ -8,13 +8,12 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyogrio
 import rasterio
 from rasterio.windows import Window
 
 from ..config import PostprocessConfig
 from ..errors import GeofoundryError
-from ..io.atomic import atomic_path
+from ..io.gpkg import write_gpkg
 from ..io.units import area_m2
 from ..models.outputs import probability_classes
 from ..progress import track
@@ -62,11 +61,9 @@ def process_scene(path: Path, class_names: list[str], chain: Chain, cfg: Postpro
 
 
 def write_objects(objects: gpd.GeoDataFrame, path: Path) -> None:
-    """Write layer ``objects`` atomically; always MultiPolygon so that empty and full files share one schema."""
-    with atomic_path(path) as tmp:
-        pyogrio.write_dataframe(
-            objects, tmp, layer=LAYER, driver="GPKG", geometry_type="MultiPolygon", promote_to_multi=True
-        )
+    """Write layer ``objects`` atomically and reproducibly; always MultiPolygon so that empty and full files share
+    one schema."""
+    write_gpkg(objects, path, LAYER, geometry_type="MultiPolygon", promote_to_multi=True)
 
 
 def run(cfg: PostprocessConfig, predictions_dir: Path, vectors_dir: Path, class_names: list[str]) -> dict:

@@ -120,13 +120,15 @@ class ProbabilityWriter:
         try:
             if exc_type is None and failed is None:
                 self._assemble()
+        except BaseException as e:  # noqa: BLE001 - the COG is incomplete: never renamed into place
+            failed = e
         finally:
             for p in [*self._templates, *(t.path for t in self._tiles)]:
                 p.unlink(missing_ok=True)
-            if failed is not None and exc_type is None:
-                self._atomic.__exit__(type(failed), failed, failed.__traceback__)
-                raise failed
-            self._atomic.__exit__(exc_type, exc, tb)
+        if failed is not None and exc_type is None:
+            self._atomic.__exit__(type(failed), failed, failed.__traceback__)
+            raise failed
+        self._atomic.__exit__(exc_type, exc, tb)
 
     def _assemble(self) -> None:
         """The tiles written, behind the templates' tags, as one COG at the temporary final path."""

@@ -18,6 +18,7 @@ from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
 
 from ..config import TrainConfig
+from ..cpu_numerics import cpu_kernels
 from ..errors import GeofoundryError
 from ..models.checkpoint import save_checkpoint
 from ..models.input_spec import InputSpec
@@ -152,7 +153,8 @@ def _run(cfg: TrainConfig, arch: str, chips_dir: Path, models_dir: Path, live_di
         live = open_live(live_dir, start)
         val_set = ChipDataset(chips_dir / "val", target, spec.ignore_index)
         val_loader = loader(val_set, cfg.batch_size, workers=cfg.num_workers, prefetch=cfg.prefetch, pin=rt.cuda)
-    meta = {"fingerprint": fp, "target": cfg.target, "border_px": cfg.border_px, "contact_px": cfg.contact_px}
+    meta = {"fingerprint": fp, "target": cfg.target, "border_px": cfg.border_px, "contact_px": cfg.contact_px,
+            "cpu_kernels": cpu_kernels()}
 
     def save(name: str, **extra) -> None:
         save_checkpoint(models_dir / name, delivered, preset=arch, bands=spec.bands, classes=names,

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 
 from ..config import TrainConfig
+from ..errors import GeofoundryError
+from ..models.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +77,11 @@ def resume(path: Path, fp: str, model, optimizer, scheduler, ema=None) -> tuple[
     """
     if not path.is_file():
         return 0, -1.0, 0
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        ckpt = load_checkpoint(path)
+    except GeofoundryError as e:
+        raise GeofoundryError(f"{e}; train.resume reads it to continue a run: move it away or set "
+                              "train.resume: false") from None
     if ckpt.get("fingerprint") != fp or "optimizer" not in ckpt or ckpt.get("done", False):
         why = "finished" if ckpt.get("done", False) else "from other settings, chips or code"
         log.info("%s is %s: starting afresh", path, why)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.table import Table
 
 from ... import evaluate
@@ -31,3 +33,8 @@ def run(p: Params, d: Paths):
                           d.plots / "evaluate", d.reports / "evaluate.json")
     console.print(headline_table(report))
     return report
+
+
+def outputs(d: Paths) -> tuple[Path, ...]:
+    """The folders this stage writes (its outs in dvc.yaml)."""
+    return (d.metrics, d.plots / "evaluate")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ... import export
 from ...config import Params
 from ..paths import Paths
@@ -14,3 +16,8 @@ def run(p: Params, d: Paths):
                                                 "evaluate": d.metrics / "evaluate.json"})
     return export.run(p.export, d.chips, d.models / "best.pt", d.onnx, d.metrics / "export.json",
                       d / "export/bundle", prov)
+
+
+def outputs(d: Paths) -> tuple[Path, ...]:
+    """The folders this stage writes (its outs in dvc.yaml)."""
+    return (d.onnx.parent, d.metrics)

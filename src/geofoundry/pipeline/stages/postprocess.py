@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-import json
+from pathlib import Path
 
 from ... import postprocess
 from ...config import Params
+from ...io.inputs import read_json
 from ..paths import Paths
 
 NAME = "postprocess"
 
 
 def run(p: Params, d: Paths):
-    classes = json.loads((d.selection / "classes.json").read_text())["names"][1:]
+    classes = read_json(d.selection / "classes.json", "classes (select stage)")["names"][1:]
     return postprocess.run(p.postprocess, d.predictions, d.vectors, classes)
+
+
+def outputs(d: Paths) -> tuple[Path, ...]:
+    """The folders this stage writes (its outs in dvc.yaml)."""
+    return (d.vectors,)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ... import predict
 from ...config import Params
 from ..paths import Paths
@@ -14,3 +16,8 @@ def run(p: Params, d: Paths):
         d.in_stage_folder(member.path, d.ensemble, "predict.ensemble", "predict",
                           f"dvc add {d.ensemble}/<name>.pt versions it")
     return predict.run(p.predict, d.selection, d.chips, d.models / "best.pt", d.predictions)
+
+
+def outputs(d: Paths) -> tuple[Path, ...]:
+    """The folders this stage writes (its outs in dvc.yaml)."""
+    return (d.predictions,)

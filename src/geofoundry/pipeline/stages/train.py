@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from ... import train
-from ...config import Params
-from ..paths import Paths
+from pathlib import Path
+
+from ...cpu_numerics import pin_cpu_kernels
+
+pin_cpu_kernels()  # before torch is imported: the same kernels, hence weights, on any AVX2 CPU
+
+from ... import train  # noqa: E402
+from ...config import Params  # noqa: E402
+from ..paths import Paths  # noqa: E402
 
 NAME = "train"
 
 
 def run(p: Params, d: Paths):
     return train.run(p.train, p.arch, d.chips, d.models, d.live)
+
+
+def outputs(d: Paths) -> tuple[Path, ...]:
+    """The folders this stage writes (its outs in dvc.yaml)."""
+    return (d.models, d.live)
