@@ -94,7 +94,7 @@ def exported(tmp_path_factory, chips_dir, tiny_model, small_raw, selection_dir) 
     """The export stage on the tiny model (tiles of 256): ONNX, metrics and the delivery bundle."""
     from geofoundry import export
     from geofoundry.config import ExportConfig, PredictConfig
-    from geofoundry.params import load_params
+    from geofoundry.pipeline.params import load_params
 
     out = tmp_path_factory.mktemp("export")
     params = load_params(ROOT / "params.yaml").model_copy(

@@ -33,7 +33,7 @@ def run_stage(repo: Path, name: str, prefix: tuple[str, ...] = ()) -> subprocess
 
 def run_cli(*args: str, cwd: Path, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     """``geofoundry ARGS`` in ``cwd``; ``prefix`` runs it under another command (e.g. in a private mount)."""
-    return subprocess.run([*prefix, sys.executable, "-m", "geofoundry.cli", *args], cwd=cwd, env=env(),
+    return subprocess.run([*prefix, sys.executable, "-m", "geofoundry", *args], cwd=cwd, env=env(),
                           capture_output=True, text=True)
 
 

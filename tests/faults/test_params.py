@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from geofoundry.config import Params
 from geofoundry.errors import GeofoundryError
-from geofoundry.params import load_params
+from geofoundry.pipeline.params import load_params
 
 from .conftest import PARAMS, assert_error, edit_params, run_stage, snapshot
 
@@ -55,7 +55,7 @@ CASES = [
      "params.yaml: nested too deeply to be plain data"),
     ("a list, not a mapping", b"- arch: unet\n", "train",
      "params.yaml: invalid parameters\n  (top level): Input should be a valid dictionary or instance of Params"),
-    ("empty file", b"", "predict", "params.yaml: invalid parameters\n  postprocess: Field required"),
+    ("empty file", b"", "predict", "params.yaml: empty; it needs the sections of every stage (see the project's params.yaml)"),
     ("typo", _set("predict", "tiles", 256), "predict",
      "params.yaml: invalid parameters\n  predict.tiles: unknown key (typo?)"),
     ("wrong type", _set("train", "lr", "fast"), "train",

@@ -15,8 +15,12 @@ __all__ = ["format_validation_error", "load_params"]
 
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Validated parameters. Refused, naming the file and the key or line: a missing file, text that is not UTF-8,
-    YAML that is not plain data (syntax, tags, several documents), duplicate keys, and any value the models reject."""
+    an empty file, YAML that is not plain data (syntax, tags, several documents), duplicate keys, and any value
+    the models reject."""
     path = Path(path)
     if not path.exists():
         raise GeofoundryError(f"{path}: parameters file not found (run from the project root)")
-    return validated(Params, read_yaml(path, "parameters") or {}, path)
+    data = read_yaml(path, "parameters")
+    if data is None:
+        raise GeofoundryError(f"{path}: empty; it needs the sections of every stage (see the project's params.yaml)")
+    return validated(Params, data, path)

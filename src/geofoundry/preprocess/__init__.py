@@ -2,7 +2,7 @@
 
 
 def __getattr__(name: str):
-    """Import the stage lazily, so ``geofoundry.preprocess.stats`` needs neither rasterio nor geopandas."""
+    """Import the stage lazily, so ``geofoundry.preprocess.chips`` needs neither rasterio nor geopandas."""
     if name == "run":
         from .run import run
 
