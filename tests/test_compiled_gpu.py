@@ -101,7 +101,7 @@ def gpu_bundle(tmp_path_factory, model, cache, scene) -> Path:
 def test_a_bundle_runs_its_package_where_it_fits(gpu_bundle, scene, tmp_path):
     pinned = open_bundle(gpu_bundle, open_bundle(gpu_bundle).digest)
     fn = bundle_model_fn(pinned, "auto")
-    a, mask = predict_map(scene, fn, tmp_path / "b.tif")
+    _, mask = predict_map(scene, fn, tmp_path / "b.tif")
     report, = fn.engines
     print(f"\nbundle: {report['engine']} engine, first batch max |Δp| {report['parity']['max_abs_diff']:.4f} "
           "against the ONNX model (onnxruntime, CPU)")

@@ -48,14 +48,14 @@ def test_a_package_fits_gpus_of_its_capability_with_its_torch():
 @pytest.mark.parametrize("requested, built, pinned, expected", [
     ("onnx", H200, True, ("onnx", None)),
     ("auto", None, True, ("onnx", "the bundle has no compiled package (model.pt2)")),
-    ("auto", H200, False, ("onnx", "its compiled package (model.pt2, machine code) is loaded only from a bundle "
-                                   "pinned with --sha256, or with --engine compiled")),
+    ("auto", H200, False, ("onnx", ("its compiled package (model.pt2, machine code) is loaded only from a bundle "
+                                    "pinned with --sha256, or with --engine compiled"))),
     ("auto", H200, True, ("compiled", None)),
     ("compiled", H200, False, ("compiled", None)),
     ("auto", {**H200, "capability": "8.0"}, True,
-     ("onnx", "its compiled package does not fit this machine: it was compiled for NVIDIA H200 (compute capability "
-              "8.0, CUDA 13.0), torch 2.11.0+cu130; this machine has NVIDIA H200 (compute capability 9.0, CUDA "
-              "13.0), torch 2.11.0+cu130")),
+     ("onnx", ("its compiled package does not fit this machine: it was compiled for NVIDIA H200 (compute capability "
+               "8.0, CUDA 13.0), torch 2.11.0+cu130; this machine has NVIDIA H200 (compute capability 9.0, CUDA "
+               "13.0), torch 2.11.0+cu130"))),
     ("auto", {"device": "cpu", "cpu": "x86_64", "torch": "2.11.0+cu130"}, True,
      ("onnx", "its compiled package is for x86_64 CPU, torch 2.11.0+cu130 (auto uses GPU packages only)")),
 ])

@@ -68,7 +68,6 @@ def predict_command(
     try:
         from ..bundle import open_bundle
         from ..delivery.predict import predict_bundle
-
         from ..models.engines import ENGINES
 
         if engine not in ENGINES:

@@ -50,7 +50,7 @@ def checked(compiled: Fn, reference: Fn, fallback: Fn, atol: float, report: dict
         got = compiled(batch)
         diff = float((got - reference(batch).to(got.device)).abs().max())
         passed = diff <= atol  # False for NaN
-        report["parity"] = {"max_abs_diff": diff, "atol": atol, "reference": names[0], "tiles": int(len(batch)),
+        report["parity"] = {"max_abs_diff": diff, "atol": atol, "reference": names[0], "tiles": len(batch),
                             "passed": passed}
         if passed:
             log.info("compiled engine: max |Δp| %.3g against the %s on the first batch (%s %g)", diff, names[0],
