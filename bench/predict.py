@@ -371,9 +371,12 @@ def part_naive(args) -> dict:
 
 
 def run_part(name: str, argv: list[str]) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--part", name, *argv], capture_output=True, text=True)
+    """Run one part in a process of its own (a crash in native code prints the Python stacks: faulthandler)."""
+    out = subprocess.run([sys.executable, "-X", "faulthandler", __file__, "--part", name, *argv],
+                         capture_output=True, text=True, check=False)
     if out.returncode:
-        raise SystemExit(f"{name} failed:\n{out.stderr[-3000:]}")
+        how = f"signal {-out.returncode}" if out.returncode < 0 else f"exit status {out.returncode}"
+        raise SystemExit(f"{name} failed ({how}):\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
