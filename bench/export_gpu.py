@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from geofoundry.export.aoti import export_aoti, load_aoti
+from geofoundry.models.compiled import compile_package, load_package
 from geofoundry.models.deployed import DeployedModel
 from geofoundry.models.registry import build_model
 
@@ -54,10 +54,11 @@ def main() -> None:
             eager_ips = throughput(eager, x, a.repeats)
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
-            path = export_aoti(model, a.bands, Path(tmp) / "model.pt2")
+            path = Path(tmp) / "model.pt2"
+            compile_package(model, path, tile=None, max_batch=64, device="cuda")
             compile_s = time.perf_counter() - t0
             size_mb = path.stat().st_size / 2**20
-            compiled = load_aoti(path)
+            compiled = load_package(path)
             got = compiled(x)
             aoti_ips = throughput(compiled, x, a.repeats)
     result = {"arch": a.arch, "batch": a.batch, "side": a.side, "precision": "bf16",

@@ -1,10 +1,16 @@
-"""Predict-stage throughput on a whole scene against (a) the bare model forward and (b) a naive window loop.
+"""Predict-stage throughput on a whole scene against (a) the bare model forward and (b) a naive window loop, for each
+engine that runs the model (``--engines``).
 
 * stage: ``geofoundry.predict.run.predict_scene`` — strips read on the model grid by threads, tiles cut, run and
   blended on the device, masked COG written by a thread and converted at the end: everything included;
-* bare: the same model, precision and batch on device-resident random tiles (no copies), as many tiles as the
-  stage ran;
+* bare: the same model function (engine, precision, batch) on device-resident random tiles (no copies), as many
+  tiles as the stage ran;
 * naive: read one window, run the model in fp32 on it alone, write it; no overlap, no blending, no skipping.
+
+Engines: ``eager`` (bf16 autocast, replayed from a CUDA graph) and ``compiled`` (the AOTInductor package the stage
+builds, compiled first in a process of its own into ``--cache``, then loaded by the stage and bare parts, and
+replayed from a CUDA graph too); the stage and bare parts of each engine run the model function of the predict
+stage, ``engine_model_fn``, first-batch parity check included.
 
 Each part runs in its own process (peak RSS per part). stage / bare is the ratio of their seconds for the same
 tiles (the stage's batches, padded to the batch size on CUDA, as the bare loop runs them); against the naive loop,
@@ -16,7 +22,7 @@ part builds the model with the same random weights (``--seed``), so the maps, an
 them costs, are the same from process to process. Peak RSS is each part's own high-water mark (``peak_rss``).
 
     python bench/predict.py --scene ../shared/data/oam_buildings_eafrica_scenes/images/zanzibar_tz_z21.tif --gsd 0.3
-    python bench/predict.py --synthetic 40000 --device cuda --batch 16
+    python bench/predict.py --synthetic 40000 --device cuda --batch 16 --engines eager,compiled
 """
 
 from __future__ import annotations
@@ -64,17 +70,29 @@ def synthetic_scene(path: Path, side: int) -> Path:
     return path
 
 
-def model_fn(args, counter: list[int]):
+def deployed(args):
     import torch
 
     from geofoundry.models.deployed import DeployedModel
     from geofoundry.models.registry import build_model
-    from geofoundry.predict.arrays import TileModel
-    from geofoundry.predict.torch_model import torch_model_fn
 
     torch.manual_seed(args.seed)  # the same random weights in every part and run: maps of the same content
-    model = torch_model_fn(DeployedModel(build_model(args.arch, 3, 2), [0.0] * 3, [255.0] * 3), args.device,
-                           not args.no_cuda_graphs)
+    return DeployedModel(build_model(args.arch, 3, 2), [0.0] * 3, [255.0] * 3)
+
+
+def predict_config(args):
+    from geofoundry.config import PredictConfig
+
+    return PredictConfig(tile=args.tile, overlap=args.overlap, batch_size=args.batch, device=args.device,
+                         overviews=not args.no_overviews, compress=args.compress, cuda_graphs=not args.no_cuda_graphs,
+                         engine=args.engine)
+
+
+def model_fn(args, counter: list[int]):
+    from geofoundry.predict.arrays import TileModel
+    from geofoundry.predict.torch_model import engine_model_fn
+
+    model = engine_model_fn(deployed(args), predict_config(args), args.cache)
 
     def counted(batch):
         counter.append(len(batch))
@@ -84,18 +102,28 @@ def model_fn(args, counter: list[int]):
         finally:
             MODEL_CALLS.append((t, time.perf_counter(), "MainThread", None))  # CUDA runs on asynchronously
 
-    return TileModel(counted, model.arrays)
+    return TileModel(counted, model.arrays, model.engines)
+
+
+def part_compile(args) -> dict:
+    """The compiled engine's package, compiled into ``--cache`` (or found there)."""
+    from geofoundry.models.compiled import cached_package
+    from geofoundry.predict.torch_model import resolve_device
+
+    t0 = time.perf_counter()
+    path, record = cached_package(deployed(args), args.tile, args.batch, resolve_device(args.device).type,
+                                  args.cache)
+    return {"seconds": round(time.perf_counter() - t0, 1), "package_mb": round(path.stat().st_size / 2**20, 1),
+            "record": record}
 
 
 def part_stage(args) -> dict:
-    from geofoundry.config import PredictConfig
     from geofoundry.models.input_spec import InputSpec
     from geofoundry.predict.run import predict_scene
 
     spec = InputSpec(bands=RGB, gsd_m=args.gsd, source_dtype="uint8", low=[0.0] * 3, high=[255.0] * 3,
                      classes=["background", "building"], class_paths=[None, "structure/building"])
-    cfg = PredictConfig(tile=args.tile, overlap=args.overlap, batch_size=args.batch, device=args.device,
-                        overviews=not args.no_overviews, compress=args.compress)
+    cfg = predict_config(args)
     import importlib
 
     import geofoundry.predict.sliding as sliding
@@ -178,7 +206,7 @@ def part_stage(args) -> dict:
                                              for k, v in calls.items()}))
     strips = calls["main_write_wait"]
     return {"seconds": seconds, "runs_seconds": runs, "cold_seconds": cold, "cog_seconds": sum(cog), "pixels": pixels,
-            "output_mb": round(output_mb, 1),
+            "mpx_per_s": round(pixels / seconds / 1e6, 2), "engines": model.engines, "output_mb": round(output_mb, 1),
             "pinned_peak_gb": pool and pool.peak / 2**30,  # the page-locked pool at its largest, however briefly
             "tiles": int(sum(tiles)),
             "first_strip_seconds": strips[0][0] - t0 if strips else None,  # start-up, then one strip
@@ -314,7 +342,8 @@ def part_bare(args) -> dict:
         model(batch)  # stays on the device: no host copy either way
     if cuda:
         torch.cuda.synchronize()
-    return {"seconds": (time.perf_counter() - t0) * args.tiles / (n * args.batch), "tiles": args.tiles}
+    return {"seconds": (time.perf_counter() - t0) * args.tiles / (n * args.batch), "tiles": args.tiles,
+            "engines": model.engines}
 
 
 def part_naive(args) -> dict:
@@ -342,9 +371,12 @@ def part_naive(args) -> dict:
 
 
 def run_part(name: str, argv: list[str]) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--part", name, *argv], capture_output=True, text=True)
+    """Run one part in a process of its own (a crash in native code prints the Python stacks: faulthandler)."""
+    out = subprocess.run([sys.executable, "-X", "faulthandler", __file__, "--part", name, *argv],
+                         capture_output=True, text=True, check=False)
     if out.returncode:
-        raise SystemExit(f"{name} failed:\n{out.stderr[-3000:]}")
+        how = f"signal {-out.returncode}" if out.returncode < 0 else f"exit status {out.returncode}"
+        raise SystemExit(f"{name} failed ({how}):\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -363,7 +395,13 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--readers", type=int, default=0, help="strip-reading threads (default: the stage's)")
     ap.add_argument("--tiles", type=int, default=0, help=argparse.SUPPRESS)
-    ap.add_argument("--part", choices=["stage", "bare", "naive"], help=argparse.SUPPRESS)
+    ap.add_argument("--part", choices=["compile", "stage", "bare", "naive"], help=argparse.SUPPRESS)
+    ap.add_argument("--engine", default="eager", help=argparse.SUPPRESS)  # a part's engine
+    ap.add_argument("--engines", default="eager",
+                    help="comma-separated engines, each timed as stage and bare forward: eager, compiled")
+    ap.add_argument("--cache", type=Path,
+                    help="folder of compiled packages (default: a temporary one); the same model, tile, batch and "
+                         "machine find their package there")
     ap.add_argument("--skip-naive", action="store_true")
     ap.add_argument("--null-model", action="store_true",
                     help="stage only, with a model that returns zeros at once: the pipeline's own cost")
@@ -388,11 +426,15 @@ def main() -> None:
     if args.cold and args.repeat > 1:
         ap.error("--cold times the first run alone; --repeat times runs after an untimed first")
     if args.part:
-        result = {"stage": part_stage, "bare": part_bare, "naive": part_naive}[args.part](args)
+        result = {"compile": part_compile, "stage": part_stage, "bare": part_bare, "naive": part_naive}[args.part](args)
         result["peak_rss_gb"] = peak_rss_gb()
         print(json.dumps(result))
         return
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    if not set(engines) <= {"eager", "compiled"}:
+        ap.error(f"--engines: eager and/or compiled, got {engines}")
     with tempfile.TemporaryDirectory() as tmp:
+        args.cache = args.cache or Path(tmp) / "cache"
         if args.synthetic:
             folder = args.keep or Path(tmp)
             folder.mkdir(parents=True, exist_ok=True)
@@ -417,9 +459,25 @@ def main() -> None:
         argv += ["--cold"] if args.cold else []
         argv += ["--repeat", str(args.repeat)]
         argv += ["--rss-interval-ms", str(args.rss_interval_ms)] + (["--rss-mappings"] if args.rss_mappings else [])
-        stage = run_part("stage", [*argv, *(["--profile", str(args.profile)] if args.profile else []),
-                                   *(["--timeline", str(args.timeline)] if args.timeline else [])])
-        bare = None if args.null_model else run_part("bare", [*argv, "--tiles", str(stage["tiles"])])
+        argv += ["--cache", str(args.cache)]
+        runs: dict[str, dict] = {}
+        compiled = None
+        for engine in engines:  # a part that fails is recorded, and the other engines still run
+            try:
+                if engine == "compiled" and not args.null_model:
+                    compiled = run_part("compile", argv)
+                stage = run_part("stage", [*argv, "--engine", engine,
+                                           *(["--profile", f"{args.profile}.{engine}"] if args.profile else []),
+                                           *(["--timeline", f"{args.timeline}.{engine}"] if args.timeline else [])])
+                bare = None if args.null_model else run_part("bare", [*argv, "--engine", engine,
+                                                                      "--tiles", str(stage["tiles"])])
+            except SystemExit as e:
+                print(e, file=sys.stderr)
+                runs[engine] = {"failed": str(e)}
+                continue
+            runs[engine] = {"stage": stage, "bare": bare,
+                            "stage_vs_bare": round(bare["seconds"] / stage["seconds"], 3) if bare else None}
+        done = {e: r for e, r in runs.items() if "stage" in r}
         naive = None if args.skip_naive or args.null_model else run_part("naive", argv)
     result = {"scene": "synthetic %d²" % args.synthetic if args.synthetic else args.scene.name,
               "arch": args.arch, "seed": args.seed, "device": args.device, "tile": args.tile, "overlap": args.overlap,
@@ -429,10 +487,12 @@ def main() -> None:
               "strips_ahead": args.strips_ahead or "default", "writer_pending": args.writer_pending or "default",
               "stage_timed_run": ("first (cold)" if args.cold else "second (the first, untimed, loads CUDA kernels)")
               + (f", median of {args.repeat} runs" if args.repeat > 1 else ""),
-              "stage": stage, "bare": bare, "naive": naive,
-              "stage_vs_bare": round(bare["seconds"] / stage["seconds"], 3) if bare else None,
-              "stage_vs_naive": round(naive["seconds"] / naive["pixels"] * stage["pixels"] / stage["seconds"], 3)
-              if naive else None,
+              "compile": compiled, "engines": runs, "naive": naive,
+              "stage_vs_naive": {e: round(naive["seconds"] / naive["pixels"] * r["stage"]["pixels"]
+                                          / r["stage"]["seconds"], 3) for e, r in done.items()} if naive else None,
+              "compiled_stage_vs_eager_stage": round(done["eager"]["stage"]["seconds"]
+                                                     / done["compiled"]["stage"]["seconds"], 3)
+              if {"eager", "compiled"} <= set(done) else None,
               "machine": {"host": platform.node(), "python": platform.python_version()},
               "command": " ".join(sys.argv)}
     print(json.dumps(result, indent=1))

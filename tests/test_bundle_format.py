@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pyogrio
 import pytest
 import rasterio
 import yaml
@@ -136,6 +135,8 @@ def dev_crop(tmp_path_factory, dev_root) -> Path:
 
 def test_predict_with_the_kept_bundle_on_a_dev_crop(dev_crop, tmp_path):
     """`geofoundry predict --bundle` in a clean process: probabilities on the scene's grid, then objects."""
+    import pyogrio  # here only: the GPU tests import this module's helpers where pyogrio is not installed
+
     before = {p.name: p.stat().st_mtime_ns for p in CURRENT.iterdir()}
     proc = subprocess.run([sys.executable, "-m", "geofoundry", "predict", "--bundle", str(CURRENT), str(dev_crop),
                            "--out", "out"], cwd=tmp_path, env=env(), capture_output=True, text=True)

@@ -24,7 +24,6 @@ from geofoundry.bundle.engine import tools_missing
 from geofoundry.bundle.reader import REQUIRED
 from geofoundry.errors import GeofoundryError
 from geofoundry.export.card import render_markdown
-from geofoundry.pipeline.params import load_params
 
 from .project import ROOT, env
 from .test_bundle_format import CURRENT, contract

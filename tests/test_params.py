@@ -29,6 +29,7 @@ def test_project_params_are_valid():
     (lambda p: p["train"].update(lr="fast"), "train.lr"),
     (lambda p: p["select"]["split"]["fractions"].update(test=0.5), "fractions must be >= 0 and sum to 1"),
     (lambda p: p["predict"].update(overlap=400), "overlap (400) must be at most half the tile"),
+    (lambda p: p["predict"].update(engine="tensorrt"), "predict.engine"),
     (lambda p: p["select"].update(classes=["a/b/c/d/e"]), "at most 4 are supported"),
     (lambda p: p["train"].update(loss={"dize": 1.0}), "unknown loss ['dize']"),
     (lambda p: p.update(selct={}), "selct: unknown key"),

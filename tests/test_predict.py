@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -20,8 +22,11 @@ from geofoundry.predict.torch_model import torch_model_fn
 
 def test_predict_stage_writes_masked_cogs(selection_dir, chips_dir, tiny_model, tmp_path):
     out = tmp_path / "pred"
-    result = predict.run(PredictConfig(tile=256, overlap=32), selection_dir, chips_dir, tiny_model, out)
+    result = predict.run(PredictConfig(tile=256, overlap=32), selection_dir, chips_dir, tiny_model, out,
+                         tmp_path / "metrics" / "predict.json")
     assert result["scenes"]
+    assert json.loads((tmp_path / "metrics" / "predict.json").read_text()) == result  # what ran the model, and why
+    assert result["engines"] == [{"model": str(tiny_model), "requested": "auto", "engine": "eager", "device": "cpu"}]
     for scene_id in result["scenes"]:
         with rasterio.open(out / f"{scene_id}.tif") as ds:
             assert ds.count == 1 and ds.dtypes[0] == "uint8" and ds.crs.to_epsg() == 3857

@@ -335,6 +335,11 @@ class PredictConfig(Section):
                                                 "readers without zstd")
     cuda_graphs: bool = Field(True, description="CUDA: replay the model's forward from a CUDA graph per batch shape "
                                                 "(one launch per batch; costs GPU memory per shape)")
+    engine: Literal["auto", "eager", "compiled", "onnx"] = Field(
+        "auto", description="what runs the model: eager PyTorch, a compiled AOTInductor package, or ONNX Runtime "
+                            "(bundles); auto = compiled on a GPU, else eager (stage) or onnx (bundles)")
+    compiled_atol: float = Field(0.1, gt=0, le=1, description="compiled engine: largest |Δp| against the float32 "
+                                                              "model on the first batch; beyond it, auto falls back")
 
     @model_validator(mode="after")
     def _overlap_fits(self) -> PredictConfig:
@@ -377,6 +382,8 @@ class ExportConfig(Section):
     parity_chips: int = Field(16, ge=1, le=10_000)
     parity_atol: float = Field(1e-3, gt=0)
     tensorrt: bool = Field(True, description="build and check an fp16 engine when TensorRT and a GPU are present")
+    compiled: bool = Field(True, description="put an AOTInductor package compiled for this GPU in the bundle when "
+                                             "a GPU is present (predict.engine: compiled)")
     docker_base: str = Field("python:3.11-slim", min_length=1, description="base image of the bundle's Dockerfile")
 
 

@@ -22,7 +22,7 @@ from ..errors import GeofoundryError
 
 FORMAT_FILE = "bundle.json"
 FORMAT = "geofoundry-bundle"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 NEEDS_GEOFOUNDRY = "0.1.0"  # the first geofoundry release whose reader reads FORMAT_VERSION
 INPUT, OUTPUT = "raw", "probabilities"  # model.onnx's tensors
 
@@ -99,7 +99,14 @@ def _v1_to_v2(files: dict[str, bytes], root: Path) -> dict[str, bytes]:
             "bundle.json": json.dumps(info, indent=2).encode() + b"\n"}
 
 
-UPGRADERS: dict[int, Callable[[dict[str, bytes], Path], dict[str, bytes]]] = {1: _v1_to_v2}
+def _v2_to_v3(files: dict[str, bytes], root: Path) -> dict[str, bytes]:
+    """Version 3 may hold a compiled package, ``model.pt2`` with its build record ``compiled.json``: version 2
+    bundles hold none, so only ``bundle.json`` changes."""
+    info = {**_json(files, "bundle.json", root), "format_version": 3, "needs_geofoundry": "0.1.0"}
+    return {**files, "bundle.json": json.dumps(info, indent=2).encode() + b"\n"}
+
+
+UPGRADERS: dict[int, Callable[[dict[str, bytes], Path], dict[str, bytes]]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def upgrade(files: dict[str, bytes], version: int, root: Path) -> dict[str, bytes]:

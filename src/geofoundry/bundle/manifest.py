@@ -1,14 +1,19 @@
 """``SHA256SUMS``: the bundle's manifest (``sha256sum`` format), and the rules a bundle file must follow.
 
 Only plain data files are accepted (never a pickle, which runs code when loaded): the manifest is checked for paths
-that leave the bundle, and every file on disk must be listed, of an accepted type and match its checksum.
+that leave the bundle, and every file on disk must be listed, of an accepted type and match its checksum. The one
+exception is ``model.pt2``, the compiled package: a zip of machine code and weights, accepted under that name alone,
+with no member that leaves its folder or is a pickle; only the compiled engine loads it (see
+:func:`geofoundry.models.engines.bundle_engine`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
+import zipfile
 from pathlib import Path, PurePosixPath
 
 from ..errors import GeofoundryError
@@ -18,6 +23,7 @@ MANIFEST = "SHA256SUMS"
 SUFFIXES = (".onnx", ".json", ".yaml", ".md", ".txt", ".sh")
 NAMES = ("Dockerfile",)
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".bin", ".joblib", ".npy", ".npz", ".pt2")
+PACKAGE = "model.pt2"  # the compiled package: the one zip a bundle may hold
 _LINE = re.compile(r"^([0-9a-f]{64}) [ *](.+)$")
 
 
@@ -30,7 +36,12 @@ def sha256_file(path: Path) -> str:
 
 
 def check_type(name: str, data: bytes | None = None) -> None:
-    """Refuse a file that is not one of the accepted plain types, or whose bytes look like a pickle or zip archive."""
+    """Refuse a file that is not one of the accepted plain types, or whose bytes look like a pickle or zip archive
+    (``model.pt2``: see :func:`check_package`)."""
+    if name == PACKAGE:
+        if data is not None:
+            check_package(name, data)
+        return
     suffix = PurePosixPath(name).suffix.lower()
     if suffix in PICKLE_SUFFIXES:
         raise GeofoundryError(f"bundle file {name}: a pickled/serialized object ({suffix}); bundles never load "
@@ -38,9 +49,30 @@ def check_type(name: str, data: bytes | None = None) -> None:
     if suffix not in SUFFIXES and PurePosixPath(name).name not in NAMES:
         raise GeofoundryError(f"bundle file {name}: not an accepted file type; accepted: "
                               f"{', '.join(SUFFIXES + NAMES)}")
-    if data is not None and (data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
-                             or data[:4] == b"PK\x03\x04"):
+    if data is not None and (_pickle_header(data) or data[:4] == b"PK\x03\x04"):
         raise GeofoundryError(f"bundle file {name}: its content is a pickle or zip archive, not {suffix or name}")
+
+
+def _pickle_header(data: bytes) -> bool:
+    """Whether ``data`` starts like a pickle of protocol 2 to 5."""
+    return data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
+
+
+def check_package(name: str, data: bytes) -> None:
+    """A compiled package must be a readable zip whose members stay inside it and hold no pickle."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            for info in archive.infolist():
+                member = info.filename
+                parts = member.replace("\\", "/").split("/")
+                if member.startswith("/") or ".." in parts or re.match(r"^[A-Za-z]:", member):
+                    raise GeofoundryError(f"bundle file {name}: member {member!r} leaves the package")
+                with archive.open(info) as f:
+                    if PurePosixPath(member).suffix.lower() in (".pkl", ".pickle") or _pickle_header(f.read(2)):
+                        raise GeofoundryError(f"bundle file {name}: member {member!r} is a pickle; compiled "
+                                              "packages hold machine code and raw weights only")
+    except (zipfile.BadZipFile, EOFError) as e:
+        raise GeofoundryError(f"bundle file {name}: not a compiled package (zip archive): {e}") from None
 
 
 def check_path(root: Path, name: str) -> str:

@@ -18,7 +18,7 @@ from ..io.inputs import decode, parse_json, parse_yaml, validated
 from ..models.input_spec import InputSpec
 from ..models.outputs import auxiliary
 from .format import FORMAT_FILE, FORMAT_VERSION, format_version, refuse_newer, upgrade
-from .manifest import MANIFEST, check_type, files_on_disk, read_manifest
+from .manifest import MANIFEST, PACKAGE, check_type, files_on_disk, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,8 @@ MODEL, STATS, CLASSES, POSTPROCESS, PREDICT, CARD = (
     "model.onnx", "stats.json", "classes.json", "postprocess.yaml", "predict.yaml", "card.json")
 REQUIRED = (FORMAT_FILE, MODEL, STATS, CLASSES, POSTPROCESS, PREDICT, CARD, "MODEL_CARD.md", "Dockerfile",
             "build_engine.sh")
+COMPILED = "compiled.json"  # the build record of the optional compiled package PACKAGE (model.pt2): both or neither
+COMPILED_KEYS = ("device", "torch", "precision", "bands", "tile", "max_batch")
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class Bundle:
     files: dict[str, bytes]
     digest: str  # sha256 of SHA256SUMS: one value that pins the whole bundle
     format_version: int  # as delivered (``files`` are those of FORMAT_VERSION)
+    pinned: bool = False  # opened with its expected digest
 
     def text(self, name: str) -> str:
         return decode(self.files[name], self.root / name, name)
@@ -71,6 +74,22 @@ class Bundle:
     @property
     def card(self) -> dict:
         return self.json(CARD)
+
+    @property
+    def compiled(self) -> dict | None:
+        """``compiled.json``: what the compiled package ``model.pt2`` was built for (device, GPU, compute
+        capability, torch, CUDA) and takes (bands, tile, batches up to ``max_batch``); None without a package."""
+        if COMPILED not in self.files:
+            return None
+        record = self.json(COMPILED)
+        missing = [k for k in COMPILED_KEYS if not isinstance(record, dict) or k not in record]
+        if missing:
+            raise GeofoundryError(f"{self.root / COMPILED}: lacks {missing}")
+        if record["bands"] != len(self.spec.bands) or record["tile"] != self.predict.tile:
+            raise GeofoundryError(f"{self.root / COMPILED}: a package for {record['bands']} bands and {record['tile']} "
+                                  f"px tiles, but {STATS} names {len(self.spec.bands)} bands and {PREDICT} "
+                                  f"{self.predict.tile} px tiles")
+        return record
 
     @property
     def postprocess(self) -> PostprocessConfig:
@@ -122,6 +141,10 @@ def open_bundle(root: str | Path, digest: str | None = None) -> Bundle:
     if version < FORMAT_VERSION:
         log.info("%s: bundle format %d, read as format %d (upgraded in memory; its files are unchanged)", root,
                  version, FORMAT_VERSION)
-    bundle = Bundle(root, files, own, version)
+    if (PACKAGE in files) != (COMPILED in files):
+        raise GeofoundryError(f"{root}: {PACKAGE} and {COMPILED} come together; this bundle has only "
+                              f"{PACKAGE if PACKAGE in files else COMPILED}")
+    bundle = Bundle(root, files, own, version, pinned=digest is not None)
     bundle.outputs  # checks classes.json against stats.json
+    bundle.compiled  # checks compiled.json against stats.json and predict.yaml
     return bundle

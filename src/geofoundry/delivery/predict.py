@@ -1,7 +1,9 @@
-"""Scenes through a verified bundle on CPU (onnxruntime), then the bundle's postprocess chain.
+"""Scenes through a verified bundle, then the bundle's postprocess chain.
 
-Uses the predict stage's :func:`~geofoundry.predict.run.predict_scene` and the postprocess stage's ``run`` with an
-onnxruntime model function: no params.yaml, no checkpoint, no training code.
+Uses the predict stage's :func:`~geofoundry.predict.run.predict_scene` and the postprocess stage's ``run`` with the
+bundle's ONNX model in onnxruntime on the CPU or, on a GPU it fits, its compiled package (engines:
+:func:`~geofoundry.models.engines.bundle_engine`): no params.yaml, no checkpoint, no training code; torch only for
+the compiled package.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from ..bundle.reader import MODEL, POSTPROCESS, Bundle
 from ..config import PostprocessConfig
 from ..errors import GeofoundryError
 from ..io.folders import writable_folder
+from ..models.engines import bundle_engine
 from ..predict.arrays import TileModel
 from .scene import scene_bands, scene_gsd_m
 
@@ -42,9 +45,33 @@ def bundle_chain(bundle: Bundle) -> PostprocessConfig:
     return cfg
 
 
+def bundle_model_fn(bundle: Bundle, engine: str = "auto", threads: int = 0) -> TileModel:
+    """The bundle's model run by ``engine`` (auto, compiled or onnx); the tile model's ``engines`` says which ran
+    and why, and the compiled package's first-batch parity."""
+    onnx = onnx_model_fn(bundle.model, len(bundle.spec.bands), threads, bundle.root / MODEL)
+    chosen, reason = bundle_engine(engine, bundle.compiled, bundle.pinned)
+    report = {"model": str(bundle.root), "requested": engine, "engine": chosen}
+    if chosen == "compiled":
+        from .compiled import compiled_model_fn  # torch only here
+
+        try:
+            return compiled_model_fn(bundle, onnx.fn, report, strict=engine == "compiled")
+        except Exception as e:  # noqa: BLE001 - loading raises many types; each means no compiled engine
+            if engine == "compiled":
+                raise GeofoundryError(f"--engine compiled: {bundle.root}/model.pt2 did not load "
+                                      f"({type(e).__name__}: {e})") from e
+            reason = f"its compiled package did not load ({type(e).__name__}: {e})"
+    if reason:
+        (log.warning if bundle.compiled else log.info)("%s: %s; running model.onnx in ONNX Runtime on the CPU",
+                                                       bundle.root, reason)
+        report.update(engine="onnx", reason=reason)
+    return TileModel(onnx.fn, onnx.arrays, [report])
+
+
 def predict_bundle(bundle: Bundle, scenes: list[Path], out_dir: Path, bands: list[str] | None = None,
-                   threads: int = 0) -> dict:
-    """Write ``out_dir/<stem>.tif`` (probabilities) and ``out_dir/<stem>.gpkg`` (objects) for every scene."""
+                   threads: int = 0, engine: str = "auto") -> dict:
+    """Write ``out_dir/<stem>.tif`` (probabilities) and ``out_dir/<stem>.gpkg`` (objects) for every scene, with the
+    bundle's model run by ``engine`` (:func:`bundle_model_fn`)."""
     from .. import postprocess
     from ..predict.run import predict_scene
 
@@ -60,7 +87,7 @@ def predict_bundle(bundle: Bundle, scenes: list[Path], out_dir: Path, bands: lis
         raise GeofoundryError(f"{out_dir}: outputs must go outside the bundle {bundle.root} (it must stay unchanged)")
     writable_folder(out_dir, "--out")
     spec, cfg, chain = bundle.spec, bundle.predict, bundle_chain(bundle)
-    model_fn = onnx_model_fn(bundle.model, len(spec.bands), threads, bundle.root / MODEL)
+    model_fn = bundle_model_fn(bundle, engine, threads)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".predict-") as tmp:
         preds, vectors = Path(tmp) / "predictions", Path(tmp) / "vectors"
@@ -78,4 +105,5 @@ def predict_bundle(bundle: Bundle, scenes: list[Path], out_dir: Path, bands: lis
         for stem in done:
             os.replace(preds / f"{stem}.tif", out_dir / f"{stem}.tif")
             os.replace(vectors / f"{stem}.gpkg", out_dir / f"{stem}.gpkg")
-    return {"scenes": done, "objects": summary["objects"], "bundle_sha256": bundle.digest}
+    return {"scenes": done, "objects": summary["objects"], "bundle_sha256": bundle.digest,
+            "engines": model_fn.engines}

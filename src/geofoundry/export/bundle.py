@@ -11,8 +11,8 @@ from pathlib import Path
 import yaml
 
 from ..bundle.format import FORMAT_FILE, descriptor
-from ..bundle.manifest import write_manifest
-from ..bundle.reader import CARD, CLASSES, MODEL, POSTPROCESS, PREDICT, STATS, open_bundle
+from ..bundle.manifest import PACKAGE, write_manifest
+from ..bundle.reader import CARD, CLASSES, COMPILED, MODEL, POSTPROCESS, PREDICT, STATS, open_bundle
 from ..config import PostprocessConfig, PredictConfig
 from ..io.atomic import atomic_path
 from ..models.input_spec import InputSpec
@@ -28,9 +28,11 @@ def classes_json(spec: InputSpec, outputs: list[str]) -> dict:
 
 
 def write_bundle(bundle_dir: Path, onnx_path: Path, spec: InputSpec, outputs: list[str],
-                 postprocess: PostprocessConfig, predict: PredictConfig, card: dict, docker_base: str) -> str:
+                 postprocess: PostprocessConfig, predict: PredictConfig, card: dict, docker_base: str,
+                 compiled: tuple[Path, dict] | None = None) -> str:
     """Write the bundle of a model with output classes ``outputs`` and check it with the reader; return the
-    sha256 of its SHA256SUMS."""
+    sha256 of its SHA256SUMS. ``compiled``: a compiled package and its record (build target and input contract),
+    shipped as ``model.pt2`` and ``compiled.json``."""
     predict_yaml = {"tile": predict.tile, "overlap": predict.overlap, "batch_size": predict.batch_size}
     texts = {
         FORMAT_FILE: json.dumps(descriptor(), indent=2) + "\n",
@@ -43,9 +45,13 @@ def write_bundle(bundle_dir: Path, onnx_path: Path, spec: InputSpec, outputs: li
         "Dockerfile": dockerfile(card["runtime"], docker_base, card["code"]["git_revision"]),
         "build_engine.sh": build_engine_script(spec, predict.tile, predict.batch_size),
     }
+    if compiled is not None:
+        texts[COMPILED] = json.dumps(compiled[1], indent=2) + "\n"
     with atomic_path(bundle_dir) as tmp:
         tmp.mkdir()
         shutil.copyfile(onnx_path, tmp / MODEL)
+        if compiled is not None:
+            shutil.copyfile(compiled[0], tmp / PACKAGE)
         for name, text in texts.items():
             (tmp / name).write_text(text)
         (tmp / "build_engine.sh").chmod(0o755)

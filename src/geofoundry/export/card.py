@@ -135,6 +135,25 @@ def measured_with(predict: dict) -> str:
             "runs `model.onnx` alone without them, so expect lower figures from it.\n")
 
 
+def _compiled(card: dict) -> dict | None:
+    built = ((card["metrics"].get("export") or {}).get("compiled") or {})
+    return built if built.get("built") else None
+
+
+def compiled_files(card: dict) -> str:
+    return ", `model.pt2` and `compiled.json` (the model compiled for one GPU, and what for)" if _compiled(card) else ""
+
+
+def compiled_use(card: dict) -> str:
+    """The card's line on the compiled package, when the bundle has one."""
+    built = _compiled(card)
+    if built is None:
+        return ""
+    return (f"- GPU, compiled: `geofoundry predict --bundle <this folder> --sha256 <sha256 of SHA256SUMS> scene.tif "
+            f"--out out/` runs `model.pt2` on GPUs of compute capability {built['capability']} with torch "
+            f"{built['torch']} (compiled on {built['gpu']}); elsewhere it runs `model.onnx`.\n")
+
+
 def render_markdown(card: dict) -> str:
     """MODEL_CARD.md from card.json."""
     m, data, code = card["model"], card["data"], card["code"]
@@ -155,7 +174,7 @@ as bundle format `{card['format']}` (`bundle.json`).
 - Output: {m['output']}; classes {m['classes']}.{auxiliary}
 - Files: `bundle.json` (format version), `model.onnx` (ONNX), `stats.json` (input spec), `classes.json`,
   `postprocess.yaml` (vectorisation chain), `predict.yaml` (sliding windows), `card.json` (this card), `Dockerfile`,
-  `build_engine.sh`, `SHA256SUMS`.
+  `build_engine.sh`, `SHA256SUMS`{compiled_files(card)}.
 
 ## Training data
 - Dataset: {data['dataset'] or 'unknown'}
@@ -173,7 +192,7 @@ as bundle format `{card['format']}` (`bundle.json`).
 - Verify: `sha256sum -c SHA256SUMS` (any change, extra file or pickle is refused by `geofoundry predict`).
 - CPU: `geofoundry predict --bundle <this folder> scene.tif --out out/` → `out/scene.tif` (probabilities × 255)
   and `out/scene.gpkg` (objects), or the image from `Dockerfile`.
-- GPU: `build_engine.sh` (TensorRT, on the target GPU; engines are not portable).
+{compiled_use(card)}- GPU: `build_engine.sh` (TensorRT, on the target GPU; engines are not portable).
 
 ## Limitations
 - Valid for imagery like the training data (bands, GSD, sensor, region); check metrics on your own scenes.

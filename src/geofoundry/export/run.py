@@ -1,5 +1,6 @@
 """The export stage: ONNX model with stretch and softmax inside, checked against PyTorch on real val chips, a TensorRT
-engine check where TensorRT exists, and the delivery bundle ``export/bundle/``."""
+engine check where TensorRT exists, a package compiled for the GPU where one is present, and the delivery bundle
+``export/bundle/``."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..bundle.engine import engine_metrics
-from ..config import ExportConfig
+from ..config import ExportConfig, PredictConfig
 from ..errors import GeofoundryError
 from ..io.atomic import write_json
 from ..models.checkpoint import load_checkpoint, model_from_checkpoint, output_classes
+from ..models.compiled import cached_package
 from ..models.deployed import DeployedModel
 from ..models.input_spec import InputSpec
 from ..models.stretch import raw_chips
@@ -25,6 +28,24 @@ from .onnx_export import export_onnx
 from .parity import check_parity
 
 log = logging.getLogger(__name__)
+
+
+Package = tuple[Path, dict]  # a compiled package and its record
+
+
+def bundle_package(model: DeployedModel, predict: PredictConfig, enabled: bool) -> tuple[Package | None, dict]:
+    """The package compiled for this machine's GPU (the one the predict stage compiled, when cached), and what
+    ``metrics/export.json`` records of it: its build target, or why there is none."""
+    if not enabled:
+        return None, {"built": False, "reason": "export.compiled is false"}
+    if not torch.cuda.is_available():
+        return None, {"built": False, "reason": "no CUDA GPU here: a package is compiled for the GPU it runs on"}
+    try:
+        path, record = cached_package(model, predict.tile, predict.batch_size, "cuda")
+    except Exception as e:  # noqa: BLE001 - compiling raises many types; the bundle is complete without it
+        log.warning("no compiled package in the bundle: compiling failed (%s: %s)", type(e).__name__, e)
+        return None, {"built": False, "reason": f"compiling failed ({type(e).__name__}: {e})"}
+    return (path, record), {"built": True, **record}
 
 
 def run(cfg: ExportConfig, chips_dir: Path, model_path: Path, onnx_path: Path, metrics_path: Path,
@@ -53,13 +74,15 @@ def run(cfg: ExportConfig, chips_dir: Path, model_path: Path, onnx_path: Path, m
     else:
         metrics["tensorrt"] = {"built": False, "exercised": False, "reason": "export.tensorrt is false"}
     if metrics["onnx"]["passed"]:
+        package, metrics["compiled"] = bundle_package(model, prov.params.predict, cfg.compiled)
         card = build_card(prov, spec, outputs, ckpt["preset"], metrics, inference_pins())
         digest = write_bundle(bundle_dir, onnx_path, spec, outputs, prov.params.postprocess, prov.params.predict,
-                              card, cfg.docker_base)
+                              card, cfg.docker_base, package)
         metrics["bundle"] = {"path": str(bundle_dir), "sha256sums_sha256": digest,
                              "git_revision": card["code"]["git_revision"]}
     write_json(metrics_path, metrics)
     if not metrics["onnx"]["passed"]:
         raise GeofoundryError(f"ONNX parity failed: max |Δp| = {parity['max_abs_diff']:.2e} > {cfg.parity_atol}")
-    log.info("onnx parity: %s; tensorrt: %s; bundle: %s", parity, metrics["tensorrt"], metrics.get("bundle"))
+    log.info("onnx parity: %s; tensorrt: %s; compiled: %s; bundle: %s", parity, metrics["tensorrt"],
+             metrics.get("compiled"), metrics.get("bundle"))
     return metrics

@@ -86,10 +86,13 @@ def predict_command(
     bands: str | None = typer.Option(None, help="with --bundle: the scene's band names in order, e.g. red,green,blue"),
     sha256: str | None = typer.Option(None, help="with --bundle: expected sha256 of its SHA256SUMS (registry)"),
     threads: int = typer.Option(0, help="with --bundle: onnxruntime CPU threads, 0 = all cores"),
+    engine: str = typer.Option("auto", help="with --bundle: auto | compiled | onnx. auto runs model.pt2 on a GPU it "
+                               "was compiled for when the bundle is pinned with --sha256, else model.onnx on the CPU"),
     params: Path = PARAMS, verbose: bool = VERBOSE,
 ):
-    """Run the predict stage; or, with --bundle, predict scenes on CPU with a delivered bundle (onnxruntime only,
-    no params.yaml): writes OUT/<scene>.tif (probabilities) and OUT/<scene>.gpkg (objects)."""
+    """Run the predict stage; or, with --bundle, predict scenes with a delivered bundle (no params.yaml; onnxruntime
+    on the CPU, or its compiled package on a GPU): writes OUT/<scene>.tif (probabilities) and OUT/<scene>.gpkg
+    (objects)."""
     if bundle is None:
         if scenes:
             raise _fail("predict", GeofoundryError("scene files need --bundle <dir>; without it the stage runs"))
@@ -102,10 +105,16 @@ def predict_command(
 
         found = open_bundle(bundle, sha256)  # verified before the prediction code is even imported
         from ..delivery.predict import predict_bundle
+        from ..models.engines import ENGINES
 
+        if engine not in ENGINES:
+            raise GeofoundryError(f"--engine {engine}: not one of {', '.join(ENGINES)}")
         names = [b for b in bands.split(",") if b.strip()] if bands else None
-        result = predict_bundle(found, scenes, out, names, threads)
-    console.print(f"predicted {len(result['scenes'])} scene(s), {result['objects']} objects → {out}")
+        result = predict_bundle(found, scenes, out, names, threads, engine)
+    ran = result["engines"][0]
+    parity = f", max |Δp| {ran['parity']['max_abs_diff']:.3g} against the ONNX model" if "parity" in ran else ""
+    console.print(f"predicted {len(result['scenes'])} scene(s), {result['objects']} objects → {out} "
+                  f"({ran['engine']} engine{parity})")
 
 
 @app.command("evaluate")
@@ -151,6 +160,7 @@ def compile_gpu_command(
     stats: Path = typer.Option(Path("data/chips/stats.json"), help="input spec (bands, stretch) of the model"),
     out: Path = typer.Option(Path("export/model.pt2"), "--out", "-o", help="AOTInductor package to write"),
     max_batch: int = typer.Option(64, help="largest batch the package accepts"),
+    tile: int = typer.Option(0, help="the one tile side (px) it takes, as predict.tile; 0: any multiple of 32"),
 ):
     """Compile the delivered model for this machine's GPU: torch.export + AOTInductor package (.pt2, bf16), loadable
     with torch._inductor.aoti_load_package and no geofoundry code. Build it on the target GPU, like a TensorRT engine."""
@@ -160,14 +170,14 @@ def compile_gpu_command(
 
         if not torch.cuda.is_available():
             raise GeofoundryError("no CUDA device: the AOTInductor package is compiled for the GPU it runs on")
-        from ..export.aoti import export_aoti
         from ..models.checkpoint import load_checkpoint, model_from_checkpoint
+        from ..models.compiled import compile_package
         from ..models.deployed import DeployedModel
         from ..models.input_spec import InputSpec
 
         spec = InputSpec.load(stats)
         model = DeployedModel(model_from_checkpoint(load_checkpoint(checkpoint, spec.bands)), spec.low, spec.high)
-        export_aoti(model.cuda(), len(spec.bands), out, max_batch=max_batch)
+        compile_package(model, out, tile=tile or None, max_batch=max_batch, device="cuda")
     console.print(f"wrote {out} for {torch.cuda.get_device_name()}")
 
 

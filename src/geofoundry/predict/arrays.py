@@ -19,7 +19,7 @@ boundary:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -62,10 +62,12 @@ class NumpyArrays:
 
 @dataclass(frozen=True)
 class TileModel:
-    """A prediction function ``(B, C, t, t) raw float32 → (B, K, t, t) probabilities`` on ``arrays``' arrays."""
+    """A prediction function ``(B, C, t, t) raw float32 → (B, K, t, t) probabilities`` on ``arrays``' arrays;
+    ``engines``: what runs each model in it (engine, reason, first-batch parity), filled in as it runs."""
 
     fn: Callable[[Array], Array]
     arrays: Any = NumpyArrays()
+    engines: list[dict] = field(default_factory=list, compare=False)
 
     def __call__(self, batch: Array) -> Array:
         return self.fn(batch)

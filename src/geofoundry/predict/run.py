@@ -20,6 +20,7 @@ from rasterio.windows import transform as window_transform
 
 from ..config import PredictConfig
 from ..errors import GeofoundryError
+from ..io.atomic import write_json
 from ..io.geometry import reproject
 from ..io.raster import IN_MEMORY_DATASETS, band_indexes, bounded_gdal_cache, open_model_grid
 from ..io.tiling import block_window, starts
@@ -149,15 +150,18 @@ def test_areas(scenes: pd.DataFrame, blocks) -> dict[str, shapely.Geometry]:
     return {row["scene_id"]: test for _, row in scenes.iterrows() if "test" in str(row.get("splits", ""))}
 
 
-def run(cfg: PredictConfig, selection_dir: Path, chips_dir: Path, model_path: Path, out_dir: Path) -> dict:
-    """Write ``out_dir/<scene_id>.tif`` for every scene with test blocks (inside the geofence, if any)."""
+def run(cfg: PredictConfig, selection_dir: Path, chips_dir: Path, model_path: Path, out_dir: Path,
+        metrics_path: Path | None = None, cache: Path | None = None) -> dict:
+    """Write ``out_dir/<scene_id>.tif`` for every scene with test blocks (inside the geofence, if any), and to
+    ``metrics_path`` what ran each model (engine, why, the compiled engine's first-batch parity). ``cache``: where
+    compiled packages are kept (default :func:`~geofoundry.models.compiled.default_cache`)."""
     import geopandas as gpd  # stage-only imports: predict_scene (bundles, benchmarks) needs neither
 
     from ..io.areas import area_in
     from .torch_model import build_model_fn  # torch only here: bundle prediction runs without it
 
     spec = InputSpec.load(chips_dir / "stats.json")
-    model, outputs = build_model_fn(cfg, spec, model_path)
+    model, outputs = build_model_fn(cfg, spec, model_path, cache)
     scenes = pd.read_parquet(selection_dir / "scenes.parquet")
     areas = test_areas(scenes, gpd.read_parquet(selection_dir / "blocks.parquet"))
     if cfg.geofence:
@@ -180,4 +184,7 @@ def run(cfg: PredictConfig, selection_dir: Path, chips_dir: Path, model_path: Pa
                          spec, model, cfg, out_dir / f"{row['scene_id']}.tif", outputs):
             done.append(row["scene_id"])
     log.info("predicted %d scenes: %s", len(done), done)
-    return {"scenes": done}
+    result = {"scenes": done, "engines": model.engines}
+    if metrics_path is not None:
+        write_json(metrics_path, result)
+    return result

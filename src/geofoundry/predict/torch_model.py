@@ -1,7 +1,9 @@
-"""The trained PyTorch model(s) as a tile model on their device: ensemble members, TTA, bf16 on CUDA."""
+"""The trained PyTorch model(s) as a tile model on their device: ensemble members, TTA, bf16 on CUDA, run eagerly or
+compiled (``predict.engine``)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,11 +15,14 @@ from ..config import Device, PredictConfig
 from ..errors import GeofoundryError
 from ..models.checkpoint import load_checkpoint, model_from_checkpoint, output_classes
 from ..models.deployed import DeployedModel
+from ..models.engines import stage_engine
 from ..models.input_spec import InputSpec
 from .arrays import TileModel
 from .combine import ensemble, with_tta
 from .cuda_graph import graphed
 from .pinned import PinnedPool
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -115,9 +120,47 @@ def torch_model_fn(model: DeployedModel, device: Device, cuda_graphs: bool = Tru
     return TileModel(fn, arrays)
 
 
-def build_model_fn(cfg: PredictConfig, spec: InputSpec, model_path: Path) -> tuple[TileModel, list[str]]:
+def engine_model_fn(model: DeployedModel, cfg: PredictConfig, cache: Path | None = None,
+                    name: str = "model") -> TileModel:
+    """The deployed model on ``cfg.device`` run by the engine ``cfg.engine`` picks there (see
+    :mod:`geofoundry.models.engines`). The compiled engine's package is compiled once per model and machine into
+    ``cache`` (:func:`~geofoundry.models.compiled.cached_package`) and checked on the first batch against the float32
+    eager model; under ``auto`` a package that cannot be compiled or fails that check leaves the eager model
+    running, with a warning. The tile model's ``engines`` says what runs ``name`` and why."""
+    eager = torch_model_fn(model, cfg.device, cfg.cuda_graphs)
+    arrays = eager.arrays
+    engine = stage_engine(cfg.engine, arrays.cuda)
+    report = {"model": name, "requested": cfg.engine, "engine": engine, "device": arrays.device.type}
+    if engine == "eager":
+        return TileModel(eager.fn, arrays, [report])
+    from ..models.compiled import cached_package
+    from .compiled import checked, package_fn
+
+    try:
+        path, record = cached_package(model, cfg.tile, cfg.batch_size, arrays.device.type, cache)
+        compiled = package_fn(path, arrays.cuda, arrays.cuda and cfg.cuda_graphs)
+    except Exception as e:  # noqa: BLE001 - compiling and loading raise many types; each means no compiled engine
+        message = f"{name}: could not compile or load it for {arrays.device.type} ({type(e).__name__}: {e})"
+        if cfg.engine == "compiled":
+            raise GeofoundryError(f"predict.engine: compiled: {message}") from e
+        log.warning("%s; running it eagerly", message)
+        return TileModel(eager.fn, arrays, [{**report, "engine": "eager", "reason": message}])
+    report["package"] = {**record, "path": str(path)}
+
+    @torch.inference_mode()
+    def reference(batch: torch.Tensor) -> torch.Tensor:
+        return model(batch)  # float32, no autocast
+
+    fn = checked(compiled, reference, eager.fn, cfg.compiled_atol, report, strict=cfg.engine == "compiled",
+                 names=("float32 eager model", "eager"), setting="predict.compiled_atol")
+    return TileModel(fn, arrays, [report])
+
+
+def build_model_fn(cfg: PredictConfig, spec: InputSpec, model_path: Path,
+                   cache: Path | None = None) -> tuple[TileModel, list[str]]:
     """The best model, averaged with the ensemble members, under test-time augmentation; and its output classes
-    (the chip classes, then any auxiliary ones), which every member must share."""
+    (the chip classes, then any auxiliary ones), which every member must share. ``cache``: where compiled packages
+    are kept (:func:`engine_model_fn`)."""
     members = [(model_path, 1.0)] + [(Path(m.path), m.weight) for m in cfg.ensemble]
     models, outputs = [], None
     for path, _ in members:
@@ -127,8 +170,8 @@ def build_model_fn(cfg: PredictConfig, spec: InputSpec, model_path: Path) -> tup
             raise GeofoundryError(f"{path}: outputs the classes {classes}, but {model_path} outputs {outputs}; "
                                   "ensemble members must output the same classes")
         outputs = classes
-        models.append(torch_model_fn(DeployedModel(model_from_checkpoint(ckpt), spec.low, spec.high), cfg.device,
-                                     cfg.cuda_graphs))
+        models.append(engine_model_fn(DeployedModel(model_from_checkpoint(ckpt), spec.low, spec.high), cfg, cache,
+                                      str(path)))
     arrays = models[0].arrays
     fn = with_tta(ensemble([m.fn for m in models], [w for _, w in members]), cfg.tta, arrays.xp)
-    return TileModel(fn, arrays), outputs
+    return TileModel(fn, arrays, [r for m in models for r in m.engines]), outputs
