@@ -14,11 +14,13 @@ from ..config import CONTEXTS, SelectConfig
 from ..errors import GeofoundryError
 from ..io.atomic import atomic_path, write_json
 from ..io.grid import GRID_CRS, block_id
+from ..io.labelled import scene_area
 from ..io.raster import bounded_gdal_cache
 from ..io.raw import check_image, load_scenes, select_classes
 from ..progress import track
 from .filters import apply_filters, filter_blocks, filter_scenes
 from .geofence import clip_cells, fence_3857
+from .labelled import labelled_area_m2
 from .pinned import pinned_splits
 from .split import SPLITS, assign_splits
 from .summary import split_summary
@@ -56,6 +58,7 @@ def scan_selected(scenes: pd.DataFrame, cfg: SelectConfig) -> tuple[pd.DataFrame
         scan = scan_scene(row, cfg.split.block_size_m, cfg.context_gsd_m)
         valid_frac.append(1 - scan.contexts.get("nodata", 1.0))
         cells = clip_cells(scan.cells, scan.footprint, fence)
+        cells["labelled_area_m2"] = labelled_area_m2(cells, scan.footprint, scene_area(row, GRID_CRS))
         cells = pd.concat([cells, target_counts(cells, scan.labels, cfg)], axis=1)
         cells["scene_id"], cells["site"], cells["group"] = row["scene_id"], row["site"], row["group"]
         per_scene.append(cells)
@@ -72,7 +75,7 @@ def scan_selected(scenes: pd.DataFrame, cfg: SelectConfig) -> tuple[pd.DataFrame
 def merge_blocks(per_scene: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """One row per cell: scenes of the same ground share it; areas and counts take the max, contexts the mean."""
     counts = [c for c in per_scene.columns if c.startswith("objects:")]
-    agg = {"valid_area_m2": "max", "n_objects": "max", **{c: "max" for c in counts},
+    agg = {"valid_area_m2": "max", "labelled_area_m2": "max", "n_objects": "max", **{c: "max" for c in counts},
            **{c: "mean" for c in CONTEXTS}, "site": "first", "group": "first"}
     grouped = per_scene.groupby(["ix", "iy"], sort=True)
     blocks = grouped.agg(agg).join(grouped["scene_id"].nunique().rename("n_scenes")).reset_index()
