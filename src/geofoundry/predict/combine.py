@@ -6,7 +6,7 @@ same positional arguments in both).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from .arrays import Array
@@ -21,6 +21,14 @@ TTA: dict[str, list[tuple[int, bool]]] = {
 }
 
 
+def transformed(fn: Fn, batch: Array, mode: str, xp: Any) -> Iterator[Array]:
+    """``fn`` applied under each transform of ``mode``, each prediction mapped back."""
+    for k, flip in TTA[mode]:
+        x = xp.flip(batch, (-1,)) if flip else batch
+        out = xp.rot90(fn(xp.rot90(x, k, (-2, -1))), -k, (-2, -1))
+        yield xp.flip(out, (-1,)) if flip else out
+
+
 def with_tta(fn: Fn, mode: str, xp: Any) -> Fn:
     """Average ``fn`` over the transforms of ``mode`` (each prediction mapped back before averaging)."""
     transforms = TTA[mode]
@@ -29,10 +37,7 @@ def with_tta(fn: Fn, mode: str, xp: Any) -> Fn:
 
     def tta(batch: Array) -> Array:
         total = None
-        for k, flip in transforms:
-            x = xp.flip(batch, (-1,)) if flip else batch
-            out = xp.rot90(fn(xp.rot90(x, k, (-2, -1))), -k, (-2, -1))
-            out = xp.flip(out, (-1,)) if flip else out
+        for out in transformed(fn, batch, mode, xp):
             total = out if total is None else total + out
         return total / len(transforms)
 
