@@ -8,10 +8,13 @@ import typer
 from rich.table import Table
 
 from ..errors import GeofoundryError
+from .al_cli import app as al_app
 from .runner import STAGES, console, report_error, run_stage, setup_logging
 
 app = typer.Typer(help="geofoundry: GeoTIFF scenes + vector labels → reproducible, deployable detectors.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
+
+app.add_typer(al_app, name="al")
 
 PARAMS = typer.Option(Path("params.yaml"), "--params", "-p", help="parameters file")
 VERBOSE = typer.Option(False, "--verbose", "-v", help="debug logging")
