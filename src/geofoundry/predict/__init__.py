@@ -1,11 +1,9 @@
 """Predict whole scenes by streaming, blended sliding windows into probability GeoTIFFs."""
 
+try:
+    from .run import run
+except ModuleNotFoundError as e:  # a machine with torch but not the geo stack: the sliding window, the tile model
+    if (e.name or "").split(".")[0] not in ("rasterio", "shapely", "pyproj", "affine"):  # functions still load
+        raise
 
-def __getattr__(name: str):
-    """Import the stage lazily, so that the sliding window and the model functions load without rasterio."""
-    if name == "run":
-        from .run import run
-
-        globals()["run"] = run
-        return run
-    raise AttributeError(name)
+__all__ = ["run"]
