@@ -210,7 +210,9 @@ def import_labels(labels_file: Path, raw_root: Path, blocks_path: Path, area_fil
             area_path = Path(row[PATH_COLUMN])
             before, grown = areas.get(area_path) or (read_area(area_path),) * 2
             areas[area_path] = (before, shapely.union_all([grown, ground]))
-            gained = float(area_m2(gpd.GeoSeries([ground.difference(before)], crs="EPSG:4326")).sum())
+            new_ground = ground.difference(before)
+            if not new_ground.is_empty:
+                gained = float(area_m2(gpd.GeoSeries([new_ground], crs="EPSG:4326")).sum())
         report[row["scene_id"]] = {"labels_added": int(fresh.sum()), "duplicates_skipped": int((mine & ~fresh).sum()),
                                    "labelled_m2_added": round(gained, 1), "labelled_everywhere": everywhere}
     if not report:
