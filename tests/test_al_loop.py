@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import geopandas as gpd
@@ -25,6 +27,7 @@ from geofoundry.io.labelled import COLUMN, PATH_COLUMN, area_geojson, read_area
 from geofoundry.models.input_spec import InputSpec
 
 from .conftest import copy_subset
+from .project import ROOT, env
 
 BLOCK_M = 150.0
 
@@ -210,3 +213,28 @@ def test_import_refuses_bad_input_and_writes_nothing(hidden_block, selection_dir
     with pytest.raises(GeofoundryError, match="lie outside the labelled ground"):
         import_labels(outside, raw, blocks)
     assert snapshot(raw) == before
+
+
+def test_cli_import_and_bad_options(hidden_block, selection_dir, tmp_path):
+    """``geofoundry al``: a bad strategy name and bad input end with ``error (al …)`` and status 1; an import prints
+    what each scene got and the DVC step."""
+    raw, handout, _, n = hidden_block
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    shutil.copy(ROOT / "params.yaml", project / "params.yaml")
+    (project / "data" / "selection").symlink_to(selection_dir)
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "geofoundry", "al", *args], cwd=project, env=env(),
+                              capture_output=True, text=True, check=False)
+
+    bad = cli("rank", "--strategy", "entropi")
+    assert bad.returncode == 1 and "error (al rank)" in bad.stderr and "strategy: Input should be" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    missing = cli("import", str(handout), "--raw", str(tmp_path / "nowhere"))
+    assert missing.returncode == 1 and "error (al import)" in missing.stderr and "raw dataset folder not found" \
+        in missing.stderr
+    done = cli("import", str(handout), "--raw", str(raw))
+    assert done.returncode == 0, done.stderr
+    assert f"dvc add {raw}" in " ".join(done.stderr.split())
+    assert sum(len(json.loads(p.read_text())["features"]) for p in (raw / "labels").glob("*.geojson")) >= n
