@@ -9,7 +9,7 @@ import torch
 import yaml
 from torch import nn
 
-from geofoundry.al.score import Scorer, TorchProber, footprint_distribution
+from geofoundry.al.score import OnnxProber, Scorer, TorchProber, footprint_distribution
 from geofoundry.al.strategies import STRATEGIES, entropy, margin, mutual_information, pick
 from geofoundry.config import AL_STRATEGIES
 from geofoundry.errors import GeofoundryError
@@ -72,6 +72,29 @@ def test_entropy_ranks_tiles_by_their_known_uncertainty():
     p = 1 / (1 + np.exp(-8 * (x - 0.5)))
     expected = -(p * np.log(p) + (1 - p) * np.log(1 - p)) / np.log(2)
     assert scorer.candidates.scores() == pytest.approx(expected, rel=1e-4)
+
+
+def test_a_bundle_model_ranks_alike_from_raw_values():
+    """A bundle's model takes raw band values (the stretch undone, here over [10, 250]) and gives probabilities; the
+    same known model scores the same, and the diverse strategies are refused (no encoder)."""
+    low, high = [10.0] * 3, [250.0] * 3
+
+    def fn(raw: np.ndarray) -> np.ndarray:  # what the ONNX model computes: stretch, then Brightness
+        x = np.clip((raw - 10.0) / 240.0, 0, 1).mean(1, keepdims=True)
+        p = 1 / (1 + np.exp(-8 * (x - 0.5)))
+        return np.concatenate([1 - p, p], 1).astype(np.float32)
+
+    chips = uniform_chips([250, 128, 10, 150, 100])
+    scores = []
+    for prober in (OnnxProber(fn, ["background", "building"], low, high, "flips"),
+                   TorchProber([Brightness()], ["background", "building"], "cpu")):
+        scorer = Scorer(prober, STRATEGIES["entropy"], ["background", "building"])
+        scorer.add(chips, np.ones((5, 8, 8), bool), np.arange(5))
+        scores.append(scorer.candidates.scores())
+    assert scores[0] == pytest.approx(scores[1], rel=1e-4)
+    with pytest.raises(GeofoundryError, match="need the trained checkpoint's encoder"):
+        Scorer(OnnxProber(fn, ["background", "building"], low, high), STRATEGIES["coreset"],
+               ["background", "building"]).add(chips, np.ones((5, 8, 8), bool), np.arange(5))
 
 
 def test_uncertainty_is_averaged_over_wanted_pixels_only():

@@ -13,6 +13,7 @@ from ..models.checkpoint import load_checkpoint, model_from_checkpoint, output_c
 from ..models.input_spec import InputSpec
 from ..predict.torch_model import resolve_device
 from .score import OnnxProber, TorchProber
+from .strategies import STRATEGIES
 
 
 def checkpoint_prober(model_path: Path, spec: InputSpec, predict: PredictConfig, cfg: AlConfig) -> TorchProber:
@@ -33,7 +34,13 @@ def checkpoint_prober(model_path: Path, spec: InputSpec, predict: PredictConfig,
 
 
 def bundle_prober(bundle: Bundle, cfg: AlConfig, threads: int = 0) -> OnnxProber:
-    """The bundle's ONNX model on onnxruntime (CPU), under the bundle's own test-time augmentation."""
+    """The bundle's ONNX model on onnxruntime (CPU), under the bundle's own test-time augmentation; refused for the
+    strategies that need the checkpoint's encoder or dropout."""
+    strategy = STRATEGIES[cfg.strategy]
+    if strategy.diverse or strategy.samples == "dropout":
+        raise GeofoundryError(f"al.strategy {cfg.strategy} needs the trained checkpoint (a bundle's ONNX model gives "
+                              "probabilities only); rank with models/best.pt, or with entropy, margin, "
+                              "tta_disagreement or random")
     spec = bundle.spec
     return OnnxProber(onnx_session(bundle.model, len(spec.bands), threads), bundle.outputs, spec.low, spec.high,
                       bundle.predict.tta, cfg.tta)

@@ -22,7 +22,7 @@ from ..config import PreprocessConfig
 from ..io.geometry import reproject
 from ..io.grid import GRID_CRS
 from ..io.labelled import area_mask, scene_area
-from ..io.tiling import block_window, chip_windows
+from ..io.tiling import chip_windows
 from ..io.units import pixel_area_m2
 from ..models.input_spec import InputSpec
 from ..preprocess.run import block_area_mask, scene_blocks, scene_grid
@@ -101,7 +101,7 @@ def read_candidates(scenes: pd.DataFrame, tiles: gpd.GeoDataFrame, cfg: Preproce
                 geom = reproject(tile.geometry, GRID_CRS, grid.ds.crs, densify_parts=64)
                 if labelled.contains(geom):
                     continue
-                windows = chip_windows(block_window(geom, grid.transform, grid.shape) or win, chip, chip)
+                windows = chip_windows(win, chip, chip)
                 masks = []
                 for w in windows:
                     valid = grid.valid(w) & block_area_mask(tile.geometry, grid, w)
