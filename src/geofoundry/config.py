@@ -387,6 +387,27 @@ class ExportConfig(Section):
     docker_base: str = Field("python:3.11-slim", min_length=1, description="base image of the bundle's Dockerfile")
 
 
+AL_STRATEGIES = ("random", "entropy", "margin", "tta_disagreement", "mc_dropout", "coreset", "hybrid")
+
+
+class AlConfig(Section):
+    """Active learning: which unlabelled train ground ``geofoundry al rank`` hands out for labelling next."""
+
+    strategy: Literal[AL_STRATEGIES] = Field(  # type: ignore[valid-type]
+        "hybrid", description="how candidate tiles are ranked (geofoundry al rank --list describes each)")
+    n: int = Field(20, ge=1, description="tiles handed out per round")
+    tiles_per_block: int = Field(1, ge=1, le=16, description="candidate tiles per block side: 1 = whole blocks "
+                                                            "(select.split.block_size_m), 2 = quarters, ...")
+    min_unlabelled_frac: float = Field(0.5, gt=0, le=1, description="a tile is a candidate when at least this "
+                                                                   "share of its valid ground is unlabelled")
+    chip: int = Field(512, ge=32, description="side (px, model grid) of the windows a tile is scored in")
+    batch_size: int = Field(8, ge=1)
+    tta: Literal["flips", "d4"] = Field("d4", description="tta_disagreement: the transforms that disagree")
+    mc_samples: int = Field(8, ge=2, description="mc_dropout: forward passes with dropout on")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    seed: int = Field(0, ge=0, description="random: the draw; coreset and hybrid without labelled tiles: the first")
+
+
 class Params(Section):
     """The whole ``params.yaml``."""
 
@@ -398,6 +419,7 @@ class Params(Section):
     postprocess: PostprocessConfig = PostprocessConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     export: ExportConfig = ExportConfig()
+    al: AlConfig = AlConfig()
 
     @model_validator(mode="after")
     def _train_batch_pixels(self) -> Params:

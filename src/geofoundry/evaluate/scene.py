@@ -1,9 +1,10 @@
 """Evaluate one scene: read its prediction raster, predicted vectors and truth labels; count objects and pixels.
 
-The evaluation area is the prediction's valid pixels (the test blocks that were predicted). Predictions hold no
-probability outside it, so a predicted object never reaches past its edge; truth objects are cut to it too, and an
-object that crosses the edge is judged by its part inside, on both sides. Objects count where their representative
-point lies in the area.
+The evaluation area is the prediction's valid pixels (the test blocks that were predicted) inside the scene's
+labelled area (``scenes.csv`` column ``labelled_area``; without one, everywhere). Predictions hold no
+probability outside the test blocks, so a predicted object never reaches past their edge; truth objects are cut to
+the area too, and so are predicted objects where a labelled area cuts it: an object that crosses the edge is judged
+by its part inside, on both sides. Objects count where their representative point lies in the area.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import shapely
 
 from ..config import EvaluateConfig
 from ..errors import GeofoundryError
+from ..io.labelled import area_mask, scene_area
 from ..io.raster import mask_outline
 from ..io.raw import read_labels, select_classes
 from ..io.units import area_m2
@@ -33,7 +35,7 @@ POLYGONAL = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)
 
 @dataclass(frozen=True)
 class Grid:
-    """The prediction grid; ``mask`` is the evaluation area (valid pixels ∩ test blocks)."""
+    """The prediction grid; ``mask`` is the evaluation area (valid pixels ∩ test blocks ∩ labelled area)."""
 
     crs: rasterio.crs.CRS
     transform: rasterio.Affine
@@ -107,9 +109,13 @@ def evaluate_scene(
     with rasterio.open(pred_path) as ds:
         _, auxiliary = probability_classes(ds, class_names)
         prob = footprints(ds.read(), auxiliary, 255)
-        grid = Grid(ds.crs, ds.transform, ds.dataset_mask() > 0)
+        mask = ds.dataset_mask() > 0
+        labelled = area_mask(scene_area(row, ds.crs), ds.transform, mask.shape)
+        grid = Grid(ds.crs, ds.transform, mask if labelled is None else mask & labelled)
     truth = clipped(select_classes(read_labels(row["labels_path"]), class_paths).to_crs(grid.crs), grid)
     pred = read_vectors(vectors_path, grid.crs)
+    if labelled is not None:  # unlabelled ground inside the test blocks: predictions are cut at its edge too
+        pred = clipped(pred, grid)
     bad = ~pred["class_id"].isin(range(1, n_classes))
     if bad.any():
         ids = sorted(set(pred["class_id"][bad]))

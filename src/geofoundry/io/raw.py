@@ -14,6 +14,7 @@ from rasterio.windows import Window
 
 from ..config import check_class_path
 from ..errors import GeofoundryError
+from .labelled import COLUMN as LABELLED, PATH_COLUMN as LABELLED_PATH
 from .raster import has_rpc_only
 from .scenes_csv import check_table, read_table
 
@@ -29,9 +30,14 @@ def load_scenes(root: str | Path) -> pd.DataFrame:
     df = check_table(read_table(csv), csv)
     df["image_path"] = [str((root / p).resolve()) for p in df["image"]]
     df["labels_path"] = [str((root / p).resolve()) for p in df["labels"]]
+    checked = [("image_path", "image"), ("labels_path", "label file")]
+    if LABELLED in df.columns:  # optional: where the labels are complete (empty: wherever the image is valid)
+        df[LABELLED_PATH] = [str((root / p).resolve()) if isinstance(p, str) and p.strip() else ""
+                             for p in df[LABELLED]]
+        checked.append((LABELLED_PATH, "labelled area"))
     for row in df.itertuples():
-        for col, what in (("image_path", "image"), ("labels_path", "label file")):
-            if not Path(getattr(row, col)).is_file():
+        for col, what in checked:
+            if getattr(row, col) and not Path(getattr(row, col)).is_file():
                 why = "is a folder" if Path(getattr(row, col)).is_dir() else "does not exist"
                 raise GeofoundryError(f"{csv}: scene {row.scene_id!r} lists {what} {getattr(row, col)} which {why}")
     df["band_names"] = df["band_names"].astype(str)

@@ -1,12 +1,17 @@
-"""Tiling: chip windows inside a block window, and the block window of a geometry on a raster grid."""
+"""Tiling: chip windows inside a block window, and the block window of a geometry on a raster grid.
+
+``starts`` needs neither rasterio nor shapely (the sliding window imports it where they are not installed).
+"""
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import shapely
-from affine import Affine
-from rasterio.windows import Window
+if TYPE_CHECKING:
+    import shapely
+    from affine import Affine
+    from rasterio.windows import Window
 
 
 def starts(offset: int, length: int, size: int, stride: int) -> list[int]:
@@ -20,6 +25,8 @@ def starts(offset: int, length: int, size: int, stride: int) -> list[int]:
 
 
 def chip_windows(block: Window, size: int, stride: int) -> list[Window]:
+    from rasterio.windows import Window
+
     cols = starts(int(block.col_off), int(block.width), size, stride)
     rows = starts(int(block.row_off), int(block.height), size, stride)
     return [Window(c, r, size, size) for r in rows for c in cols]
@@ -27,6 +34,8 @@ def chip_windows(block: Window, size: int, stride: int) -> list[Window]:
 
 def block_window(geom: shapely.Geometry, transform: Affine, shape: tuple[int, int]) -> Window | None:
     """Pixel window (clipped to the raster) of a geometry's bounds in the raster CRS."""
+    from rasterio.windows import Window
+
     x0, y0, x1, y1 = geom.bounds
     inv = ~transform
     cols, rows = zip(*(inv @ (x, y) for x, y in ((x0, y0), (x0, y1), (x1, y0), (x1, y1))))

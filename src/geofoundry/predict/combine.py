@@ -6,7 +6,7 @@ same positional arguments in both).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..choices import TTA
@@ -14,6 +14,14 @@ from ..config import TtaMode
 from .arrays import Array
 
 Fn = Callable[[Array], Array]
+
+
+def transformed(fn: Fn, batch: Array, mode: str, xp: Any) -> Iterator[Array]:
+    """``fn`` applied under each transform of ``mode``, each prediction mapped back."""
+    for k, flip in TTA[mode]:
+        x = xp.flip(batch, (-1,)) if flip else batch
+        out = xp.rot90(fn(xp.rot90(x, k, (-2, -1))), -k, (-2, -1))
+        yield xp.flip(out, (-1,)) if flip else out
 
 
 def with_tta(fn: Fn, mode: TtaMode, xp: Any) -> Fn:
@@ -25,10 +33,7 @@ def with_tta(fn: Fn, mode: TtaMode, xp: Any) -> Fn:
 
     def tta(batch: Array) -> Array:
         total = None
-        for k, flip in transforms:
-            x = xp.flip(batch, (-1,)) if flip else batch
-            out = xp.rot90(fn(xp.rot90(x, k, (-2, -1))), -k, (-2, -1))
-            out = xp.flip(out, (-1,)) if flip else out
+        for out in transformed(fn, batch, mode, xp):
             total = out if total is None else total + out
         return total / len(transforms)
 

@@ -18,6 +18,7 @@ from ..config import PreprocessConfig
 from ..errors import GeofoundryError
 from ..io.atomic import atomic_path
 from ..io.geometry import reproject
+from ..io.labelled import area_mask, scene_area
 from ..io.raster import GDAL_CACHE_MB, band_indexes, bounded_gdal_cache
 from ..io.raw import read_labels, select_classes
 from ..io.tiling import block_window, chip_windows
@@ -85,16 +86,24 @@ def fit_stretch(scenes: pd.DataFrame, blocks: gpd.GeoDataFrame, cfg: PreprocessC
     return Stretch.fit(np.concatenate(samples, axis=1), cfg.stretch.low_pct, cfg.stretch.high_pct)
 
 
+def labelled(valid: np.ndarray, area, grid, window: Window) -> np.ndarray:
+    """``valid`` pixels of a window that lie in the scene's labelled ``area`` (None: labelled everywhere)."""
+    inside = area_mask(area, grid.ds.window_transform(window), valid.shape)
+    return valid if inside is None else valid & inside
+
+
 def plan_chips(scenes: pd.DataFrame, blocks: gpd.GeoDataFrame, cfg: PreprocessConfig) -> list[ChipRef]:
-    """Pass 1 (masks only): every chip window with enough valid pixels inside its block."""
+    """Pass 1 (masks only): every chip window with enough valid, labelled pixels inside its block."""
     refs, size = [], cfg.chip.size
     chip_blocks = blocks[blocks["split"].isin(CHIP_SPLITS)]
     for _, row in track(scenes.iterrows(), "preprocess: plan chips", total=len(scenes)):
         with scene_grid(row, cfg) as grid:
+            area = scene_area(row, grid.ds.crs)
             for block, bwin in scene_blocks(row, chip_blocks, grid):
                 for win in chip_windows(bwin, size, cfg.chip.stride):
                     _, valid = grid.read(win)
-                    frac = float((valid & block_area_mask(block.geometry, grid, win)).mean())
+                    inside = valid & block_area_mask(block.geometry, grid, win)
+                    frac = float(labelled(inside, area, grid, win).mean())
                     if frac >= cfg.chip.min_valid_frac and frac > 0:
                         refs.append(ChipRef(block["split"], row["scene_id"], block["block_id"], win, frac))
     return refs
@@ -119,11 +128,12 @@ def write_chips(refs: list[ChipRef], scenes: pd.DataFrame, blocks: gpd.GeoDataFr
             with scene_grid(row, cfg) as grid:
                 truth = select_classes(read_labels(row["labels_path"]), class_paths).to_crs(grid.ds.crs)
                 burner = LabelBurner(truth, cfg.border_ignore_px)
+                area = scene_area(row, grid.ds.crs)
                 for ref in track(group, f"preprocess: {split} chips of {scene_id}"):
                     data, valid = grid.read(ref.window)
                     valid &= block_area_mask(geoms[ref.block_id], grid, ref.window)
                     t = grid.ds.window_transform(ref.window)
-                    mask = burner.burn(t, (size, size), valid, cfg.ignore_index)
+                    mask = burner.burn(t, (size, size), labelled(valid, area, grid, ref.window), cfg.ignore_index)
                     images[i] = stretch.apply(data) * valid
                     labels[i] = mask
                     instances[i] = burner.instances(t, (size, size)) * (mask != cfg.ignore_index)

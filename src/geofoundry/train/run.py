@@ -127,8 +127,9 @@ def class_weights(weights: dict[str, float], names: list[str]) -> list[float] | 
     return [float(weights.get(n, 1.0)) for n in names]
 
 
-def run(cfg: TrainConfig, arch: str, chips_dir: Path, models_dir: Path, live_dir: Path) -> dict:
-    """Train ``arch`` on ``chips_dir``; write ``models_dir/{best,last}.pt`` and dvclive files into ``live_dir``."""
+def run(cfg: TrainConfig, arch: str, chips_dir: Path, models_dir: Path, live_dir: Path | None) -> dict:
+    """Train ``arch`` on ``chips_dir``; write ``models_dir/{best,last}.pt`` and dvclive files into ``live_dir`` (None:
+    no tracking, as in the active-learning simulation's many short runs)."""
     get_preset(arch)
     rt = setup(cfg.device, cfg.threads)
     try:
@@ -137,7 +138,7 @@ def run(cfg: TrainConfig, arch: str, chips_dir: Path, models_dir: Path, live_dir
         teardown(rt)
 
 
-def _run(cfg: TrainConfig, arch: str, chips_dir: Path, models_dir: Path, live_dir: Path, rt: Runtime) -> dict:
+def _run(cfg: TrainConfig, arch: str, chips_dir: Path, models_dir: Path, live_dir: Path | None, rt: Runtime) -> dict:
     job = prepare(cfg, arch, chips_dir, rt)
     spec, target, model, optimizer, scheduler = job.spec, job.target, job.model, job.optimizer, job.scheduler
     names = target.names(spec.classes)
@@ -150,7 +151,7 @@ def _run(cfg: TrainConfig, arch: str, chips_dir: Path, models_dir: Path, live_di
              job.sampler.per_rank, job.sampler.per_rank * rt.world, start + 1, cfg.epochs, names)
     live = val_set = val_loader = None
     if rt.main:
-        live = open_live(live_dir, start)
+        live = open_live(live_dir, start) if live_dir is not None else None
         val_set = ChipDataset(chips_dir / "val", target, spec.ignore_index)
         val_loader = loader(val_set, cfg.batch_size, workers=cfg.num_workers, prefetch=cfg.prefetch, pin=rt.cuda)
     meta = {"fingerprint": fp, "target": cfg.target, "border_px": cfg.border_px, "contact_px": cfg.contact_px,
@@ -178,7 +179,8 @@ def _run(cfg: TrainConfig, arch: str, chips_dir: Path, models_dir: Path, live_di
                 val, pairs = validate(delivered, val_loader, job.loss_fn, rt, target, spec.ignore_index)
                 result = {"train/loss": loss_sum / n, **{f"val/{k}": v for k, v in val.items()},
                           "lr": scheduler.get_last_lr()[0], "epoch_time_s": seconds, "images_per_s": n / seconds}
-                log_epoch(live, result, preview_image(val_set, pairs, spec.ignore_index))
+                if live is not None:
+                    log_epoch(live, result, preview_image(val_set, pairs, spec.ignore_index))
                 improved = val[key] > best
                 best, stale = (val[key], 0) if improved else (best, stale + 1)
                 stop = bool(cfg.patience and stale >= cfg.patience)
