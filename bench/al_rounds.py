@@ -78,7 +78,7 @@ def predict_regions(best: Path, spec, regions: list[dict], pack: Path, recipe: d
     """uint8 footprint probability at each region's test pixels (flags == 3), by region index."""
     from geofoundry.config import PredictConfig
     from geofoundry.models.outputs import footprints
-    from geofoundry.predict.sliding import WANTED, predict_region
+    from geofoundry.predict.sliding import PixelFlag, Region, Sliding, predict_region
     from geofoundry.predict.torch_model import build_model_fn
 
     cfg = PredictConfig(**recipe["predict"], device=device)
@@ -96,12 +96,12 @@ def predict_regions(best: Path, spec, regions: list[dict], pack: Path, recipe: d
             dst[:] = bands[:, row:row + cfg.tile, first:end]
 
         values = np.zeros((len(outputs) - 1, h, w), np.uint8)
-        for strip in predict_region(read_flags, read_bands, h, w, model, len(outputs), np.asarray(spec.low),
-                                    bands.dtype, cfg.tile, cfg.overlap, cfg.batch_size, readers=1):
+        region = Region(read_flags, read_bands, h, w, dtype=bands.dtype, low=np.asarray(spec.low), lanes=1)
+        for strip in predict_region(region, model, Sliding(cfg.tile, cfg.overlap, cfg.batch_size, len(outputs))):
             if strip.rows.values is not None:
                 values[:, strip.rows.top:strip.rows.top + strip.rows.n] = strip.rows.values
         fp = footprints(values, aux, 255)[0]
-        out[k] = fp[flags[:h, :w] == WANTED]
+        out[k] = fp[flags[:h, :w] == int(PixelFlag.WANTED)]
     return out
 
 

@@ -79,4 +79,5 @@ def test_clean_venv_from_the_dockerfile_runs_the_bundle(bundle, small_raw, tmp_p
                                str(data), "--out", "acc"], cwd=site, env=clean_env(), capture_output=True,
                               text=True)
     assert evaluate.returncode == 0, evaluate.stderr[-3000:]
-    assert {"object", "pixel", "per_scene"} <= set(json.loads((site / "acc" / "evaluate.json").read_text()))
+    assert {"object", "pixel", "site_f1"} <= set(json.loads((site / "acc" / "evaluate.json").read_text()))
+    assert "per_scene" in json.loads((site / "acc" / "report.json").read_text())

@@ -117,7 +117,7 @@ def test_evaluation_leaves_unlabelled_ground_out(dev, tmp_path):  # noqa: F811
             s[PATH_COLUMN] = str(sel / "area.geojson")
         s.to_parquet(sel / "scenes.parquet")
         return evaluate_run(EvaluateConfig(), sel, root / "predictions", tmp_path / "vectors", sel / "m.json",
-                            sel / "plots")
+                            sel / "plots", sel / "report.json")
 
     everywhere, partial = metrics("everywhere", None), metrics("partial", area)
     assert everywhere["object"]["fp"] >= 3 and everywhere["object"]["fn"] == 0

@@ -40,7 +40,7 @@ MANY = [f"line {n} (scene '{s}'): {p}" for n, s in ((2, "kampala_ug_z19"), (3, "
 
 # (name, edit: a DataFrame edit, a Text edit, bytes (the whole file) or None (no file), expected message)
 CASES = [
-    ("missing file", None, f"{CSV}: missing; a raw dataset needs scenes.csv (see RAW_LAYOUT.md)"),
+    ("missing file", None, f"{CSV}: missing; a raw dataset needs scenes.csv (see docs/RAW_LAYOUT.md; `geofoundry ingest` writes one)"),
     ("empty file", b"", f"{CSV}: empty; it needs a header line and one row per scene (see RAW_LAYOUT.md)"),
     ("header only", Text(lambda t: t.splitlines(keepends=True)[0]), f"{CSV}: lists no scene (a header and no rows)"),
     ("not UTF-8", Text(lambda t: t.replace("kampala_ug,UG", "kampala_ug,U\udce9")),

@@ -392,7 +392,7 @@ def report_command(
     from ..report import render
 
     with reported("report"):
-        from .io.folders import existing_folder, writable_folder
+        from ..io.folders import existing_folder, writable_folder
 
         index = render(writable_folder(out, "--out"), revs or (), targets or (), existing_folder(repo, "--repo"))
     console.print(f"plots of {', '.join(revs) if revs else 'the workspace'} → {index}")

@@ -37,4 +37,4 @@ def run(p: Params, d: Paths):
 
 def outputs(d: Paths) -> tuple[Path, ...]:
     """The folders this stage writes (its outs in dvc.yaml)."""
-    return (d.metrics, d.plots / "evaluate")
+    return (d.metrics, d.plots / "evaluate", d.reports)

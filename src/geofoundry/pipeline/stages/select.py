@@ -17,4 +17,4 @@ def run(p: Params, d: Paths):
 
 def outputs(d: Paths) -> tuple[Path, ...]:
     """The folders this stage writes (its outs in dvc.yaml)."""
-    return (d.selection, d.metrics)
+    return (d.selection, d.reports)
