@@ -203,7 +203,7 @@ def object_f1(job: dict, manifest: dict, work: Path, maps: dict, params) -> dict
         job_rasters(job, manifest, work / "pack", maps, tmp / "predictions")
         postprocess.run(params.postprocess, tmp / "predictions", tmp / "vectors", manifest["classes"][1:])
         metrics = evaluate.run(params.evaluate, work / "selection", tmp / "predictions", tmp / "vectors",
-                               tmp / "evaluate.json", tmp / "plots")
+                               tmp / "evaluate.json", tmp / "plots", tmp / "report.json")
     return metrics["object"]
 
 
