@@ -9,7 +9,7 @@ from ..bundle import Bundle
 from ..bundle.onnx_session import onnx_session
 from ..config import AlConfig, PredictConfig
 from ..errors import GeofoundryError
-from ..models.checkpoint import load_checkpoint, model_from_checkpoint, output_classes
+from ..models.checkpoint import ensemble_nets
 from ..models.input_spec import InputSpec
 from ..predict.torch_model import resolve_device
 from .score import OnnxProber, TorchProber
@@ -20,15 +20,7 @@ def checkpoint_prober(model_path: Path, spec: InputSpec, predict: PredictConfig,
     """``model_path`` and ``predict.ensemble``'s members (weighted), under ``predict.tta`` as the predict stage runs
     them; on ``al.device``."""
     members = [(Path(model_path), 1.0)] + [(Path(m.path), m.weight) for m in predict.ensemble]
-    nets, outputs = [], None
-    for path, _ in members:
-        ckpt = load_checkpoint(path, spec.bands)
-        classes = output_classes(ckpt, spec.classes, path)
-        if outputs is not None and classes != outputs:
-            raise GeofoundryError(f"{path}: outputs the classes {classes}, but {model_path} outputs {outputs}; "
-                                  "ensemble members must output the same classes")
-        outputs = classes
-        nets.append(model_from_checkpoint(ckpt))
+    nets, outputs = ensemble_nets([path for path, _ in members], spec.bands, spec.classes)
     return TorchProber(nets, outputs, resolve_device(cfg.device), [w for _, w in members], predict.tta, cfg.tta,
                        cfg.mc_samples)
 

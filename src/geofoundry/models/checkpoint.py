@@ -65,3 +65,18 @@ def output_classes(ckpt: dict[str, Any], targets: list[str], path: Path) -> list
     classes of its training target (``border``, ``contact``)."""
     auxiliary(ckpt["classes"], targets, str(path), ckpt.get("target", "classes"))
     return list(ckpt["classes"])
+
+
+def ensemble_nets(paths: list[Path], bands: list[str], targets: list[str]) -> tuple[list[torch.nn.Module], list[str]]:
+    """The networks of the checkpoints ``paths`` (the best model first, then ensemble members) and the output classes
+    they all share (refused where a member's differ)."""
+    nets, outputs = [], None
+    for path in paths:
+        ckpt = load_checkpoint(path, bands)
+        classes = output_classes(ckpt, targets, path)
+        if outputs is not None and classes != outputs:
+            raise GeofoundryError(f"{path}: outputs the classes {classes}, but {paths[0]} outputs {outputs}; "
+                                  "ensemble members must output the same classes")
+        outputs = classes
+        nets.append(model_from_checkpoint(ckpt))
+    return nets, outputs

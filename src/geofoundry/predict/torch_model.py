@@ -13,7 +13,7 @@ import torch
 
 from ..config import Device, PredictConfig
 from ..errors import GeofoundryError
-from ..models.checkpoint import load_checkpoint, model_from_checkpoint, output_classes
+from ..models.checkpoint import ensemble_nets
 from ..models.deployed import DeployedModel
 from ..models.engines import stage_engine
 from ..models.input_spec import InputSpec
@@ -162,16 +162,9 @@ def build_model_fn(cfg: PredictConfig, spec: InputSpec, model_path: Path,
     (the chip classes, then any auxiliary ones), which every member must share. ``cache``: where compiled packages
     are kept (:func:`engine_model_fn`)."""
     members = [(model_path, 1.0)] + [(Path(m.path), m.weight) for m in cfg.ensemble]
-    models, outputs = [], None
-    for path, _ in members:
-        ckpt = load_checkpoint(path, spec.bands)
-        classes = output_classes(ckpt, spec.classes, path)
-        if outputs is not None and classes != outputs:
-            raise GeofoundryError(f"{path}: outputs the classes {classes}, but {model_path} outputs {outputs}; "
-                                  "ensemble members must output the same classes")
-        outputs = classes
-        models.append(engine_model_fn(DeployedModel(model_from_checkpoint(ckpt), spec.low, spec.high), cfg, cache,
-                                      str(path)))
+    nets, outputs = ensemble_nets([path for path, _ in members], spec.bands, spec.classes)
+    models = [engine_model_fn(DeployedModel(net, spec.low, spec.high), cfg, cache, str(path))
+              for net, (path, _) in zip(nets, members)]
     arrays = models[0].arrays
     fn = with_tta(ensemble([m.fn for m in models], [w for _, w in members]), cfg.tta, arrays.xp)
     return TileModel(fn, arrays, [r for m in models for r in m.engines]), outputs
