@@ -9,10 +9,12 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from geofoundry.choices import BORDER, CLASS_WEIGHTED_LOSSES, CONTACT, TARGETS, TTA
+from geofoundry.choices import ARCHS, BORDER, CLASS_WEIGHTED_LOSSES, CONTACT, POSTPROCESS_OPS, TARGETS, TTA
 from geofoundry.config import OptimizerConfig, PredictConfig, TrainConfig
 from geofoundry.errors import GeofoundryError
+from geofoundry.models.registry import PRESETS
 from geofoundry.pipeline.params import load_params
+from geofoundry.postprocess import OPS
 from geofoundry.predict.combine import with_tta
 from geofoundry.train.losses import LOSSES
 from geofoundry.train.optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_scheduler
@@ -118,3 +120,7 @@ def test_optimiser_settings_are_checked_when_params_load(tmp_path):
         with pytest.raises(GeofoundryError) as err:
             load_params(write(tmp_path, lambda p, v=value: p["train"].update(optimizer=v)))
         assert expected in str(err.value)
+
+
+def test_arch_and_postprocess_names_are_the_registered_ones():
+    assert ARCHS == tuple(PRESETS) and POSTPROCESS_OPS == tuple(OPS)

@@ -7,12 +7,15 @@ stage packages (the layers in pyproject.toml) and cannot import them, nor the to
   target's auxiliary output classes, read by ``train.targets.Target`` and ``models.outputs``) and ``TTA`` (the
   D4 elements ``predict.combine.with_tta`` averages);
 * a registry whose entries are code lives in its stage package beside that code, and its names are declared here:
-  ``LOSSES`` for ``train.losses.LOSSES``, ``SCHEDULES`` for ``train.optim.SCHEDULES``. Adding one is its entry
-  there and its name here; ``tests/test_registries.py`` holds each registry equal to what config accepts (the
+  ``LOSSES`` for ``train.losses.LOSSES``, ``SCHEDULES`` for ``train.optim.SCHEDULES``, ``ARCHS`` for
+  ``models.registry.PRESETS``, ``POSTPROCESS_OPS`` for ``postprocess.OPS`` (the ops' parameters are validated by
+  the postprocess chain, when a stage builds it). Adding one is its entry there and its name here; ``tests/test_registries.py`` holds each registry equal to what config accepts (the
   optimisers, whose settings config validates, are declared by their config models: ``config.OptimizerConfig``).
 """
 
 from __future__ import annotations
+
+import difflib
 
 BORDER, CONTACT = "border", "contact"
 
@@ -35,3 +38,31 @@ TTA: dict[str, tuple[tuple[int, bool], ...]] = {
 LOSSES = ("ce", "dice", "focal", "lovasz", "tversky")  # train.loss: name → weight
 CLASS_WEIGHTED_LOSSES = ("ce", "dice", "focal", "tversky")  # the terms that take train.class_weights
 SCHEDULES = ("onecycle", "cosine", "constant")  # train.schedule
+
+# arch: the model presets
+ARCHS = ("unet", "unet-r34", "unet-scse", "unet-seresnext50", "unet-effb0", "unet-mobilenet", "unet-convnext",
+         "unetpp", "deeplab", "deeplabv3", "deeplab-effb3", "fpn", "fpn-effb2", "pspnet", "linknet", "manet", "pan",
+         "upernet", "segformer", "segformer-b2", "dpt")
+# postprocess.steps: the operations a chain is made of
+POSTPROCESS_OPS = ("threshold", "open", "close", "fill_holes", "remove_small", "watershed", "watershed_border",
+                   "polygonize", "min_area", "max_area", "min_width", "aspect_ratio", "min_score", "nms", "geofence",
+                   "drop_border_touching", "simplify", "buffer_unbuffer", "convex_hull", "min_rotated_rectangle",
+                   "regularize", "straighten", "dissolve", "merge_seams", "reproject", "attributes")
+
+
+def closest(name: str, known) -> str | None:
+    """The known name nearest to a misspelt ``name``, if one is close."""
+    near = difflib.get_close_matches(name, list(known), n=1)
+    return near[0] if near else None
+
+
+def unknown_arch(name: str) -> str:
+    near = closest(name, ARCHS)
+    hint = f" Did you mean {near}?" if near else ""
+    return f"unknown arch {name!r}.{hint} Known presets: {', '.join(ARCHS)} (geofoundry models)"
+
+
+def unknown_op(name: str) -> str:
+    near = closest(name, POSTPROCESS_OPS)
+    hint = f"; did you mean {near!r}?" if near else ""
+    return f"unknown operation {name!r}{hint} (`geofoundry postprocess --list` lists them)"

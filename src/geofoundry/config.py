@@ -11,7 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .choices import CLASS_WEIGHTED_LOSSES, LOSSES, SCHEDULES, TARGETS, TTA
+from .choices import (ARCHS, CLASS_WEIGHTED_LOSSES, LOSSES, POSTPROCESS_OPS, SCHEDULES, TARGETS, TTA,
+                      unknown_arch, unknown_op)
 
 MAX_CLASS_DEPTH = 4
 # Upper bounds of sizes: far above any real use, low enough that a typo (an extra zero or three) fails here, not
@@ -369,6 +370,9 @@ class PostprocessConfig(Section):
         for i, item in enumerate(v):
             if len(item) != 1:
                 raise ValueError(f"step {i} must have exactly one operation name, got {list(item)}")
+            [name] = item
+            if name not in POSTPROCESS_OPS:
+                raise ValueError(f"step {i}: {unknown_op(name)}")
         return v
 
 
@@ -411,7 +415,7 @@ class AlConfig(Section):
 class Params(Section):
     """The whole ``params.yaml``."""
 
-    arch: str = "unet"
+    arch: str = Field("unet", description="the model preset (geofoundry models lists them)")
     select: SelectConfig = SelectConfig()
     preprocess: PreprocessConfig = PreprocessConfig()
     train: TrainConfig = TrainConfig()
@@ -420,6 +424,13 @@ class Params(Section):
     evaluate: EvaluateConfig = EvaluateConfig()
     export: ExportConfig = ExportConfig()
     al: AlConfig = AlConfig()
+
+    @field_validator("arch")
+    @classmethod
+    def _known_arch(cls, v: str) -> str:
+        if v not in ARCHS:
+            raise ValueError(unknown_arch(v))
+        return v
 
     @model_validator(mode="after")
     def _train_batch_pixels(self) -> Params:

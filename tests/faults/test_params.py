@@ -5,6 +5,7 @@ or that error, never another exception."""
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import yaml
@@ -83,8 +84,11 @@ CASES = [
      "params.yaml: invalid parameters\n  select.dates.0: Input should be a valid date or datetime, month value is "
      "outside expected range of 1-12"),
     ("unknown postprocess operation", lambda p: p["postprocess"]["steps"].insert(0, {"treshold": {"value": 0.5}}),
-     "postprocess", "postprocess.steps[0]: unknown operation 'treshold'; did you mean 'threshold'? "
-     "(`geofoundry postprocess --list` lists them)"),
+     "select", "params.yaml: invalid parameters\n  postprocess.steps: Value error, step 0: unknown operation "
+     "'treshold'; did you mean 'threshold'? (`geofoundry postprocess --list` lists them)"),
+    ("unknown arch", lambda p: p.update(arch="unett"), "select",
+     re.compile(r"params\.yaml: invalid parameters\n  arch: Value error, unknown arch 'unett'\. Did you mean unet\? "
+                r"Known presets: unet, .*\(geofoundry models\)")),
 ]
 
 

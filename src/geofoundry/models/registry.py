@@ -6,13 +6,13 @@ Every preset is built through :func:`~geofoundry.models.compat.make_exportable`,
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
 import segmentation_models_pytorch as smp
 import torch
 
+from ..choices import unknown_arch
 from ..errors import GeofoundryError
 from .compat import make_exportable
 
@@ -61,9 +61,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
 
 def get_preset(name: str) -> Preset:
     if name not in PRESETS:
-        close = difflib.get_close_matches(name, PRESETS, n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise GeofoundryError(f"unknown arch {name!r}.{hint} Known presets: {', '.join(PRESETS)} (geofoundry models)")
+        raise GeofoundryError(unknown_arch(name))
     return PRESETS[name]
 
 

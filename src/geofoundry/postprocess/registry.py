@@ -7,7 +7,6 @@ so that :func:`build_chain` can check names, parameters and order before any wor
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from rich.markup import escape
 from rich.table import Table
 
+from ..choices import unknown_op
 from ..errors import GeofoundryError
 from .state import SceneState
 
@@ -115,11 +115,7 @@ def _format_errors(where: str, op: Op, err: ValidationError) -> str:
 def _validate(i: int, name: str, params: Mapping[str, Any] | None) -> tuple[Op, dict[str, Any]]:
     op = OPS.get(name)
     if op is None:
-        near = difflib.get_close_matches(name, OPS, n=1)
-        hint = f"; did you mean {near[0]!r}?" if near else ""
-        raise GeofoundryError(
-            f"postprocess.steps[{i}]: unknown operation {name!r}{hint} (`geofoundry postprocess --list` lists them)"
-        )
+        raise GeofoundryError(f"postprocess.steps[{i}]: {unknown_op(name)}")
     if params is not None and not isinstance(params, Mapping):
         raise GeofoundryError(f"{_where(i, name)}: parameters must be a mapping, got {params!r}")
     try:
