@@ -28,7 +28,7 @@ from geofoundry.errors import GeofoundryError
 from geofoundry.export.bundle import write_bundle
 from geofoundry.export.onnx_export import export_onnx
 from geofoundry.models.compat import make_exportable
-from geofoundry.models.compiled import cached_package
+from geofoundry.models.compiled import PackageLoadError, cached_package, probe_package
 from geofoundry.models.deployed import DeployedModel
 from geofoundry.models.engines import machine
 from geofoundry.predict.compiled import checked, package_fn
@@ -177,3 +177,18 @@ def test_a_first_batch_beyond_the_tolerance_stops_or_falls_back(model, cache, de
         assert torch.equal(fn(batch), eager.fn(batch)) and torch.equal(fn(batch), eager.fn(batch))
     assert report["engine"] == "eager" and not report["parity"]["passed"]
     assert report["reason"].startswith("the compiled package's probabilities differ from the float32 eager model's")
+
+
+def test_a_package_that_does_not_load_in_a_separate_process_is_set_aside(model, cache, dev_crop, tmp_path):  # noqa: F811
+    """Loading runs first in a child process: a package that ends it (some torch builds crash there) is refused or
+    set aside, and this process lives on."""
+    path, _ = cached_package(model, PREDICT.tile, PREDICT.batch_size, "cpu", cache)
+    broken = shutil.copytree(cache, tmp_path / "cache")
+    bad = broken / "compiled" / path.name
+    bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
+    with pytest.raises(PackageLoadError, match=rf"loading {path.name} in a separate process ended with exit status 1: "):
+        probe_package(bad)
+    cfg = PREDICT.model_copy(update={"engine": "compiled"})
+    with pytest.raises(GeofoundryError, match=r"predict.engine: compiled: model: could not compile or load it for cpu "
+                                              r"\(PackageLoadError: loading .* in a separate process ended with"):
+        engine_model_fn(copy.deepcopy(model), cfg, broken)

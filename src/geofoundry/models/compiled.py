@@ -18,6 +18,9 @@ import hashlib
 import json
 import logging
 import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -78,9 +81,34 @@ def compile_package(model: DeployedModel, path: Path, *, tile: int | None, max_b
             "max_batch": max_batch, "recipe": RECIPE, "compile_seconds": round(seconds, 1)}
 
 
+class PackageLoadError(RuntimeError):
+    """A package that could not be loaded in a separate process (see :func:`probe_package`)."""
+
+
+_PROBE = "import sys, torch; torch._inductor.aoti_load_package(sys.argv[1], run_single_threaded=True)"
+_probed: set[str] = set()
+
+
+def probe_package(path: Path) -> None:
+    """Load the package in a separate process first, once per package and process: some torch builds end the process
+    that loads a package with a segmentation fault, which no caller could catch; a child's end becomes a
+    :class:`PackageLoadError` that callers fall back from."""
+    key = str(Path(path).resolve())
+    if key in _probed:
+        return
+    proc = subprocess.run([sys.executable, "-c", _PROBE, str(path)], capture_output=True, text=True, timeout=900)
+    if proc.returncode:
+        rc = proc.returncode
+        how = f"signal {-rc} ({signal.strsignal(-rc)})" if rc < 0 else f"exit status {rc}"
+        last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+        raise PackageLoadError(f"loading {path.name} in a separate process ended with {how}: {last}")
+    _probed.add(key)
+
+
 def load_package(path: Path):
-    """The compiled model as a callable of contiguous float32 batches on its device. It never waits for the device
-    (one caller at a time), so CUDA graphs can capture it."""
+    """The compiled model as a callable of contiguous float32 batches on its device (after :func:`probe_package`).
+    It never waits for the device (one caller at a time), so CUDA graphs can capture it."""
+    probe_package(path)
     return torch._inductor.aoti_load_package(str(path), run_single_threaded=True)
 
 
