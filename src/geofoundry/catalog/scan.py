@@ -14,10 +14,12 @@ from pyproj import CRS, Transformer
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
+from ..errors import GeofoundryError
 from ..io.geometry import reproject
 from ..io.grid import GRID_CRS, scene_cells
 from ..io.raster import valid_footprint
 from ..io.raw import class_levels, read_labels
+from ..io.read_errors import raster_errors
 from ..io.warp import open_scene
 from .contexts import PIXEL_CONTEXTS, context_masks, full_scale
 
@@ -102,13 +104,15 @@ def level_counts(cells: gpd.GeoDataFrame, labels: gpd.GeoDataFrame, size: float)
 
 
 def scene_labels(path: str, footprint) -> gpd.GeoDataFrame:
-    """Labels in EPSG:3857 that overlap the valid area; warn about the ones that do not."""
+    """Labels in EPSG:3857 that overlap the valid area; warn about the ones that do not. When none does, the scene's
+    objects would all be learnt as background: refused."""
     labels = read_labels(path).to_crs(GRID_CRS)
     inside = labels.intersects(footprint)
     if len(labels) and not inside.any():
-        warnings.warn(f"{path}: all {len(labels)} labels lie outside the image's valid area "
-                      "(wrong place, CRS or scene?); they are ignored", stacklevel=2)
-    elif not inside.all():
+        raise GeofoundryError(f"{path}: none of its {len(labels)} labels overlaps the valid area of its image (wrong "
+                              "place, CRS or scene?), so its objects would be learnt as background; fix the labels "
+                              "or leave the scene out of scenes.csv")
+    if not inside.all():
         warnings.warn(f"{path}: {int((~inside).sum())} of {len(labels)} labels lie outside the image's valid area; "
                       "they are ignored", stacklevel=2)
     return labels[inside].reset_index(drop=True)
@@ -118,7 +122,8 @@ def scan_scene(row: pd.Series, block_size_m: float, context_gsd_m: float) -> Sce
     """Everything the catalog and the selection need to know about one scene (RPC scenes at their RPC height)."""
     band_names = str(row["band_names"]).split("|")
     gsd = float(row["gsd_m"])
-    with open_scene(row["image_path"], gsd, gsd, list(range(1, len(band_names) + 1))) as grid:
+    with open_scene(row["image_path"], gsd, gsd, list(range(1, len(band_names) + 1))) as grid, \
+            raster_errors(row["image_path"]):
         footprint = reproject(valid_footprint(grid.ds), grid.ds.crs, GRID_CRS, densify_parts=64)
         counts, unknown = context_counts(grid.ds, band_names, str(row["dtype"]), gsd, context_gsd_m, block_size_m)
     cells = scene_cells(footprint, block_size_m)

@@ -20,6 +20,7 @@ from ..bundle.reader import MODEL, POSTPROCESS, Bundle
 from ..config import PostprocessConfig
 from ..errors import GeofoundryError
 from ..io.folders import writable_folder
+from ..io.read_errors import raster_errors
 from ..models.engines import bundle_engine
 from ..predict.arrays import TileModel
 from .scene import scene_bands, scene_gsd_m
@@ -95,7 +96,7 @@ def predict_bundle(bundle: Bundle, scenes: list[Path], out_dir: Path, bands: lis
         done = []
         for scene in map(Path, scenes):
             names = scene_bands(scene, spec.bands, bands)
-            with rasterio.open(scene) as ds:
+            with raster_errors(scene), rasterio.open(scene) as ds:
                 gsd = scene_gsd_m(ds)
             log.info("%s: bands %s, gsd %.3f m → model grid %.3f m", scene, names, gsd, spec.gsd_m)
             if predict_scene(str(scene), names, gsd, None, spec, model_fn, cfg, preds / f"{scene.stem}.tif",

@@ -20,6 +20,7 @@ from rasterio.windows import Window
 
 from ..errors import GeofoundryError
 from .mask_blocks import MaskBlocks, mask_blocks
+from .read_errors import raster_errors
 
 GSD_TOLERANCE = 0.01
 # rasterio's rasterize and shapes build in-memory GDAL datasets; threads that build them at once make it warn
@@ -62,7 +63,8 @@ class ModelGrid:
         if inner is None or (inner.height, inner.width) != shape[1:]:
             out[:] = 0
         if inner is not None:
-            self.ds.read(self.indexes, window=inner, out=out[:, rows, cols])
+            with raster_errors(self.path):
+                self.ds.read(self.indexes, window=inner, out=out[:, rows, cols])
         return out
 
     def valid(self, window) -> np.ndarray:
@@ -79,10 +81,18 @@ class ModelGrid:
             if (value := self.mask_blocks and self.mask_blocks.constant(inner)) is not None:
                 out[rows, cols] = value  # blocks of nodata collar (or all valid): nothing to decode
             elif self.one_mask:  # reading it is several times faster than rasterio's dataset_mask
-                self.ds.read_masks(1, window=inner, out=out[rows, cols])
+                with raster_errors(self.path):
+                    self.ds.read_masks(1, window=inner, out=out[rows, cols])
             else:
-                out[rows, cols] = self.ds.dataset_mask(window=inner)
+                with raster_errors(self.path):
+                    out[rows, cols] = self.ds.dataset_mask(window=inner)
         return out
+
+    @property
+    def path(self) -> str:
+        """The scene's file (for messages), also through a warped view of it."""
+        source = getattr(self.ds, "src_dataset", None) or getattr(self.ds, "src", None) or self.ds
+        return source.name
 
     @functools.cached_property
     def one_mask(self) -> bool:
@@ -104,7 +114,8 @@ class ModelGrid:
     def mask_blocks(self) -> MaskBlocks | None:
         """The blocks of the scene's internal mask that are constant (a GeoTIFF on the model grid itself, whose bands
         share one mask); None otherwise."""
-        return mask_blocks(self.ds) if self.one_mask else None
+        with raster_errors(self.path):
+            return mask_blocks(self.ds) if self.one_mask else None
 
     def _inside(self, window) -> tuple[Window | None, slice, slice]:
         """The part of ``window`` inside the raster, and where it lies in the window's array."""
@@ -122,7 +133,9 @@ class ModelGrid:
 def open_model_grid(path: str, scene_gsd_m: float, target_gsd_m: float, indexes: list[int],
                     resampling: str = "bilinear") -> Iterator[ModelGrid]:
     """Open a scene resampled (GDAL warp, streamed by windows) so that one pixel is ``target_gsd_m`` on the ground."""
-    with rasterio.open(path) as src:
+    with raster_errors(path):
+        src = rasterio.open(path)
+    with src:
         scale = target_gsd_m / scene_gsd_m
         if abs(scale - 1) <= GSD_TOLERANCE:
             yield ModelGrid(src, indexes)
