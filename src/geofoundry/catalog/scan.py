@@ -54,6 +54,7 @@ def context_counts(ds, band_names: list[str], dtype: str, gsd_m: float, context_
     idx = list(range(1, len(band_names) + 1))
     k = max(1, math.ceil(max(ds.height, ds.width) / 512))
     over = ds.read(idx, out_shape=(len(idx), math.ceil(ds.height / k), math.ceil(ds.width / k)))
+    over = over[np.isfinite(over)] if over.dtype.kind == "f" else over  # NaN or infinite: float scenes' no data
     scale = full_scale(dtype, float(over.max()) if over.size else 0.0)
     to_grid = None if CRS.from_user_input(ds.crs) == CRS.from_user_input(GRID_CRS) else \
         Transformer.from_crs(ds.crs, GRID_CRS, always_xy=True)
@@ -69,6 +70,8 @@ def context_counts(ds, band_names: list[str], dtype: str, gsd_m: float, context_
             layers = [np.ones(shape, bool), valid] + [np.zeros(shape, bool)] * len(PIXEL_CONTEXTS)
             if valid.any():
                 data = ds.read(idx, window=win, out_shape=(len(idx), *shape), resampling=Resampling.average)
+                if data.dtype.kind == "f":  # NaN would spread through the haze's minimum filter
+                    valid &= np.isfinite(data).all(axis=0)
                 masks = context_masks(dict(zip(band_names, data)), valid, scale, gsd_m * win.width / shape[1])
                 unknown |= {k for k, m in masks.items() if m is None}
                 layers[2:] = [m if m is not None else layers[2] for m in masks.values()]

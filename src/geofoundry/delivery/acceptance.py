@@ -14,23 +14,22 @@ from ..errors import GeofoundryError
 from ..io.atomic import write_json
 from ..io.folders import existing_folder, writable_folder
 from ..io.raw import load_scenes
+from ..models.input_spec import InputSpec
 from .predict import predict_bundle
 
 log = logging.getLogger(__name__)
 
 
-def usable_scenes(scenes: pd.DataFrame, bands: list[str], dtypes: list[str]) -> tuple[pd.DataFrame, list[str]]:
-    """Scenes that carry the bundle's bands (by name) in a dtype its stretch was fitted on; reasons for the rest."""
+def usable_scenes(scenes: pd.DataFrame, spec: InputSpec) -> tuple[pd.DataFrame, list[str]]:
+    """Scenes that carry the model's bands (by name) in a dtype its stretch was fitted on; reasons for the rest."""
     keep, refused = [], []
     for _, row in scenes.iterrows():
         names = row["band_names"].split("|")
-        missing = [b for b in bands if b not in names]
+        missing = [b for b in spec.bands if b not in names]
         if missing:
             refused.append(f"{row['scene_id']}: has bands {names}, lacks {missing}")
-        elif row["dtype"] not in dtypes:
-            refused.append(f"{row['scene_id']}: {row['dtype']} pixels, but the model's stretch was fitted on "
-                           f"{'/'.join(dtypes)} values; rescale the scene (e.g. gdal_translate -ot Byte -scale) "
-                           "or train on such data")
+        elif reason := spec.dtype_refusal(row["scene_id"], row["dtype"]):
+            refused.append(reason)
         else:
             keep.append(row)
     return pd.DataFrame(keep), refused
@@ -44,8 +43,7 @@ def evaluate_bundle(bundle: Bundle, data_root: Path, out_dir: Path, cfg: Evaluat
 
     spec = bundle.spec
     writable_folder(out_dir, "--out")
-    scenes, refused = usable_scenes(load_scenes(existing_folder(data_root, "--data")), spec.bands,
-                                    spec.source_dtype.split(","))
+    scenes, refused = usable_scenes(load_scenes(existing_folder(data_root, "--data")), spec)
     for reason in refused:
         log.warning("not evaluated: %s", reason)
     if scenes.empty:

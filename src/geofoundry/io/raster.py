@@ -52,8 +52,12 @@ class ModelGrid:
         return self.ds.height, self.ds.width
 
     def read(self, window) -> tuple[np.ndarray, np.ndarray]:
-        """Return (bands (C,h,w) in the source dtype, valid (h,w) bool) for a window; outside the raster is invalid."""
-        return self.bands(window), self.valid(window)
+        """Return (bands (C,h,w) in the source dtype, valid (h,w) bool) for a window; outside the raster is invalid,
+        and so are float pixels with a NaN or infinite band value."""
+        bands, valid = self.bands(window), self.valid(window)
+        if bands.dtype.kind == "f":
+            valid &= np.isfinite(bands).all(axis=0)
+        return bands, valid
 
     def bands(self, window, out: np.ndarray | None = None) -> np.ndarray:
         """Bands (C,h,w) in the source dtype, read into ``out`` when given; 0 outside the raster."""

@@ -65,6 +65,7 @@ def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_385
                   spec: InputSpec, model: TileModel, cfg: PredictConfig, out_path: Path,
                   classes: list[str] | None = None) -> bool:
     """Predict the part of one scene inside ``area_3857`` (None = the whole scene); False when nothing is valid.
+    A scene of another dtype than the model's training data is refused (:meth:`InputSpec.dtype_refusal`).
 
     ``classes``: the model's output classes, background first (default: the chip classes of ``spec``); one band
     ``p(<class>)`` per non-background class.
@@ -79,6 +80,8 @@ def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_385
         handles = [stack.enter_context(open_model_grid(image_path, gsd_m, spec.gsd_m, indexes, spec.resampling))
                    for _ in range(READERS)]
         grid = handles[0]
+        if reason := spec.dtype_refusal(image_path, grid.ds.dtypes[0]):
+            raise GeofoundryError(reason)
         for handle in handles[1:]:
             handle.share_mask_facts(grid)  # looked up once, not by every reading lane at its first strip
         if area_3857 is None:
