@@ -13,6 +13,7 @@ from ..config import EvaluateConfig
 from ..errors import GeofoundryError
 from ..io.atomic import write_json
 from ..io.folders import existing_folder, writable_folder
+from ..io.lock import output_lock
 from ..io.raw import load_scenes
 from ..models.input_spec import InputSpec
 from .predict import predict_bundle
@@ -38,11 +39,16 @@ def usable_scenes(scenes: pd.DataFrame, spec: InputSpec) -> tuple[pd.DataFrame, 
 def evaluate_bundle(bundle: Bundle, data_root: Path, out_dir: Path, cfg: EvaluateConfig, threads: int = 0) -> dict:
     """Predict every usable scene of ``data_root`` with ``bundle``; write under ``out_dir`` the headline metrics
     (``evaluate.json``, the keys of ``metrics/evaluate.json``), the full report (``report.json``, as
-    ``reports/evaluate.json``), plots and overlays; return the report."""
+    ``reports/evaluate.json``), plots and overlays; return the report. ``out_dir`` is locked: one run at a time."""
+    writable_folder(out_dir, "--out")
+    with output_lock(out_dir, recursive=False), output_lock(out_dir / "plots"):
+        return _evaluate_bundle(bundle, data_root, out_dir, cfg, threads)
+
+
+def _evaluate_bundle(bundle: Bundle, data_root: Path, out_dir: Path, cfg: EvaluateConfig, threads: int) -> dict:
     from .. import evaluate
 
     spec = bundle.spec
-    writable_folder(out_dir, "--out")
     scenes, refused = usable_scenes(load_scenes(existing_folder(data_root, "--data")), spec)
     for reason in refused:
         log.warning("not evaluated: %s", reason)

@@ -21,6 +21,7 @@ from rasterio.windows import transform as window_transform
 from ..config import PredictConfig
 from ..errors import GeofoundryError
 from ..io.atomic import write_json
+from ..io.debris import outputs_in
 from ..io.geometry import reproject
 from ..io.raster import IN_MEMORY_DATASETS, band_indexes, bounded_gdal_cache, open_model_grid
 from ..io.tiling import block_window, starts
@@ -178,7 +179,7 @@ def run(cfg: PredictConfig, selection_dir: Path, chips_dir: Path, model_path: Pa
     if not areas:
         raise GeofoundryError(f"{selection_dir}: no scene has test blocks")
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.glob("*.tif"):
+    for stale in outputs_in(out_dir, ".tif"):
         if stale.stem not in areas:
             stale.unlink()
     done = []
