@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import rasterio
+import rasterio.windows
 import shapely
 from affine import Affine
 from rasterio.enums import MaskFlags, Resampling
@@ -21,6 +22,7 @@ from rasterio.windows import Window
 from ..errors import GeofoundryError
 from .mask_blocks import MaskBlocks, mask_blocks
 from .read_errors import raster_errors
+from .tiling import block_window
 
 GSD_TOLERANCE = 0.01
 # rasterio's rasterize and shapes build in-memory GDAL datasets; threads that build them at once make it warn
@@ -101,7 +103,30 @@ class ModelGrid:
     @functools.cached_property
     def one_mask(self) -> bool:
         """Whether all bands share one per-dataset mask."""
-        return all(f == [MaskFlags.per_dataset] for f in getattr(self.ds, "mask_flag_enums", [[]]))
+        return _one_mask(self.ds)
+
+    def valid_window(self, pad: int = 2) -> Window | None:
+        """A window of the grid that holds every valid pixel, known from the blocks of the file's internal mask
+        without reading them (:mod:`.mask_blocks`), ``pad`` pixels wider for resampling; the whole grid when they
+        are not known (e.g. a mask made from a nodata value); None when no block holds a valid pixel."""
+        whole = Window(0, 0, self.ds.width, self.ds.height)
+        source = getattr(self.ds, "src_dataset", None) or self.ds  # a WarpedVRT keeps the CRS and the bounds
+        if source is self.ds:
+            blocks = self.mask_blocks
+        else:
+            with raster_errors(self.path):
+                blocks = mask_blocks(source) if _one_mask(source) else None
+        if blocks is None:
+            return whole
+        found = blocks.valid_window()
+        if found is None:
+            return None
+        window = block_window(shapely.box(*rasterio.windows.bounds(found, source.transform)), self.transform,
+                              self.shape) or whole
+        c0, r0 = max(0, int(window.col_off) - pad), max(0, int(window.row_off) - pad)
+        c1 = min(self.ds.width, int(window.col_off + window.width) + pad)
+        r1 = min(self.ds.height, int(window.row_off + window.height) + pad)
+        return Window(c0, r0, c1 - c0, r1 - r0)
 
     def share_mask_facts(self, other: ModelGrid) -> None:
         """Take what ``other``, a handle of the same scene, knows of the mask (whether the bands share one mask, and
@@ -131,6 +156,11 @@ class ModelGrid:
         rows = slice(r0 - int(window.row_off), r1 - int(window.row_off))
         cols = slice(c0 - int(window.col_off), c1 - int(window.col_off))
         return Window(c0, r0, c1 - c0, r1 - r0), rows, cols
+
+
+def _one_mask(ds) -> bool:
+    """Whether all bands of ``ds`` share one per-dataset mask."""
+    return all(f == [MaskFlags.per_dataset] for f in getattr(ds, "mask_flag_enums", [[]]))
 
 
 @contextlib.contextmanager
