@@ -16,10 +16,10 @@ import sys
 import geopandas as gpd
 import pytest
 
+from ..project import env
 from .conftest import assert_error, run_cli, run_stage, snapshot
 from .processes import SIGNAL_STATUS, assert_ok, cli_args, hidden, interrupt, stage_args, start, wait_for, writing
 from .rasters import DEV_SCENE, SCENE, cut
-from ..project import env
 
 
 def interrupted(signum: int) -> str:
