@@ -22,7 +22,8 @@ from .conftest import RGB_SCENE, assert_error, run_cli, run_stage, snapshot
 from .processes import assert_ok, cli_args, finish, hidden, interrupt, stage_args, start, wait_for
 from .rasters import DEV_SCENE, SCENE
 
-HOLD = "import sys, time\nfrom geofoundry.io.lock import output_lock\nwith output_lock(sys.argv[1]):\n    time.sleep(600)"
+HOLD = ("import sys, time\nfrom geofoundry.io.lock import output_lock\n"
+        "with output_lock(sys.argv[1]):\n    time.sleep(600)")  # holds the lock of output argv[1]
 
 
 def holder(lock) -> dict:

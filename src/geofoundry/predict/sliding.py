@@ -60,8 +60,8 @@ class Region:
     whose inner edges fall on the source's blocks (``block_width``; ``col_off``: the region's first column in the
     source); a strip, one tile tall, may reach below the region (rows there must not be wanted). ``dtype``: the
     bands' dtype; ``low``: each band's stretch low, what invalid input pixels are set to (0 after the stretch, as in
-    training), and so are NaN or infinite values of float bands. ``known_invalid(row)``: True when no pixel of that strip is valid, known without reading (a scene's
-    nodata collar): such a strip is not read.
+    training), and so are NaN or infinite values of float bands. ``known_invalid(row)``: True when no pixel of that
+    strip is valid, known without reading (a scene's nodata collar): such a strip is not read.
     """
 
     read_flags: FlagReader
