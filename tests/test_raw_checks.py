@@ -81,14 +81,15 @@ def test_invalid_polygon_is_repaired_with_a_warning(tmp_path):
     assert labels.geometry.is_valid.all() and labels.geometry.values[0].area == pytest.approx(0.5)
 
 
-def test_labels_outside_the_valid_area_warn(rio, tmp_path):
+def test_labels_all_outside_the_valid_area_are_refused(rio, tmp_path):
+    """Otherwise the scene would train with its objects as background."""
     path = rio / "labels" / f"{RIO}.geojson"
     fc = json.loads(path.read_text())
     for f in fc["features"]:  # move every polygon 1 degree east: off the scene
         f["geometry"]["coordinates"] = [[[x + 1, y] for x, y in ring] for ring in f["geometry"]["coordinates"]]
     path.write_text(json.dumps(fc))
     cfg = SelectConfig(gsd_range=(0, 5), context_gsd_m=2.0, split={"fractions": {"train": 1, "val": 0, "test": 0}})
-    with pytest.warns(UserWarning, match=rf"{RIO}\.geojson: all 13 labels lie outside the image's valid area"):
+    with pytest.raises(GeofoundryError, match=rf"{RIO}\.geojson: none of its 13 labels overlaps the valid area"):
         select_run(cfg, rio, tmp_path / "sel", tmp_path / "m.json")
 
 

@@ -6,6 +6,7 @@ from the tiny model, a small RGB scene) are made once, so that each case only br
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -14,9 +15,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ..conftest import SPACENET
-from ..project import ROOT, env
+from ..project import ROOT, TINY, deep_update, env
 
 PARAMS = ROOT / "params.yaml"
 RGB_SCENE = SPACENET / "images" / "rio_img01_3band.tif"  # 439 × 406, named bands, EPSG:4326: seconds to predict
@@ -111,6 +113,44 @@ def raw_workspace(workspace, small_raw) -> Path:
 def bundle_copy(tmp_path, bundle) -> Path:
     """A copy of the session bundle that a case may break."""
     return link_tree(bundle, tmp_path / "bundle")
+
+
+@pytest.fixture(scope="session")
+def bundle_for(tmp_path_factory, bundle):
+    """``bundle_for(dtype)``: the session bundle told that its stretch was fitted on ``dtype`` values (stats.json's
+    ``source_dtype``; the same model and stretch): a model trained on scenes of that dtype holding the values of
+    the uint8 scenes, so its maps of such scenes must equal the uint8 ones."""
+    made: dict[str, Path] = {}
+
+    def get(dtype: str) -> Path:
+        if dtype not in made:
+            folder = link_tree(bundle, tmp_path_factory.mktemp(f"bundle-{dtype}") / "bundle")
+            stats = json.loads((folder / "stats.json").read_text())
+            replace_bytes(folder / "stats.json", json.dumps({**stats, "source_dtype": dtype}).encode())
+            rewrite_manifest(folder)
+            made[dtype] = folder
+        return made[dtype]
+
+    return get
+
+
+def stage_project(root: Path, selection_dir: Path, chips_dir: Path, model: Path) -> Path:
+    """A project folder ready for the predict stage (and preprocess, postprocess): params.yaml with the tests'
+    small settings, the session's selection, the chips' stats.json and models/best.pt."""
+    root.mkdir(parents=True, exist_ok=True)
+    values = deep_update(yaml.safe_load(PARAMS.read_text()), TINY)
+    (root / "params.yaml").write_text(yaml.safe_dump(values, sort_keys=False))
+    shutil.copytree(selection_dir, root / "data" / "selection")
+    (root / "data" / "chips").mkdir(parents=True)
+    shutil.copy(chips_dir / "stats.json", root / "data" / "chips" / "stats.json")
+    (root / "models").mkdir()
+    shutil.copy(model, root / "models" / "best.pt")
+    return root
+
+
+@pytest.fixture
+def project(tmp_path, selection_dir, chips_dir, tiny_model) -> Path:
+    return stage_project(tmp_path / "project", selection_dir, chips_dir, tiny_model)
 
 
 def rewrite_manifest(bundle_dir: Path) -> None:

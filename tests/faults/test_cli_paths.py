@@ -142,7 +142,8 @@ def test_out_on_a_full_device(site):
     seed = site / "out"
     proc = predict(site, "rio.tif", "--out", "out", prefix=on_device(site / "out", size="48k", seed=seed))
     assert_error(proc, "predict", re.compile(
-        r"out/\.predict-\w+/predictions/rio\.tif: no space left on the device of out/\.predict-\w+/predictions "
+        r"out/\.predict\.\w+\.tmp/predictions/rio\.tif: no space left on the device of "
+        r"out/\.predict\.\w+\.tmp/predictions "
         r"while writing it; it is unchanged \(free space and run again\)"))
     assert left_on_device(proc) == snapshot(seed)
 

@@ -14,10 +14,12 @@ from pyproj import CRS, Transformer
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
+from ..errors import GeofoundryError
 from ..io.geometry import reproject
 from ..io.grid import GRID_CRS, scene_cells
 from ..io.raster import valid_footprint
 from ..io.raw import class_levels, read_labels
+from ..io.read_errors import raster_errors
 from ..io.warp import open_scene
 from .contexts import PIXEL_CONTEXTS, context_masks, full_scale
 
@@ -52,6 +54,7 @@ def context_counts(ds, band_names: list[str], dtype: str, gsd_m: float, context_
     idx = list(range(1, len(band_names) + 1))
     k = max(1, math.ceil(max(ds.height, ds.width) / 512))
     over = ds.read(idx, out_shape=(len(idx), math.ceil(ds.height / k), math.ceil(ds.width / k)))
+    over = over[np.isfinite(over)] if over.dtype.kind == "f" else over  # NaN or infinite: float scenes' no data
     scale = full_scale(dtype, float(over.max()) if over.size else 0.0)
     to_grid = None if CRS.from_user_input(ds.crs) == CRS.from_user_input(GRID_CRS) else \
         Transformer.from_crs(ds.crs, GRID_CRS, always_xy=True)
@@ -67,6 +70,8 @@ def context_counts(ds, band_names: list[str], dtype: str, gsd_m: float, context_
             layers = [np.ones(shape, bool), valid] + [np.zeros(shape, bool)] * len(PIXEL_CONTEXTS)
             if valid.any():
                 data = ds.read(idx, window=win, out_shape=(len(idx), *shape), resampling=Resampling.average)
+                if data.dtype.kind == "f":  # NaN would spread through the haze's minimum filter
+                    valid &= np.isfinite(data).all(axis=0)
                 masks = context_masks(dict(zip(band_names, data)), valid, scale, gsd_m * win.width / shape[1])
                 unknown |= {k for k, m in masks.items() if m is None}
                 layers[2:] = [m if m is not None else layers[2] for m in masks.values()]
@@ -102,13 +107,15 @@ def level_counts(cells: gpd.GeoDataFrame, labels: gpd.GeoDataFrame, size: float)
 
 
 def scene_labels(path: str, footprint) -> gpd.GeoDataFrame:
-    """Labels in EPSG:3857 that overlap the valid area; warn about the ones that do not."""
+    """Labels in EPSG:3857 that overlap the valid area; warn about the ones that do not. When none does, the scene's
+    objects would all be learnt as background: refused."""
     labels = read_labels(path).to_crs(GRID_CRS)
     inside = labels.intersects(footprint)
     if len(labels) and not inside.any():
-        warnings.warn(f"{path}: all {len(labels)} labels lie outside the image's valid area "
-                      "(wrong place, CRS or scene?); they are ignored", stacklevel=2)
-    elif not inside.all():
+        raise GeofoundryError(f"{path}: none of its {len(labels)} labels overlaps the valid area of its image (wrong "
+                              "place, CRS or scene?), so its objects would be learnt as background; fix the labels "
+                              "or leave the scene out of scenes.csv")
+    if not inside.all():
         warnings.warn(f"{path}: {int((~inside).sum())} of {len(labels)} labels lie outside the image's valid area; "
                       "they are ignored", stacklevel=2)
     return labels[inside].reset_index(drop=True)
@@ -118,7 +125,8 @@ def scan_scene(row: pd.Series, block_size_m: float, context_gsd_m: float) -> Sce
     """Everything the catalog and the selection need to know about one scene (RPC scenes at their RPC height)."""
     band_names = str(row["band_names"]).split("|")
     gsd = float(row["gsd_m"])
-    with open_scene(row["image_path"], gsd, gsd, list(range(1, len(band_names) + 1))) as grid:
+    with open_scene(row["image_path"], gsd, gsd, list(range(1, len(band_names) + 1))) as grid, \
+            raster_errors(row["image_path"]):
         footprint = reproject(valid_footprint(grid.ds), grid.ds.crs, GRID_CRS, densify_parts=64)
         counts, unknown = context_counts(grid.ds, band_names, str(row["dtype"]), gsd, context_gsd_m, block_size_m)
     cells = scene_cells(footprint, block_size_m)

@@ -13,24 +13,24 @@ from ..config import EvaluateConfig
 from ..errors import GeofoundryError
 from ..io.atomic import write_json
 from ..io.folders import existing_folder, writable_folder
+from ..io.lock import output_lock
 from ..io.raw import load_scenes
+from ..models.input_spec import InputSpec
 from .predict import predict_bundle
 
 log = logging.getLogger(__name__)
 
 
-def usable_scenes(scenes: pd.DataFrame, bands: list[str], dtypes: list[str]) -> tuple[pd.DataFrame, list[str]]:
-    """Scenes that carry the bundle's bands (by name) in a dtype its stretch was fitted on; reasons for the rest."""
+def usable_scenes(scenes: pd.DataFrame, spec: InputSpec) -> tuple[pd.DataFrame, list[str]]:
+    """Scenes that carry the model's bands (by name) in a dtype its stretch was fitted on; reasons for the rest."""
     keep, refused = [], []
     for _, row in scenes.iterrows():
         names = row["band_names"].split("|")
-        missing = [b for b in bands if b not in names]
+        missing = [b for b in spec.bands if b not in names]
         if missing:
             refused.append(f"{row['scene_id']}: has bands {names}, lacks {missing}")
-        elif row["dtype"] not in dtypes:
-            refused.append(f"{row['scene_id']}: {row['dtype']} pixels, but the model's stretch was fitted on "
-                           f"{'/'.join(dtypes)} values; rescale the scene (e.g. gdal_translate -ot Byte -scale) "
-                           "or train on such data")
+        elif reason := spec.dtype_refusal(row["scene_id"], row["dtype"]):
+            refused.append(reason)
         else:
             keep.append(row)
     return pd.DataFrame(keep), refused
@@ -39,13 +39,17 @@ def usable_scenes(scenes: pd.DataFrame, bands: list[str], dtypes: list[str]) -> 
 def evaluate_bundle(bundle: Bundle, data_root: Path, out_dir: Path, cfg: EvaluateConfig, threads: int = 0) -> dict:
     """Predict every usable scene of ``data_root`` with ``bundle``; write under ``out_dir`` the headline metrics
     (``evaluate.json``, the keys of ``metrics/evaluate.json``), the full report (``report.json``, as
-    ``reports/evaluate.json``), plots and overlays; return the report."""
+    ``reports/evaluate.json``), plots and overlays; return the report. ``out_dir`` is locked: one run at a time."""
+    writable_folder(out_dir, "--out")
+    with output_lock(out_dir, recursive=False), output_lock(out_dir / "plots"):
+        return _evaluate_bundle(bundle, data_root, out_dir, cfg, threads)
+
+
+def _evaluate_bundle(bundle: Bundle, data_root: Path, out_dir: Path, cfg: EvaluateConfig, threads: int) -> dict:
     from .. import evaluate
 
     spec = bundle.spec
-    writable_folder(out_dir, "--out")
-    scenes, refused = usable_scenes(load_scenes(existing_folder(data_root, "--data")), spec.bands,
-                                    spec.source_dtype.split(","))
+    scenes, refused = usable_scenes(load_scenes(existing_folder(data_root, "--data")), spec)
     for reason in refused:
         log.warning("not evaluated: %s", reason)
     if scenes.empty:

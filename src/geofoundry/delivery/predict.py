@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import rasterio
@@ -19,7 +18,11 @@ from ..bundle.onnx_session import onnx_session
 from ..bundle.reader import MODEL, POSTPROCESS, Bundle
 from ..config import PostprocessConfig
 from ..errors import GeofoundryError
+from ..io.atomic import temporary_folder
 from ..io.folders import writable_folder
+from ..io.lock import output_lock
+from ..io.read_errors import raster_errors
+from ..io.signals import deferred
 from ..models.engines import bundle_engine
 from ..predict.arrays import TileModel
 from .scene import scene_bands, scene_gsd_m
@@ -71,10 +74,7 @@ def bundle_model_fn(bundle: Bundle, engine: str = "auto", threads: int = 0) -> T
 def predict_bundle(bundle: Bundle, scenes: list[Path], out_dir: Path, bands: list[str] | None = None,
                    threads: int = 0, engine: str = "auto") -> dict:
     """Write ``out_dir/<stem>.tif`` (probabilities) and ``out_dir/<stem>.gpkg`` (objects) for every scene, with the
-    bundle's model run by ``engine`` (:func:`bundle_model_fn`)."""
-    from .. import postprocess
-    from ..predict.run import predict_scene
-
+    bundle's model run by ``engine`` (:func:`bundle_model_fn`); ``out_dir`` is locked: one run at a time."""
     stems = [Path(s).stem for s in scenes]
     if len(set(stems)) != len(stems):
         raise GeofoundryError(f"scene file names must differ (outputs are named after them): {stems}")
@@ -86,24 +86,36 @@ def predict_bundle(bundle: Bundle, scenes: list[Path], out_dir: Path, bands: lis
     if Path(out_dir).resolve().is_relative_to(bundle.root.resolve()):
         raise GeofoundryError(f"{out_dir}: outputs must go outside the bundle {bundle.root} (it must stay unchanged)")
     writable_folder(out_dir, "--out")
-    spec, cfg, chain = bundle.spec, bundle.predict, bundle_chain(bundle)
+    chain = bundle_chain(bundle)
     model_fn = bundle_model_fn(bundle, engine, threads)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".predict-") as tmp:
-        preds, vectors = Path(tmp) / "predictions", Path(tmp) / "vectors"
+    with output_lock(out_dir, recursive=False):  # a failed run removes the folders it made
+        out_dir.mkdir(parents=True, exist_ok=True)
+        result = _predict(bundle, list(map(Path, scenes)), out_dir, bands, model_fn, chain)
+    return {**result, "bundle_sha256": bundle.digest, "engines": model_fn.engines}
+
+
+def _predict(bundle: Bundle, scenes: list[Path], out_dir: Path, bands: list[str] | None, model_fn: TileModel,
+             chain: PostprocessConfig) -> dict:
+    from .. import postprocess
+    from ..predict.run import predict_scene
+
+    spec, cfg = bundle.spec, bundle.predict
+    # a hidden temporary folder: a killed run's is removed by the next run into out_dir (io.debris)
+    with temporary_folder(out_dir, "predict") as tmp:
+        preds, vectors = tmp / "predictions", tmp / "vectors"
         preds.mkdir()
         done = []
-        for scene in map(Path, scenes):
+        for scene in scenes:
             names = scene_bands(scene, spec.bands, bands)
-            with rasterio.open(scene) as ds:
+            with raster_errors(scene), rasterio.open(scene) as ds:
                 gsd = scene_gsd_m(ds)
             log.info("%s: bands %s, gsd %.3f m → model grid %.3f m", scene, names, gsd, spec.gsd_m)
             if predict_scene(str(scene), names, gsd, None, spec, model_fn, cfg, preds / f"{scene.stem}.tif",
                              bundle.outputs):
                 done.append(scene.stem)
         summary = postprocess.run(chain, preds, vectors, spec.classes[1:]) if done else {"objects": 0}
-        for stem in done:
-            os.replace(preds / f"{stem}.tif", out_dir / f"{stem}.tif")
-            os.replace(vectors / f"{stem}.gpkg", out_dir / f"{stem}.gpkg")
-    return {"scenes": done, "objects": summary["objects"], "bundle_sha256": bundle.digest,
-            "engines": model_fn.engines}
+        with deferred():  # every scene's pair of files, or none
+            for stem in done:
+                os.replace(preds / f"{stem}.tif", out_dir / f"{stem}.tif")
+                os.replace(vectors / f"{stem}.gpkg", out_dir / f"{stem}.gpkg")
+    return {"scenes": done, "objects": summary["objects"]}

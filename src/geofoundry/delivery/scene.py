@@ -8,6 +8,7 @@ from pathlib import Path
 import rasterio
 
 from ..errors import GeofoundryError
+from ..io.read_errors import raster_errors
 from ..io.units import ground_step_m
 
 
@@ -23,7 +24,7 @@ def scene_gsd_m(ds) -> float:
 def scene_bands(path: Path, wanted: list[str], given: list[str] | None = None) -> list[str]:
     """Names of the scene's bands: ``given`` (--bands), else GDAL band descriptions, else the model's own order
     when the band count matches (with a warning). Fails clearly when the model's bands are not all there."""
-    with rasterio.open(path) as ds:
+    with raster_errors(path), rasterio.open(path) as ds:
         count, descriptions = ds.count, list(ds.descriptions)
     if given:
         names, source = [b.strip().lower() for b in given], "--bands"

@@ -24,6 +24,7 @@ from ..io.atomic import atomic_path
 from ..io.geometry import reproject
 from ..io.grid import GRID_CRS, block_id, scene_cells
 from ..io.raster import mask_outline
+from ..io.read_errors import raster_errors
 from .objects import prf
 from .scene import Grid
 
@@ -72,11 +73,14 @@ def overlay_blocks(grid: Grid, blocks: gpd.GeoDataFrame | None, placed: gpd.GeoD
 
 
 def _stretch(rgb: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Per-band 0.5–99.5 percentile stretch (of the valid pixels) to uint8, for any image dtype."""
+    """Per-band 0.5–99.5 percentile stretch (of the valid pixels) to uint8, for any image dtype; NaN and infinite
+    values (float scenes' no data) are left out of the percentiles and drawn black."""
     out = np.empty(rgb.shape, dtype=np.uint8)
     for i, band in enumerate(rgb.astype(float)):
-        lo, hi = np.percentile(band[valid] if valid.any() else band, (0.5, 99.5))
-        out[i] = np.clip((band - lo) / max(hi - lo, 1e-9) * 255, 0, 255)
+        finite = np.isfinite(band)
+        sample = band[valid & finite] if (valid & finite).any() else band[finite]
+        lo, hi = np.percentile(sample, (0.5, 99.5)) if sample.size else (0.0, 1.0)
+        out[i] = np.clip(np.nan_to_num((band - lo) / max(hi - lo, 1e-9) * 255, posinf=0, neginf=0), 0, 255)
     return out
 
 
@@ -88,7 +92,7 @@ def render(image_path: str | Path, grid: Grid, win: Window, outlines: dict[str, 
     r0, c0, h, w = int(win.row_off), int(win.col_off), int(win.height), int(win.width)
     scale = 2 if max(h, w) <= UPSCALE_BELOW else 1
     transform = grid.transform @ Affine.translation(c0, r0) @ Affine.scale(1 / scale)
-    with rasterio.open(image_path) as src, WarpedVRT(
+    with raster_errors(image_path), rasterio.open(image_path) as src, WarpedVRT(
         src, crs=grid.crs, transform=transform, width=w * scale, height=h * scale, resampling=Resampling.bilinear
     ) as vrt:
         raw = vrt.read([1, 2, 3] if src.count >= 3 else [1, 1, 1])

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from ..config import EvaluateConfig
 from ..errors import GeofoundryError
 from ..io.atomic import write_json
+from ..io.debris import outputs_in
 from .breakdown import breakdowns, context_records, outcomes
 from .objects import average_precision, prf
 from .overlay import overlay_blocks, render
@@ -145,7 +146,7 @@ def run(
     selection_dir, predictions_dir, vectors_dir = Path(selection_dir), Path(predictions_dir), Path(vectors_dir)
     plots_dir = Path(plots_dir)
     scenes, names, paths = _load_selection(selection_dir)
-    pred_paths = sorted(predictions_dir.glob("*.tif"))
+    pred_paths = outputs_in(predictions_dir, ".tif")
     if not pred_paths:
         raise GeofoundryError(f"{predictions_dir}: no prediction rasters (*.tif); run the predict stage first")
     unknown = [p.name for p in pred_paths if p.stem not in scenes.index]
@@ -159,7 +160,7 @@ def run(
     blocks_path = selection_dir / "blocks.parquet"
     blocks = gpd.read_parquet(blocks_path) if blocks_path.is_file() else None
     overlays = plots_dir / "overlays"
-    for stale in overlays.glob("*.png"):
+    for stale in outputs_in(overlays, ".png"):
         stale.unlink()
     results, placed = [], []
     for pred_path, vector_path in tqdm(list(zip(pred_paths, vector_paths)), desc="evaluate", unit="scene"):

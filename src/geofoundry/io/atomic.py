@@ -13,13 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GeofoundryError
+from .signals import deferred
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffix); rename it onto ``path`` on success.
 
-    Works for files and for directories (the temp path is created by the caller).
+    Works for files and for directories (the temp path is created by the caller). A directory replaces the old one
+    by two renames, which a signal does not split (:func:`.signals.deferred`); the old one is removed after. Temporary
+    names are hidden and hold ``.tmp`` (:mod:`.debris`), so what a killed process leaves is recognised and removed.
     """
     path = Path(path)
     try:
@@ -32,21 +35,37 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     os.unlink(tmp)
     tmp_path = Path(tmp)
+    old = tmp_path.with_name(tmp_path.name + ".old")
     try:
         yield tmp_path
-        if path.is_dir() and tmp_path.is_dir():
-            shutil.rmtree(path)
-        os.replace(tmp_path, path)
+        with deferred():
+            if path.is_dir() and tmp_path.is_dir():
+                os.replace(path, old)
+            os.replace(tmp_path, path)
     except OSError as e:
         if not out_of_space(e, path.parent):
             raise
         raise GeofoundryError(f"{path}: no space left on the device of {path.parent} while writing it; "
                               "it is unchanged (free space and run again)") from None
     finally:
-        if tmp_path.is_dir():
-            shutil.rmtree(tmp_path, ignore_errors=True)
-        elif tmp_path.exists():
-            tmp_path.unlink()
+        with deferred():  # a signal now would leave the temporary file behind
+            for leftover in (tmp_path, old):
+                if leftover.is_dir():
+                    shutil.rmtree(leftover, ignore_errors=True)
+                elif leftover.exists():
+                    leftover.unlink()
+
+
+@contextlib.contextmanager
+def temporary_folder(parent: str | Path, name: str) -> Iterator[Path]:
+    """A hidden temporary folder in ``parent``, named as :mod:`.debris` recognises, removed at the end (a signal
+    waits for it)."""
+    path = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=parent))
+    try:
+        yield path
+    finally:
+        with deferred():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def out_of_space(err: OSError, folder: Path) -> bool:

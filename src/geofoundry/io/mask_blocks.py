@@ -1,9 +1,10 @@
 """Blocks of a tiled GeoTIFF's internal mask that are all valid or all invalid, found from their compressed bytes.
 
 A scene's nodata collar is stored as mask blocks with one value in every pixel, and each of them compresses to the
-same few bytes. Reading the mask's tile table and those bytes, and decoding one block per byte string that recurs
-(a block wholly inside the raster, whose every pixel can be read back), tells which blocks are constant without
-decoding them: a strip of collar is then filled, not read and decoded (BENCHMARKS.md, predict: nodata collars).
+same few bytes, or is not stored at all (a sparse block, read as 0: invalid). Reading the mask's tile table and those
+bytes, and decoding one block per byte string that recurs (a block wholly inside the raster, whose every pixel can
+be read back), tells which blocks are constant without decoding them: a strip of collar is then filled, not read
+and decoded (BENCHMARKS.md, predict: nodata collars), and a sparse scene's empty expanse is never visited.
 """
 
 from __future__ import annotations
@@ -37,6 +38,15 @@ class MaskBlocks:
                              c0 // bw:(c0 + int(window.width) - 1) // bw + 1]
         first = int(blocks.flat[0])
         return first if first != MIXED and (blocks == first).all() else None
+
+    def valid_window(self) -> Window | None:
+        """The window of whole blocks that holds every block not known to be all invalid (it may reach past the
+        raster's edge); None when every block is."""
+        rows, cols = np.nonzero(self.values != 0)
+        if not len(rows):
+            return None
+        (bh, bw), r0, c0 = self.block, int(rows.min()), int(cols.min())
+        return Window(c0 * bw, r0 * bh, (int(cols.max()) + 1 - c0) * bw, (int(rows.max()) + 1 - r0) * bh)
 
 
 def mask_blocks(ds) -> MaskBlocks | None:
@@ -80,6 +90,7 @@ def _find(ds) -> MaskBlocks | None:
     finally:
         os.close(fd)
     values = np.full(across * down, MIXED, np.int16)
+    values[(mask.counts == 0) & (mask.offsets == 0)] = 0  # sparse: never written, read as 0 (GDAL's SPARSE_OK)
     # tiles wholly inside the raster: all their pixels can be read back (an edge tile's padding cannot)
     index = np.arange(across * down)
     whole = ((index % across + 1) * bw <= size[0]) & ((index // across + 1) * bh <= size[1])

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import rasterio
+import rasterio.windows
 import shapely
 from affine import Affine
 from rasterio.enums import MaskFlags, Resampling
@@ -20,6 +21,8 @@ from rasterio.windows import Window
 
 from ..errors import GeofoundryError
 from .mask_blocks import MaskBlocks, mask_blocks
+from .read_errors import raster_errors
+from .tiling import block_window
 
 GSD_TOLERANCE = 0.01
 # rasterio's rasterize and shapes build in-memory GDAL datasets; threads that build them at once make it warn
@@ -51,8 +54,12 @@ class ModelGrid:
         return self.ds.height, self.ds.width
 
     def read(self, window) -> tuple[np.ndarray, np.ndarray]:
-        """Return (bands (C,h,w) in the source dtype, valid (h,w) bool) for a window; outside the raster is invalid."""
-        return self.bands(window), self.valid(window)
+        """Return (bands (C,h,w) in the source dtype, valid (h,w) bool) for a window; outside the raster is invalid,
+        and so are float pixels with a NaN or infinite band value."""
+        bands, valid = self.bands(window), self.valid(window)
+        if bands.dtype.kind == "f":
+            valid &= np.isfinite(bands).all(axis=0)
+        return bands, valid
 
     def bands(self, window, out: np.ndarray | None = None) -> np.ndarray:
         """Bands (C,h,w) in the source dtype, read into ``out`` when given; 0 outside the raster."""
@@ -62,7 +69,8 @@ class ModelGrid:
         if inner is None or (inner.height, inner.width) != shape[1:]:
             out[:] = 0
         if inner is not None:
-            self.ds.read(self.indexes, window=inner, out=out[:, rows, cols])
+            with raster_errors(self.path):
+                self.ds.read(self.indexes, window=inner, out=out[:, rows, cols])
         return out
 
     def valid(self, window) -> np.ndarray:
@@ -79,15 +87,46 @@ class ModelGrid:
             if (value := self.mask_blocks and self.mask_blocks.constant(inner)) is not None:
                 out[rows, cols] = value  # blocks of nodata collar (or all valid): nothing to decode
             elif self.one_mask:  # reading it is several times faster than rasterio's dataset_mask
-                self.ds.read_masks(1, window=inner, out=out[rows, cols])
+                with raster_errors(self.path):
+                    self.ds.read_masks(1, window=inner, out=out[rows, cols])
             else:
-                out[rows, cols] = self.ds.dataset_mask(window=inner)
+                with raster_errors(self.path):
+                    out[rows, cols] = self.ds.dataset_mask(window=inner)
         return out
+
+    @property
+    def path(self) -> str:
+        """The scene's file (for messages), also through a warped view of it."""
+        source = getattr(self.ds, "src_dataset", None) or getattr(self.ds, "src", None) or self.ds
+        return source.name
 
     @functools.cached_property
     def one_mask(self) -> bool:
         """Whether all bands share one per-dataset mask."""
-        return all(f == [MaskFlags.per_dataset] for f in getattr(self.ds, "mask_flag_enums", [[]]))
+        return _one_mask(self.ds)
+
+    def valid_window(self, pad: int = 2) -> Window | None:
+        """A window of the grid that holds every valid pixel, known from the blocks of the file's internal mask
+        without reading them (:mod:`.mask_blocks`), ``pad`` pixels wider for resampling; the whole grid when they
+        are not known (e.g. a mask made from a nodata value); None when no block holds a valid pixel."""
+        whole = Window(0, 0, self.ds.width, self.ds.height)
+        source = getattr(self.ds, "src_dataset", None) or self.ds  # a WarpedVRT keeps the CRS and the bounds
+        if source is self.ds:
+            blocks = self.mask_blocks
+        else:
+            with raster_errors(self.path):
+                blocks = mask_blocks(source) if _one_mask(source) else None
+        if blocks is None:
+            return whole
+        found = blocks.valid_window()
+        if found is None:
+            return None
+        window = block_window(shapely.box(*rasterio.windows.bounds(found, source.transform)), self.transform,
+                              self.shape) or whole
+        c0, r0 = max(0, int(window.col_off) - pad), max(0, int(window.row_off) - pad)
+        c1 = min(self.ds.width, int(window.col_off + window.width) + pad)
+        r1 = min(self.ds.height, int(window.row_off + window.height) + pad)
+        return Window(c0, r0, c1 - c0, r1 - r0)
 
     def share_mask_facts(self, other: ModelGrid) -> None:
         """Take what ``other``, a handle of the same scene, knows of the mask (whether the bands share one mask, and
@@ -104,7 +143,8 @@ class ModelGrid:
     def mask_blocks(self) -> MaskBlocks | None:
         """The blocks of the scene's internal mask that are constant (a GeoTIFF on the model grid itself, whose bands
         share one mask); None otherwise."""
-        return mask_blocks(self.ds) if self.one_mask else None
+        with raster_errors(self.path):
+            return mask_blocks(self.ds) if self.one_mask else None
 
     def _inside(self, window) -> tuple[Window | None, slice, slice]:
         """The part of ``window`` inside the raster, and where it lies in the window's array."""
@@ -118,11 +158,18 @@ class ModelGrid:
         return Window(c0, r0, c1 - c0, r1 - r0), rows, cols
 
 
+def _one_mask(ds) -> bool:
+    """Whether all bands of ``ds`` share one per-dataset mask."""
+    return all(f == [MaskFlags.per_dataset] for f in getattr(ds, "mask_flag_enums", [[]]))
+
+
 @contextlib.contextmanager
 def open_model_grid(path: str, scene_gsd_m: float, target_gsd_m: float, indexes: list[int],
                     resampling: str = "bilinear") -> Iterator[ModelGrid]:
     """Open a scene resampled (GDAL warp, streamed by windows) so that one pixel is ``target_gsd_m`` on the ground."""
-    with rasterio.open(path) as src:
+    with raster_errors(path):
+        src = rasterio.open(path)
+    with src:
         scale = target_gsd_m / scene_gsd_m
         if abs(scale - 1) <= GSD_TOLERANCE:
             yield ModelGrid(src, indexes)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
@@ -14,8 +13,11 @@ from rasterio.windows import Window
 
 from ..config import check_class_path
 from ..errors import GeofoundryError
+from .inputs import read_json
 from .labelled import COLUMN as LABELLED, PATH_COLUMN as LABELLED_PATH
+from .labels import label_features
 from .raster import has_rpc_only
+from .read_errors import raster_errors
 from .scenes_csv import check_table, read_table
 
 
@@ -52,18 +54,14 @@ def check_image(row: pd.Series) -> None:
     band and of the mask, which a truncated copy lacks.
     """
     path = row["image_path"]
-    try:
-        with rasterio.open(path) as ds:
-            found = {"width": ds.width, "height": ds.height, "bands": ds.count, "dtype": ds.dtypes[0]}
-            if ds.crs is None and not has_rpc_only(ds):
-                raise GeofoundryError(f"{path}: image has no CRS; georeference it (e.g. gdal_edit.py -a_srs)")
-            bh, bw = ds.block_shapes[0]
-            last = Window((ds.width - 1) // bw * bw, (ds.height - 1) // bh * bh, 1, 1)
-            ds.read(window=last)
-            ds.dataset_mask(window=last)
-    except (rasterio.errors.RasterioIOError, rasterio.errors.RasterioError) as e:
-        detail = e.__cause__ or e
-        raise GeofoundryError(f"{path}: cannot read the image ({detail}); is the file corrupt or truncated?") from None
+    with raster_errors(path), rasterio.open(path) as ds:
+        found = {"width": ds.width, "height": ds.height, "bands": ds.count, "dtype": ds.dtypes[0]}
+        if ds.crs is None and not has_rpc_only(ds):
+            raise GeofoundryError(f"{path}: image has no CRS; georeference it (e.g. gdal_edit.py -a_srs)")
+        bh, bw = ds.block_shapes[0]
+        last = Window((ds.width - 1) // bw * bw, (ds.height - 1) // bh * bh, 1, 1)
+        ds.read(window=last)
+        ds.dataset_mask(window=last)
     for key, value in found.items():
         if str(row[key]) != str(value):
             raise GeofoundryError(f"{path}: scenes.csv says {key}={row[key]} but the file has {key}={value}")
@@ -73,21 +71,14 @@ def check_image(row: pd.Series) -> None:
 
 
 def read_labels(path: str | Path) -> gpd.GeoDataFrame:
-    """Read a label GeoJSON (EPSG:4326); repair invalid polygons with a warning; check ``class_path``."""
+    """Read a label GeoJSON (EPSG:4326): features that cannot be footprints are refused (:mod:`.labels`); repair
+    invalid polygons with a warning; check ``class`` and ``class_path``."""
     path = Path(path)
-    try:
-        fc = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise GeofoundryError(f"{path}: cannot read labels ({e})") from None
-    features = fc.get("features", [])
-    if not features:
+    gdf = label_features(path, read_json(path, "labels"))
+    if gdf.empty:
         return gpd.GeoDataFrame({"class": [], "class_path": []}, geometry=[], crs="EPSG:4326")
-    gdf = gpd.GeoDataFrame.from_features(features, crs="EPSG:4326")
-    for col in ("class", "class_path"):
-        if col not in gdf.columns:
-            raise GeofoundryError(f"{path}: features lack the required property {col!r}")
     try:
-        gdf["class_path"] = [check_class_path(str(p)) for p in gdf["class_path"]]
+        gdf["class_path"] = [check_class_path(p) for p in gdf["class_path"]]
     except ValueError as e:
         raise GeofoundryError(f"{path}: {e}") from None
     invalid = ~gdf.geometry.is_valid

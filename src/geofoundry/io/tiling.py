@@ -24,6 +24,14 @@ def starts(offset: int, length: int, size: int, stride: int) -> list[int]:
     return out
 
 
+def tiles_reaching(start: int, end: int, length: int, size: int, stride: int) -> tuple[int, int]:
+    """The span [a, b) of the tiles of ``starts(0, length, size, stride)`` that reach into [start, end): the tiles
+    of ``starts(a, b - a, size, stride)`` are those very tiles, so a sub-range predicts its pixels as the whole
+    range does."""
+    reaching = [s for s in starts(0, length, size, stride) if s < end and s + size > start]
+    return reaching[0], min(length, reaching[-1] + size)
+
+
 def chip_windows(block: Window, size: int, stride: int) -> list[Window]:
     from rasterio.windows import Window
 

@@ -21,6 +21,7 @@ from rasterio.windows import bounds as window_bounds
 from rasterio.windows import transform as window_transform
 
 from .raster import ModelGrid, has_rpc_only, open_model_grid
+from .read_errors import raster_errors
 
 
 def rpc_options(ds, dem: str | None = None, height: float | None = None) -> dict:
@@ -72,8 +73,9 @@ class WarpedView:
         t = self.window_transform(window) * Affine.scale(window.width / w, window.height / h)
         out = np.zeros((len(indexes) + 1, h, w), dtype=self.dtypes[0])
         src_georef = {"rpcs": self.src.rpcs, "src_crs": "EPSG:4326"} if has_rpc_only(self.src) else {}
-        reproject(rasterio.band(self.src, indexes), out, dst_transform=t, dst_crs=self.crs,
-                  resampling=self.resampling, dst_alpha=len(indexes) + 1, **src_georef, **self.options)
+        with raster_errors(self.src.name):
+            reproject(rasterio.band(self.src, indexes), out, dst_transform=t, dst_crs=self.crs,
+                      resampling=self.resampling, dst_alpha=len(indexes) + 1, **src_georef, **self.options)
         return out
 
     def read(self, indexes=None, window=None, out=None, out_shape=None, resampling=None, **_) -> np.ndarray:
@@ -109,7 +111,9 @@ def open_scene(path: str, scene_gsd_m: float, target_gsd_m: float, indexes: list
     A scene with only RPCs is orthorectified (RPC transformer with the ``dem`` file, else a constant ``height``)
     into ``crs`` or, by default, its local UTM zone. Without either this is :func:`open_model_grid`.
     """
-    with rasterio.open(path) as src:
+    with raster_errors(path):
+        src = rasterio.open(path)
+    with src:
         opts = rpc_options(src, dem, height)
         if not opts and (crs is None or rasterio.crs.CRS.from_user_input(crs) == src.crs):
             with open_model_grid(path, scene_gsd_m, target_gsd_m, indexes, resampling) as grid:

@@ -13,6 +13,9 @@ from ..io.atomic import write_json
 from ..io.inputs import read_json, validated
 from .stretch import Stretch
 
+GDAL_TYPES = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32", "int32": "Int32",
+              "float32": "Float32", "float64": "Float64"}  # gdal_translate -ot names
+
 
 @dataclass(frozen=True)
 class InputSpec:
@@ -40,6 +43,18 @@ class InputSpec:
             raise ValueError(f"gsd_m must be a positive number, got {self.gsd_m}")
         if len(self.classes) < 2 or len(self.class_paths) != len(self.classes):
             raise ValueError("classes (background first) and class_paths need the same length, at least 2")
+
+    def dtype_refusal(self, scene: str | Path, dtype: str) -> str | None:
+        """Why ``scene`` (named in the message), of pixel type ``dtype``, cannot go through this model, whose stretch
+        was fitted on ``source_dtype`` values (one dtype or several, comma-separated): 16-bit values through an 8-bit
+        stretch are all white. None when it can. Every path that predicts a scene asks this one question."""
+        fitted = self.source_dtype.split(",")
+        if dtype in fitted:
+            return None
+        target = GDAL_TYPES.get(fitted[0], fitted[0])
+        return (f"{scene}: {dtype} pixels, but the model's stretch was fitted on {'/'.join(fitted)} values; convert "
+                f"the scene to the training data's type and value range (e.g. gdal_translate -ot {target} -scale "
+                "<min> <max> <out_min> <out_max>) or train on such data")
 
     @property
     def stretch(self) -> Stretch:

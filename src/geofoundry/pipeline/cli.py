@@ -9,6 +9,7 @@ from rich.table import Table
 
 from .. import __version__
 from ..errors import GeofoundryError
+from ..io.signals import handle_signals
 from .al_cli import app as al_app
 from .reporting import console, report_error, reported
 from .runner import STAGES, run_stage, setup_logging
@@ -42,6 +43,7 @@ def _print_version(value: bool) -> None:
 def main(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
                                       help="print the versions of geofoundry, GDAL and the main libraries, and exit")):
     """geofoundry: GeoTIFF scenes + vector labels → reproducible, deployable detectors."""
+    handle_signals()  # SIGINT/SIGTERM/SIGHUP end any command with its cleanups and an error line
 
 
 app.add_typer(al_app, name="al")

@@ -1,5 +1,6 @@
 """How a command ends on bad input: one ``error (<command>): …`` message, never wrapped and never read as console
-markup (file names survive whole in logs), exit status 1, the traceback only with ``--verbose``."""
+markup (file names survive whole in logs), exit status 1 (128 + n after signal n), the traceback only with
+``--verbose``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from rich.console import Console
 from rich.text import Text
 
 from ..errors import GeofoundryError
+from ..io.signals import exit_status
 
 console = Console(stderr=True, soft_wrap=True)
 log = logging.getLogger(__name__)
@@ -42,10 +44,10 @@ def report_error(name: str, err: GeofoundryError | OSError) -> None:
 @contextlib.contextmanager
 def reported(name: str) -> Iterator[None]:
     """Run a command's body: bad input (a GeofoundryError) or a failed file operation (OSError) is reported with
-    :func:`report_error` and ends the process with status 1."""
+    :func:`report_error` and ends the process with status 1 (128 + n when signal n stopped it)."""
     try:
         yield
     except (GeofoundryError, OSError) as e:
         log.debug("%s failed", name, exc_info=True)
         report_error(name, e)
-        raise SystemExit(1) from None
+        raise SystemExit(exit_status(e) if isinstance(e, GeofoundryError) else 1) from None

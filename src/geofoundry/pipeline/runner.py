@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -13,6 +14,8 @@ from types import ModuleType
 from rich.logging import RichHandler
 
 from ..io.folders import writable_folder
+from ..io.lock import output_locks
+from ..io.signals import handle_signals
 from .params import load_params
 from .paths import Paths
 from .reporting import console, reported
@@ -70,12 +73,16 @@ def stage_module(name: str) -> ModuleType:
 def run(stage: ModuleType, params_path: str | Path = "params.yaml", root: str | Path = ".") -> object:
     """Run ``stage`` (its module in ``pipeline.stages``) with the parameters in ``params_path`` and outputs under
     ``root``. The folders it writes are checked to be writable first, so that a stage never fails at its last write
-    after replacing its first outputs."""
+    after replacing its first outputs, and locked while it runs: a second run that would write them stops at once,
+    naming the first (:mod:`..io.lock`)."""
     params = load_params(Path(root) / params_path)
     paths = Paths(Path(root))
-    for folder in stage.outputs(paths):
+    folders = stage.outputs(paths)
+    for folder in folders:
         writable_folder(folder, f"{stage.NAME} output")
-    return stage.run(params, paths)
+    writer = os.environ.get("RANK", "0") == "0"  # under torchrun, only rank 0 writes outputs
+    with output_locks(folders if writer else ()):
+        return stage.run(params, paths)
 
 
 def run_stage(name: str, params_path: str | Path = "params.yaml", root: str | Path = ".") -> object:
@@ -85,7 +92,8 @@ def run_stage(name: str, params_path: str | Path = "params.yaml", root: str | Pa
 
 def main(stage: ModuleType) -> None:
     """Entry point of ``stages/<name>.py`` (``stage``: its module in ``pipeline.stages``): clear message and exit
-    status 1 on bad input."""
+    status 1 on bad input (128 + n on signal n, after its cleanups)."""
     setup_logging()
+    handle_signals()
     with reported(stage.NAME):
         run(stage)

@@ -13,7 +13,9 @@ from rasterio.windows import Window
 
 from ..config import PostprocessConfig
 from ..errors import GeofoundryError
+from ..io.debris import outputs_in
 from ..io.gpkg import write_gpkg
+from ..io.raster import bounded_gdal_cache
 from ..io.units import area_m2
 from ..models.outputs import probability_classes
 from ..progress import track
@@ -74,9 +76,13 @@ def run(cfg: PostprocessConfig, predictions_dir: Path, vectors_dir: Path, class_
     with ``scene_id``. Other ``.gpkg`` files in ``vectors_dir`` are removed. ``class_names``: the object classes
     (background excluded); the rasters' band descriptions may add the model's auxiliary classes after them.
     """
+    with bounded_gdal_cache():  # blocks of the maps read by windows: memory bounded whatever their size
+        return _run(cfg, Path(predictions_dir), Path(vectors_dir), class_names)
+
+
+def _run(cfg: PostprocessConfig, predictions_dir: Path, vectors_dir: Path, class_names: list[str]) -> dict:
     chain = build_chain(cfg.steps)
-    predictions_dir, vectors_dir = Path(predictions_dir), Path(vectors_dir)
-    tifs = sorted(predictions_dir.glob("*.tif"))
+    tifs = outputs_in(predictions_dir, ".tif")
     if not tifs:
         raise GeofoundryError(f"{predictions_dir}: no <scene_id>.tif probability rasters (run the predict stage)")
     if any(t.stem == ALL for t in tifs):
@@ -95,7 +101,7 @@ def run(cfg: PostprocessConfig, predictions_dir: Path, vectors_dir: Path, class_
         merged.append(objects.to_crs("EPSG:4326").assign(scene_id=tif.stem))
         counts[tif.stem] = len(objects)
     write_objects(gpd.GeoDataFrame(pd.concat(merged, ignore_index=True), crs="EPSG:4326"), vectors_dir / f"{ALL}.gpkg")
-    for stale in vectors_dir.glob("*.gpkg"):
+    for stale in outputs_in(vectors_dir, ".gpkg"):
         if stale.stem not in counts and stale.stem != ALL:
             stale.unlink()
     return {"scenes": len(counts), "objects": sum(counts.values()), "objects_per_scene": counts}

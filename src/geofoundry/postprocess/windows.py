@@ -1,10 +1,11 @@
 """The raster part of a chain by windows, so that a scene of any size fits in memory.
 
 Each window (``window_px`` a side) is read with a halo of ``halo_px`` pixels around it and goes through the raster
-part of the chain (threshold, morphology, watershed, … up to ``polygonize``) on its own. A polygon is kept by the
-one window whose core holds its representative point, so an object narrower than the halo comes out once and
-whole, exactly as from the whole scene. Windows run on a few threads; the vector part then runs on all the scene's
-polygons together.
+part of the chain (threshold, morphology, watershed, … up to ``polygonize``) on its own; windows that the mask's
+blocks show to hold no valid pixel are skipped (:mod:`..io.mask_blocks`: a sparse map costs its valid area). A
+polygon is kept by the one window whose core holds its representative point, so an object narrower than the halo
+comes out once and whole, exactly as from the whole scene. Windows run on a few threads; the vector part then runs
+on all the scene's polygons together.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import rasterio
 import shapely
 from rasterio.windows import Window
 
+from ..io.mask_blocks import mask_blocks
 from .registry import Chain
 from .state import SceneState
 from .vectorize import pixel_polygon, shrunk
@@ -58,8 +60,10 @@ def run_windowed(ds: rasterio.DatasetReader, read, chain: Chain, core: int, halo
     """
     raster_part, vector_part = chain.split()
     tiles = list(windows(ds.height, ds.width, core, halo))
-    log.info("%s: %d × %d px, the raster part by %d windows of %d px (+%d px halo), %d at once", ds.name, ds.width,
-             ds.height, len(tiles), core, halo, workers)
+    busy = [tile for tile in tiles if may_hold_valid(ds, tile[0])] or tiles[:1]  # one, for an empty scene's state
+    log.info("%s: %d × %d px, the raster part by %d windows of %d px (+%d px halo), %d at once; %d other windows "
+             "hold no valid pixel", ds.name, ds.width, ds.height, len(busy), core, halo, workers,
+             len(tiles) - len(busy))
     empty = np.zeros((0, 0), bool)
 
     def piece(tile: tuple[Window, Window]) -> SceneState:
@@ -69,7 +73,7 @@ def run_windowed(ds: rasterio.DatasetReader, read, chain: Chain, core: int, halo
         return replace(state, valid=empty, objects=state.objects[in_core(state.objects, core_win, ds.transform)])
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="postprocess") as pool:
-        states = list(pool.map(piece, tiles))
+        states = list(pool.map(piece, busy))
     objects = gpd.GeoDataFrame(pd.concat([st.objects for st in states], ignore_index=True), crs=states[0].crs)
     outline = functools.partial(valid_outline, ds.name, core) if vector_part.needs_scene_area else None
     return vector_part(replace(states[0], transform=ds.transform, valid=empty, objects=objects, outline=outline))
@@ -82,11 +86,19 @@ def valid_outline(path: str, core: int, inset_px: int) -> shapely.Geometry:
     pieces = []
     with rasterio.open(path) as ds:
         for core_win, read_win in windows(ds.height, ds.width, core, inset_px + 1):
+            if not may_hold_valid(ds, core_win):
+                continue
             valid = shrunk(ds.dataset_mask(window=read_win) > 0, inset_px)
             r0, c0 = int(core_win.row_off - read_win.row_off), int(core_win.col_off - read_win.col_off)
             piece = valid[r0:r0 + int(core_win.height), c0:c0 + int(core_win.width)]
             pieces.append(pixel_polygon(piece, int(core_win.col_off), int(core_win.row_off)))
     return shapely.union_all(pieces)
+
+
+def may_hold_valid(ds: rasterio.DatasetReader, window: Window) -> bool:
+    """False when the internal mask's blocks say, without decoding them, that no pixel of ``window`` is valid."""
+    blocks = mask_blocks(ds)
+    return blocks is None or blocks.constant(window) != 0
 
 
 def needs_windows(ds: rasterio.DatasetReader, window_px: int) -> bool:

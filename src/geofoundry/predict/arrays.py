@@ -1,8 +1,8 @@
 """Where tiles are stacked and blended: plain numpy on the host (onnxruntime bundles) or torch on the model's device.
 
 A backend names its array module ``xp`` (the blending code uses only operations numpy and torch share: slicing,
-``+=``, ``*``, ``/``, ``clip``, ``concatenate``, ``moveaxis``, ``rot90``, ``flip``) and moves arrays across the host
-boundary:
+``+=``, ``*``, ``/``, ``clip``, ``where``, ``isfinite``, ``concatenate``, ``moveaxis``, ``rot90``, ``flip``) and
+moves arrays across the host boundary:
 
 * ``empty(shape, dtype)`` in reader threads: a host buffer to read into (``np.asarray`` views it) that is fast
   to transfer (torch/CUDA: page-locked);

@@ -21,9 +21,10 @@ from rasterio.windows import transform as window_transform
 from ..config import PredictConfig
 from ..errors import GeofoundryError
 from ..io.atomic import write_json
+from ..io.debris import outputs_in
 from ..io.geometry import reproject
-from ..io.raster import IN_MEMORY_DATASETS, band_indexes, bounded_gdal_cache, open_model_grid
-from ..io.tiling import block_window, starts
+from ..io.raster import IN_MEMORY_DATASETS, ModelGrid, band_indexes, bounded_gdal_cache, open_model_grid
+from ..io.tiling import block_window, starts, tiles_reaching
 from ..models.input_spec import InputSpec
 from ..progress import task, track
 from .arrays import TileModel
@@ -64,7 +65,9 @@ def memory_returned_to_os(enabled: bool) -> Iterator[None]:
 def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_3857: shapely.Geometry | None,
                   spec: InputSpec, model: TileModel, cfg: PredictConfig, out_path: Path,
                   classes: list[str] | None = None) -> bool:
-    """Predict the part of one scene inside ``area_3857`` (None = the whole scene); False when nothing is valid.
+    """Predict the part of one scene inside ``area_3857`` (None = the whole scene, cut to the tiles that reach its
+    valid blocks: :func:`valid_region`); False when nothing is valid.
+    A scene of another dtype than the model's training data is refused (:meth:`InputSpec.dtype_refusal`).
 
     ``classes``: the model's output classes, background first (default: the chip classes of ``spec``); one band
     ``p(<class>)`` per non-background class.
@@ -79,13 +82,19 @@ def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_385
         handles = [stack.enter_context(open_model_grid(image_path, gsd_m, spec.gsd_m, indexes, spec.resampling))
                    for _ in range(READERS)]
         grid = handles[0]
+        if reason := spec.dtype_refusal(image_path, grid.ds.dtypes[0]):
+            raise GeofoundryError(reason)
         for handle in handles[1:]:
             handle.share_mask_facts(grid)  # looked up once, not by every reading lane at its first strip
-        if area_3857 is None:
-            area = shapely.box(*grid.ds.bounds)
+        if area_3857 is None:  # the scene's valid extent: a sparse scene costs the time and memory of its valid area
+            region = valid_region(grid, cfg)
+            if region is None:
+                warnings.warn(f"{image_path}: no valid pixel in the prediction area; skipped", stacklevel=2)
+                return False
+            area = shapely.box(*window_bounds(region, grid.transform))
         else:
             area = reproject(area_3857, "EPSG:3857", grid.ds.crs, densify_parts=64)
-        region = block_window(area.buffer(cfg.overlap * abs(grid.transform.a)), grid.transform, grid.shape)
+            region = block_window(area.buffer(cfg.overlap * abs(grid.transform.a)), grid.transform, grid.shape)
         if region is None:
             warnings.warn(f"{image_path}: the prediction area lies outside the scene; skipped", stacklevel=2)
             return False
@@ -144,6 +153,18 @@ def predict_scene(image_path: str, band_names: list[str], gsd_m: float, area_385
     return True
 
 
+def valid_region(grid: ModelGrid, cfg: PredictConfig) -> Window | None:
+    """The whole scene cut to the tiles that reach into its valid window (:meth:`ModelGrid.valid_window`): the same
+    tiles as over the whole scene, so every valid pixel gets the same probabilities; None when nothing is valid."""
+    valid = grid.valid_window()
+    if valid is None:
+        return None
+    step = cfg.tile - cfg.overlap
+    c0, c1 = tiles_reaching(int(valid.col_off), int(valid.col_off + valid.width), grid.shape[1], cfg.tile, step)
+    r0, r1 = tiles_reaching(int(valid.row_off), int(valid.row_off + valid.height), grid.shape[0], cfg.tile, step)
+    return Window(c0, r0, c1 - c0, r1 - r0)
+
+
 def test_areas(scenes: pd.DataFrame, blocks) -> dict[str, shapely.Geometry]:
     """Union of the test blocks, per scene that has any."""
     test = shapely.union_all(blocks.loc[blocks["split"] == "test"].geometry.values)
@@ -175,7 +196,7 @@ def run(cfg: PredictConfig, selection_dir: Path, chips_dir: Path, model_path: Pa
     if not areas:
         raise GeofoundryError(f"{selection_dir}: no scene has test blocks")
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.glob("*.tif"):
+    for stale in outputs_in(out_dir, ".tif"):
         if stale.stem not in areas:
             stale.unlink()
     done = []

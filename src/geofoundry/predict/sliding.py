@@ -60,8 +60,8 @@ class Region:
     whose inner edges fall on the source's blocks (``block_width``; ``col_off``: the region's first column in the
     source); a strip, one tile tall, may reach below the region (rows there must not be wanted). ``dtype``: the
     bands' dtype; ``low``: each band's stretch low, what invalid input pixels are set to (0 after the stretch, as in
-    training). ``known_invalid(row)``: True when no pixel of that strip is valid, known without reading (a scene's
-    nodata collar): such a strip is not read.
+    training), and so are NaN or infinite values of float bands. ``known_invalid(row)``: True when no pixel of that
+    strip is valid, known without reading (a scene's nodata collar): such a strip is not read.
     """
 
     read_flags: FlagReader
@@ -146,8 +146,12 @@ class StripReader:
         copied()  # the previous strip in this buffer has reached the device
         buffer = self.arrays.empty(self.shape, self.region.dtype) if buffer is None else buffer
         host = np.asarray(buffer)
-        self._read(self.region.read_flags, i, host[-1], [(0, self.span)])
-        wanted = host[-1] == int(PixelFlag.WANTED)
+        # flags are read as uint8 (mask values, ``&``); a buffer of another dtype takes them as small numbers
+        flags = host[-1] if host.dtype == np.uint8 else np.empty(host.shape[1:], np.uint8)
+        self._read(self.region.read_flags, i, flags, [(0, self.span)])
+        if host.dtype != np.uint8:
+            host[-1] = flags
+        wanted = flags == int(PixelFlag.WANTED)
         in_cols, in_rows = wanted.any(axis=0), wanted.any(axis=1)
         todo = [c for c in self.cols if in_cols[c:c + self.tile].any()]
         if todo:
@@ -179,6 +183,7 @@ def predict_region(region: Region, model: TileModel, sliding: Sliding) -> Iterat
     arrays, xp = model.arrays, model.arrays.xp
     tile, overlap, batch_size, n_classes = sliding.tile, sliding.overlap, sliding.batch_size, sliding.n_classes
     height, width, low = region.height, region.width, region.low
+    floating = np.dtype(region.dtype).kind == "f"
     rows = sliding.starts(height)
     heights = [b - a for a, b in zip(rows, rows[1:])] + [min(tile, height - rows[-1])]  # rows each strip finishes
     span = max(width, tile)
@@ -226,7 +231,11 @@ def predict_region(region: Region, model: TileModel, sliding: Sliding) -> Iterat
                 flags = staged[-1]
                 if todo:
                     c0, c1 = todo[0], todo[-1] + tile
-                    x = fill + (staged[:-1, :, c0:c1] - fill) * (flags[None, :, c0:c1] > 0)  # 0: invalid
+                    x, keep_in = staged[:-1, :, c0:c1], flags[None, :, c0:c1] > 0
+                    if floating:  # a NaN or infinite band value is no data, whatever the mask says
+                        x = xp.where(keep_in & xp.isfinite(x), x, fill)  # not a product: NaN * 0 is NaN
+                    else:
+                        x = fill + (x - fill) * keep_in  # invalid: the stretch's low (0 after it)
                     for b in range(0, len(todo), batch_size):
                         chunk = todo[b:b + batch_size]
                         tiles = cut(arrays, x, [c - c0 for c in chunk], tile, tile - overlap)

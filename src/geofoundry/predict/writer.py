@@ -22,6 +22,7 @@ import rasterio
 
 from ..config import Codec
 from ..io.atomic import atomic_path
+from ..io.signals import deferred
 from ..io.tiff import read_ifds
 from .cog_layout import write_cog
 from .pyramid import overview_factors
@@ -109,6 +110,10 @@ class ProbabilityWriter:
                 tiles.add(rows.top, rows.values, rows.valid)
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        with deferred():  # a signal waits: the COG is finished or its temporary files removed, not half of either
+            self._exit(exc_type, exc, tb)
+
+    def _exit(self, exc_type, exc, tb) -> None:
         self._start_templates()
         closed = [lane.submit(_close, tiles)  # each thread writes the last block rows of its own levels
                   for lane, tiles in zip(self._lanes, (self._tiles[:1], self._tiles[1:]))]
