@@ -112,8 +112,8 @@ CASES = [
      "['background', 'building', 'border', 'contact']: the chip classes, then the auxiliary classes of the training "
      "target"),
     ("unknown postprocess operation", _content("postprocess.yaml", "steps:\n- treshold: {value: 0.5}\n"),
-     "bundle/postprocess.yaml: postprocess.steps[0]: unknown operation 'treshold'; did you mean 'threshold'? "
-     "(`geofoundry postprocess --list` lists them)"),
+     "bundle/postprocess.yaml: invalid parameters\n  steps: Value error, step 0: unknown operation 'treshold'; did "
+     "you mean 'threshold'? (`geofoundry postprocess --list` lists them)"),
     ("object-building YAML tag", _content("postprocess.yaml", "steps: !!python/object/apply:os.system ['touch PWNED']\n"),
      "bundle/postprocess.yaml:1: not valid YAML (could not determine a constructor for the tag "
      "'tag:yaml.org,2002:python/object/apply:os.system'; only plain data (mappings, lists, strings, numbers, "
