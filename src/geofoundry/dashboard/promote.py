@@ -82,14 +82,14 @@ def missing_bundle_files(root: Path, sha: str, path: str) -> tuple[int, int, str
     with DVC_LOCK, Repo(str(root)) as repo:
         remote = repo.config["core"].get("remote")
         try:
-            used = repo.used_objs(targets=[path], revs=[sha])
+            for _ in repo.brancher(revs=[sha], workspace=False):  # the commit's dvc.yaml and dvc.lock, nothing else
+                used = repo.index.used_objs([repo.fs.join(repo.root_dir, path)])
         except (DvcException, DataIndexError, FileNotFoundError):  # its listing is in neither place
             return 1, 1, remote
         objs = set().union(*used.values()) if used else set()
         if remote is None:
             return len(objs), sum(not repo.cache.local.exists(o.value) for o in objs), None
-        status = repo.cloud.status(objs)
-        return len(objs), len(status.missing), remote
+        return len(objs), len(repo.cloud.status(objs).missing), remote
 
 
 def plan(root: Path, row: Row, files: RevisionFiles, version: str, tags: dict[str, list[str]]) -> dict:
