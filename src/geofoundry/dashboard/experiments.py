@@ -42,16 +42,21 @@ class RevisionCache:
         self.memory: dict = {}
 
     def get(self, rev: str):
-        from dvc.repo.experiments.serialize import DeserializeError, SerializableExp
+        from dvc.repo.experiments.serialize import SerializableExp
 
         if rev not in self.memory:
             try:
-                self.memory[rev] = SerializableExp.from_bytes((self.folder / rev).read_bytes())
-            except (FileNotFoundError, DeserializeError):
+                kept = json.loads((self.folder / rev).read_bytes())
+            except (FileNotFoundError, ValueError):
                 return None
+            stamp = kept.get("timestamp")
+            self.memory[rev] = SerializableExp(rev=rev, timestamp=datetime.fromisoformat(stamp) if stamp else None,
+                                               params=kept.get("params", {}), metrics=kept.get("metrics", {}),
+                                               meta=kept.get("meta", {}))
         return self.memory[rev]
 
     def put(self, exp, rev: str | None = None, force: bool = False) -> None:
+        """Keep ``exp`` (its params, metrics and time: what the table shows) unless already kept."""
         from dvc.repo.experiments.serialize import SerializableExp
 
         rev = rev or getattr(exp, "rev", None)
@@ -59,7 +64,8 @@ class RevisionCache:
             return
         self.memory[rev] = exp
         self.folder.mkdir(parents=True, exist_ok=True)
-        write_text(self.folder / rev, json.dumps(exp.dumpd(), default=_encoded))
+        kept = {"timestamp": exp.timestamp, "params": exp.params, "metrics": exp.metrics, "meta": exp.meta}
+        write_text(self.folder / rev, json.dumps(kept, default=_encoded))
 
 
 def flat(results: dict) -> dict[str, object]:

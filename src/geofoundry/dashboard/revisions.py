@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import weakref
 from pathlib import Path, PurePosixPath
 
 from ..errors import GeofoundryError
@@ -106,10 +107,12 @@ class RevisionFiles:
 
 
 class Scratch:
-    """A temporary folder for the files read from other revisions, removed by :meth:`close`."""
+    """A temporary folder for the files read from other revisions, removed by :meth:`close` or when the process
+    exits."""
 
     def __init__(self):
         self.path = Path(tempfile.mkdtemp(prefix="geofoundry-compare-"))
+        self._remove = weakref.finalize(self, shutil.rmtree, self.path, True)
 
     def close(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        self._remove()

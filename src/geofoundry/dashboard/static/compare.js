@@ -86,6 +86,7 @@
   }
 
   // ---------------------------------------------------------------- table
+  const CELL_CHARS = 40;  // longer values (a reason, a list of steps) are cut, whole in the cell's tooltip
   const shown = (v) => v === undefined || v === null ? "–" : typeof v === "number" && !Number.isInteger(v)
     ? String(Math.round(v * 1e5) / 1e5) : String(v);
   function render() {
@@ -117,10 +118,11 @@
         tr.append(el("td", {}, radio));
       }
       for (const [key] of keys) {
-        const v = value(row, key);
-        const td = el("td", {"data-col": key, text: key === "name" && row.tags.length
-          ? `${shown(v)} [${row.tags.join(", ")}]` : shown(v)});
-        if (key === "name" && row.error) td.title = row.error;
+        const text = key === "name" && row.tags.length ? `${shown(value(row, key))} [${row.tags.join(", ")}]`
+          : shown(value(row, key));
+        const long = text.length > CELL_CHARS && key !== "name";
+        const td = el("td", {"data-col": key, text: long ? text.slice(0, CELL_CHARS - 1) + "…" : text,
+                             title: long ? text : key === "name" ? row.error : null});
         tr.append(td);
       }
       table.append(tr);
@@ -158,6 +160,7 @@
         getJson(`/api/compare/diff?a=${encodeURIComponent(a)}&b=${encodeURIComponent(b)}`)]);
       maps.forEach((m) => m.remove());
       maps = window.GeofoundryCompareView.show($("comparison"), [sa, sb], diff.diff, tiles);
+      window.geofoundryMaps = maps;  // for scripts and tests: the two maps
       $("status").textContent = `${sa.row.name} and ${sb.row.name}`;
     } catch (err) {
       $("comparison").replaceChildren(el("p", {class: "error", text: err.message}));
@@ -192,8 +195,8 @@
     $("promote-plan").replaceChildren(el("p", {text: run ? "registering…" : "checking…"}));
     try {
       const plan = await post(run ? "/api/compare/promote" : "/api/compare/promote/check", body);
+      if (run) await loadTable();  // the new version's tag in its row
       planView(plan, run);
-      if (run) await loadTable();
     } catch (err) {
       $("promote-plan").replaceChildren(el("p", {class: "error", "data-problems": "", text: err.message}));
     }

@@ -24,12 +24,18 @@
     if (text !== undefined) node.textContent = text;
     return node;
   };
-  const fmt = (v) => (typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(4)) : v ?? "–");
+  const CELL_CHARS = 40;  // longer values (a reason, a list) are cut, whole in the cell's tooltip
+  const fmt = (v) => (typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(4)) : String(v ?? "–"));
+  const cell = (v, attrs = {}) => {
+    const text = fmt(v);
+    return el("td", {...attrs, title: text.length > CELL_CHARS ? text : null,
+                     text: text.length > CELL_CHARS ? text.slice(0, CELL_CHARS - 1) + "…" : text});
+  };
 
   // ---------------------------------------------------------------- metric difference (dvc metrics diff)
   function diffTable(diff, sides, onlyChanged) {
     const table = el("table", {class: "cmp-diff"});
-    table.append(el("tr", {}, el("th", {text: "path"}), el("th", {text: "metric"}),
+    table.append(el("tr", {}, el("th", {class: "key", text: "path"}), el("th", {class: "key", text: "metric"}),
                     el("th", {text: `A: ${sides[0].row.name}`}), el("th", {text: `B: ${sides[1].row.name}`}),
                     el("th", {text: "change (B − A)"})));
     for (const path of Object.keys(diff).sort()) {
@@ -38,11 +44,22 @@
         if (onlyChanged && d.old === d.new) continue;
         const change = d.diff === undefined ? "–" : (d.diff > 0 ? "+" : "") + fmt(d.diff);
         table.append(el("tr", {"data-metric": `${path}:${metric}`}, el("td", {class: "mono small", text: path}),
-                        el("td", {class: "mono", text: metric}), el("td", {text: fmt(d.old)}),
-                        el("td", {text: fmt(d.new)}),
+                        el("td", {class: "mono", text: metric}), cell(d.old), cell(d.new),
                         el("td", {class: d.diff > 0 ? "up" : d.diff < 0 ? "down" : "", text: change})));
       }
     }
+    return table;
+  }
+
+  function paramsTable(sides) {
+    const [a, b] = sides.map((s) => s.row.params);
+    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => a[k] !== b[k]).sort();
+    if (!keys.length) return el("p", {class: "muted", text: "the same params"});
+    const table = el("table", {class: "cmp-diff"});
+    table.append(el("tr", {}, el("th", {class: "key", text: "param"}), el("th", {text: `A: ${sides[0].row.name}`}),
+                    el("th", {text: `B: ${sides[1].row.name}`})));
+    keys.forEach((k) => table.append(el("tr", {"data-param": k}, el("td", {class: "mono", text: k}), cell(a[k]),
+                                        cell(b[k]))));
     return table;
   }
 
@@ -182,6 +199,8 @@
     const onlyChanged = el("input", {type: "checkbox", id: "diff-changed"});
     const diffBox = el("div", {class: "cmp-diff-box"}, diffTable(diff, sides, false));
     onlyChanged.addEventListener("change", () => diffBox.replaceChildren(diffTable(diff, sides, onlyChanged.checked)));
+    box.append(el("section", {class: "cmp-section"},
+      el("h2", {}, "Params that differ ", el("small", {text: "B against A"})), paramsTable(sides)));
     box.append(el("section", {class: "cmp-section"},
       el("h2", {}, "Metric difference ", el("small", {text: "as dvc metrics diff A B"})),
       el("label", {class: "small"}, onlyChanged, el("span", {text: "changed only"})), diffBox));
