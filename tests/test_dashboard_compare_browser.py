@@ -21,7 +21,7 @@ from .project import sh
 
 pytestmark = pytest.mark.slow
 OUTCOMES = ("tp", "fp", "fn")
-SMALL_WIDTH = 1000  # px of the reduced screenshot (docs/img/dashboard-compare.png is a copy of it)
+SMALL_WIDTH = 900  # px of the reduced screenshot (docs/img/dashboard-compare.png is a copy of it)
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,7 @@ def test_side_by_side_shows_both_detection_layers_with_evaluate_counts(browser):
     page.set_viewport_size({"width": 1500, "height": 1000})
     with Image.open(shot) as img:
         small = img.convert("RGB").resize((SMALL_WIDTH, round(img.height * SMALL_WIDTH / img.width)), Image.LANCZOS)
-        small = small.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+        small = small.quantize(colors=128, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
         small.save(ARTIFACTS / "dashboard-compare-small.png", optimize=True)
     assert shot.stat().st_size > 100_000
 

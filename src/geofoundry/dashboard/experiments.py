@@ -1,4 +1,4 @@
-"""The experiments of a DVC repository as table rows: the workspace, the tips of its branches and tags, and the
+"""The experiments of a DVC repository as table rows: the workspace, HEAD and the tips of its branches and tags, the
 ``dvc exp`` runs based on them, with their params and metrics, collected by DVC itself (``dvc exp show
 --all-branches --all-tags``); and the metric difference of two rows, as ``dvc metrics diff`` computes it.
 
@@ -168,7 +168,8 @@ class Experiments:
                                   "experiments of the project's DVC repository")
         with DVC_LOCK, Repo(str(self.root)) as repo:
             repo.experiments.cache = self.cache
-            states = repo.experiments.show(all_branches=True, all_tags=True, hide_queued=True, hide_workspace=True)
+            states = repo.experiments.show(revs=["HEAD"], all_branches=True, all_tags=True, hide_queued=True,
+                                           hide_workspace=True)
             branches, tags = _names(repo.scm)
             rows = [self._workspace_row(repo)]
             tips = {r.revs[0].rev for base in states for r in base.experiments or []}

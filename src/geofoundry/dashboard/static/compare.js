@@ -225,6 +225,7 @@
     $("compare").addEventListener("click", compare);
     $("promote-check").addEventListener("click", () => promote(false));
     await loadTable();
+    document.body.dataset.readyMs = String(Math.round(performance.now()));  // since navigation started
     document.body.dataset.table = "ready";
   }
   start().catch((err) => {
