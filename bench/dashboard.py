@@ -1,12 +1,13 @@
 """Dashboard response times over HTTP on 127.0.0.1: live counts on a synthetic catalog of 100k blocks, imagery
-tiles of a real DEV scene.
+tiles of a real DEV scene, and the compare page's experiments table with ``--experiments`` DVC experiments.
 
 The catalog has the schema of `geofoundry catalog`'s (scene footprints; (scene, block) rows with contexts and
 ``count:<class path>`` at every level of a 3-level hierarchy), ``--sites`` sites of ``--scenes-per-site`` scenes of
 ``--cells`` grid cells each, every scene over its own ground (the worst case for the split: 100k rows are 100k
 blocks to share out). It is installed as the catalog of a project whose raw dataset is DEV, so that the tiles come
 from DEV's real GeoTIFFs. The dashboard runs in a child process (uvicorn, as `geofoundry dashboard` serves it); the
-client sends each query once (no cache hit): a class, a context range, sites, a geofence, all four.
+client sends each query once (no cache hit): a class, a context range, sites, a geofence, all four. The project is
+also a DVC repository whose experiments are made with git plumbing (bench/dashboard_experiments.py).
 
     python bench/dashboard.py                          # print the table
     python bench/dashboard.py --write BENCHMARKS.md    # and store it in the "Dashboard" section
@@ -36,6 +37,7 @@ import shapely
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+from dashboard_experiments import cold_collection, make_repo, measure  # noqa: E402
 DEV = ROOT.parent / "shared" / "data" / "oam_buildings_eafrica_scenes"
 PATHS = ["structure", "structure/building", "structure/building/residential", "structure/building/industrial",
          "vehicle", "vehicle/car", "vehicle/truck"]
@@ -190,7 +192,7 @@ def write_section(path: Path, body: str) -> None:
     end = text.find("\n## ", start + 1) if start >= 0 else -1
     section = f"## Dashboard\n\n{body}\n"
     text = text.rstrip() + "\n\n" + section if start < 0 else \
-        text[:start] + section + (text[end + 1:] if end >= 0 else "")
+        text[:start] + section + ("\n" + text[end + 1:] if end >= 0 else "")
     path.write_text(text)
 
 
@@ -202,11 +204,14 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=25, help="requests of each query kind")
     ap.add_argument("--tiles", type=int, default=120, help="tile requests")
     ap.add_argument("--scene", default="zanzibar_tz_z21", help="DEV scene of the tile requests")
+    ap.add_argument("--experiments", type=int, default=200, help="DVC experiments in the compare page's table")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "geofoundry-bench-dashboard")
     ap.add_argument("--write", type=Path, help="store the results in this markdown file (Dashboard section)")
     args = ap.parse_args()
 
     root = make_project(args.workdir, args)
+    make_repo(root, args.experiments)
+    cold = cold_collection(root)
     scenes = gpd.read_parquet(root / "data" / "catalog" / "scenes.parquet")
     n_rows = len(pd.read_parquet(root / "data" / "catalog" / "blocks.parquet", columns=["ix"]))
     sites = sorted(scenes["site"].unique())
@@ -246,6 +251,7 @@ def main() -> None:
             tile_cpu.append(cpu)
             if status == 200:
                 sizes.append(size)
+        compare_rows = measure(url, root, args.experiments, cold, get, pct, args.requests)
     finally:
         child.terminate()
         child.join(10)
@@ -261,7 +267,14 @@ def main() -> None:
              f"/api/data/query`, {args.requests} distinct requests of each kind (filters, geofence clip, merge, split "
              "of the selected blocks, summary, context histograms, objects per class level).",
              "",
-             "| request | blocks selected (median) | median (ms) | p95 (ms) | server CPU median / p95 (ms) |",
+             f"Compare page: the project is a DVC repository (this repository's dvc.yaml, dvc.lock, params.yaml and "
+             f"metrics) with {args.experiments} experiments made by `git fast-import` (bench/dashboard_experiments.py"
+             f"); {args.requests} requests of the page and of its table, after the dashboard's first collection. "
+             "DVC's first collection of commits never seen is what a first start costs; what it read is then kept "
+             "by commit.",
+             "",
+             "| request | blocks selected (median) / experiments | median (ms) | p95 (ms) | server CPU median / p95 "
+             "(ms) |",
              "|---|---|---|---|---|"]
     per_kind = len(selected) // len(times)
     for j, (kind, ms) in enumerate(times.items()):
@@ -274,6 +287,7 @@ def main() -> None:
     lines.append(f"| imagery tile, {args.scene} (z{{max-3..max}}, {len(tile_ms)} tiles, {len(sizes)} with "
                  f"pixels) | | {statistics.median(tile_ms):.0f} | {pct(tile_ms, 95):.0f} | "
                  f"{statistics.median(tile_cpu):.0f} / {pct(tile_cpu, 95):.0f} |")
+    lines += compare_rows
     body = "\n".join(lines)
     print(body)
     if args.write:

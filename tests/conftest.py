@@ -111,3 +111,11 @@ def exported(tmp_path_factory, chips_dir, tiny_model, small_raw, selection_dir) 
 def bundle(exported) -> Path:
     """The delivery bundle of :func:`exported` (never changed by a test: copy it to break it)."""
     return exported["bundle"]
+
+
+@pytest.fixture(scope="session")
+def compare_repo(tmp_path_factory, small_raw) -> dict:
+    """A DVC repository with two tiny real experiments (tests/compare_repo.py; minutes: for slow tests only)."""
+    from .compare_repo import build
+
+    return build(tmp_path_factory.mktemp("compare"), small_raw)

@@ -46,19 +46,11 @@ class Served:
         self.thread.join(timeout=10)
 
 
-def serve_project(root: Path, basemap: Path | None = None) -> Served:
+def serve_project(root: Path, basemap: Path | None = None, warm: bool = False) -> Served:
     """The app `geofoundry dashboard` builds for the project at ``root``."""
-    from geofoundry.dashboard.app import create_app
-    from geofoundry.dashboard.catalog_store import CatalogStore, DataSource
-    from geofoundry.dashboard.data_page import data_page
-    from geofoundry.dashboard.files import SceneFiles
-    from geofoundry.dashboard.tiles import tile_routes
-    from geofoundry.pipeline.params import load_params
+    from geofoundry.pipeline.dashboard_cli import build_app
 
-    cfg = load_params(root / "params.yaml").select
-    source = DataSource(root / "params.yaml", cfg, root / "data" / "raw", root / "data" / "catalog")
-    files = SceneFiles(source.raw)
-    return Served(create_app([data_page(CatalogStore(source), files)], tile_routes(files, basemap)))
+    return Served(build_app(root / "params.yaml", basemap=basemap, warm=warm))
 
 
 def call(url: str, body: bytes | dict | None = None, headers: dict | None = None) -> tuple[int, dict | bytes, str]:

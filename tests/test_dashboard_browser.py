@@ -9,10 +9,6 @@ Without chromium the test is skipped on a workstation and fails under CI (env CI
 
 from __future__ import annotations
 
-import os
-import shutil
-import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -21,35 +17,20 @@ from geofoundry.pipeline.params import load_params
 from geofoundry.pipeline.select_query import preview
 from geofoundry.select.changes import write_select
 
-from .conftest import ROOT
+from .browser import ARTIFACTS, TIMEOUT_MS, chromium, launch, until
 from .dashboard_server import project, serve_project
-
-ARTIFACTS = ROOT / "build" / "test-artifacts"
-TIMEOUT_MS = 120_000
-
-
-def _chromium() -> str:
-    exe = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else None)
-    if exe is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed: .ci/run must `apt-get install -y chromium` before the tests")
-        pytest.skip("chromium is not installed (Debian: apt-get install -y chromium); CI installs it")
-    return exe
 
 
 @pytest.fixture(scope="module")
 def browser_page(tmp_path_factory, small_raw):
-    chromium = _chromium()
+    chromium()
     from playwright.sync_api import sync_playwright
 
     root = project(tmp_path_factory.mktemp("dash_browser") / "proj", small_raw)
     server = serve_project(root)
     local = urlsplit(server.url).netloc
     with sync_playwright() as pw:
-        # any request to another host would go to a closed local port: nothing can leave the machine
-        browser = pw.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--proxy-server=http://127.0.0.1:9", f"--proxy-bypass-list={local}"])
+        browser = launch(pw, local)
         page = browser.new_page(viewport={"width": 1500, "height": 920})
         page.set_default_timeout(TIMEOUT_MS)
         requests: list[str] = []
@@ -63,19 +44,10 @@ def browser_page(tmp_path_factory, small_raw):
     server.stop()
 
 
-def _until(page, expression: str, timeout_s: float = TIMEOUT_MS / 1000) -> None:
-    """Poll a JavaScript expression until true (page.evaluate: the page's CSP forbids the eval of wait_for_function)."""
-    deadline = time.monotonic() + timeout_s
-    while not page.evaluate(f"() => Boolean({expression})"):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {expression}")
-        page.wait_for_timeout(100)
-
-
 def _settled(page) -> None:
     """Wait until the counts, blocks and yaml on screen are those of the page's current query."""
     page.wait_for_timeout(300)
-    _until(page, "window.geofoundryShown === JSON.stringify(window.geofoundryQuery())")
+    until(page, "window.geofoundryShown === JSON.stringify(window.geofoundryQuery())")
 
 
 def _number(page, selector: str) -> float:
@@ -106,7 +78,7 @@ def test_filters_match_select_preview_and_use_writes_params(browser_page):
     for fx, fy in corners:
         page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
         page.wait_for_timeout(250)
-    _until(page, "window.geofoundryQuery().geofence.include !== null")
+    until(page, "window.geofoundryQuery().geofence.include !== null")
     _settled(page)
 
     query = page.evaluate("window.geofoundryQuery()")
@@ -122,7 +94,7 @@ def test_filters_match_select_preview_and_use_writes_params(browser_page):
     assert _number(page, "[data-total=scenes]") == expected["scenes"]
 
     # the map with imagery, blocks and the fence: wait for imagery tiles, keep a screenshot
-    _until(page, "document.querySelectorAll('.imagery img.leaflet-tile-loaded').length >= 2")
+    until(page, "document.querySelectorAll('.imagery img.leaflet-tile-loaded').length >= 2")
     page.wait_for_timeout(1000)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "dashboard-data.png"

@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from rasterio.crs import CRS
+from rasterio.warp import transform_bounds
 from rio_tiler.errors import TileOutsideBounds
 from rio_tiler.io import Reader
 from starlette.concurrency import run_in_threadpool
@@ -20,6 +22,7 @@ from .files import Refused, SceneFiles
 TILE = 256
 PCT = (2.0, 98.0)  # stretch: these percentiles of each band's valid pixels (on a decimated read) map to 0..255
 CACHE = "private, max-age=3600"
+WEB_MERCATOR = CRS.from_epsg(3857)
 
 
 class Tiler:
@@ -66,6 +69,16 @@ class Tiler:
             return None
         img = img.rescale(in_range=info["stretch"])
         return img.render(img_format="PNG")
+
+    def picture(self, path: Path, max_size: int) -> tuple[bytes, list[float]]:
+        """The whole raster as one PNG in EPSG:3857 (longest side at most ``max_size``), with the tiles' stretch,
+        and its lon/lat bounds [west, south, east, north]: an image a web map stretches over those bounds."""
+        info = self.info(path)
+        r = self._reader(path)
+        bbox = transform_bounds(r.dataset.crs, WEB_MERCATOR, *r.dataset.bounds)
+        img = r.part(bbox, dst_crs=WEB_MERCATOR, bounds_crs=WEB_MERCATOR, max_size=max_size, indexes=info["bands"])
+        png = img.rescale(in_range=info["stretch"]).render(img_format="PNG")
+        return png, [float(v) for v in transform_bounds(WEB_MERCATOR, "EPSG:4326", *img.bounds)]
 
 
 def _int(request: Request, key: str) -> int:

@@ -11,6 +11,7 @@ from .. import __version__
 from ..errors import GeofoundryError
 from ..io.signals import handle_signals
 from .al_cli import app as al_app
+from .dashboard_cli import dashboard_command
 from .reporting import console, report_error, reported
 from .runner import STAGES, run_stage, setup_logging
 
@@ -47,6 +48,7 @@ def main(version: bool = typer.Option(False, "--version", callback=_print_versio
 
 
 app.add_typer(al_app, name="al")
+app.command("dashboard")(dashboard_command)
 
 PARAMS = typer.Option(Path("params.yaml"), "--params", "-p", help="parameters file")
 VERBOSE = typer.Option(False, "--verbose", "-v", help="debug logging")
@@ -327,44 +329,6 @@ def ingest_command(
     console.print(f"ingest: {summary['scenes']} scenes, {summary['labels']} labels {summary['classes']} → {out}\n"
                   f"next: {track} && dvc push, then geofoundry catalog / geofoundry select --class <path> --write",
                   highlight=False)
-
-
-@app.command("dashboard")
-def dashboard_command(
-    params: Path = PARAMS, verbose: bool = VERBOSE,
-    host: str = typer.Option("127.0.0.1", help="address to bind (a loopback address unless --allow-remote)"),
-    port: int = typer.Option(8765, min=1, max=65535, help="port to serve on"),
-    allow_remote: bool = typer.Option(False, "--allow-remote", help="allow a non-loopback --host (no login!)"),
-    catalog: Path = typer.Option(Path("data/catalog"), help="catalog folder (built there when missing or out of "
-                                 "date)", file_okay=False),
-    basemap: Path | None = typer.Option(None, help="a local raster (GeoTIFF/COG) drawn under the scenes",
-                                        exists=True, dir_okay=False),
-):
-    """Open the data dashboard: the catalog on a map and in facets, live counts per split of a selection query, and
-    "use this selection" (writes params.yaml's select: as `select --write` does). Local only: no request leaves the
-    machine."""
-    from ..dashboard.app import LOOPBACK_HOSTS, create_app
-    from ..dashboard.catalog_store import CatalogStore, DataSource
-    from ..dashboard.data_page import data_page
-    from ..dashboard.files import SceneFiles
-    from ..dashboard.server import check_bind, serve
-    from ..dashboard.tiles import tile_routes
-    from .params import load_params
-    from .paths import Paths, pinned_path
-
-    setup_logging(verbose)
-    try:
-        check_bind(host, allow_remote)
-        cfg = load_params(params).select
-        paths = Paths(params.parent)
-        source = DataSource(params.resolve(), cfg, paths.raw, paths / str(catalog) if not catalog.is_absolute()
-                            else catalog, pinned_path(cfg.split, paths))
-        files = SceneFiles(paths.raw)
-        hosts = ["*"] if allow_remote else LOOPBACK_HOSTS
-        app_ = create_app([data_page(CatalogStore(source), files)], tile_routes(files, basemap), hosts)
-    except GeofoundryError as e:
-        raise _fail("dashboard", e) from None
-    serve(app_, host, port, allow_remote)
 
 
 @app.command("models")
