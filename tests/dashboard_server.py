@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import threading
@@ -63,3 +64,17 @@ def call(url: str, body: bytes | dict | None = None, headers: dict | None = None
     except urllib.error.HTTPError as e:
         status, raw, kind = e.code, e.read(), e.headers.get("content-type", "")
     return status, (json.loads(raw) if "json" in kind and raw else raw), kind
+
+
+def page_token(url: str, page: str) -> str:
+    """The token a page puts in its HTML, which requests that change something carry."""
+    status, html, _ = call(f"{url}{page}")
+    assert status == 200
+    return re.search(rb'name="geofoundry-token" content="([^"]+)"', html).group(1).decode()
+
+
+def use_selection(url: str, query: dict, headers: dict | None = None) -> tuple[int, dict | bytes, str]:
+    """The data page's "use this selection", as the page sends it (its token unless ``headers`` say otherwise)."""
+    return call(f"{url}/api/data/use", {"select": query},
+                {"content-type": "application/json",
+                 **({"x-geofoundry-token": page_token(url, "/data")} if headers is None else headers)})

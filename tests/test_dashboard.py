@@ -24,7 +24,7 @@ from geofoundry.pipeline.params import load_params
 from geofoundry.pipeline.select_query import overrides, preview
 from geofoundry.select.changes import write_select
 
-from .dashboard_server import Served, call, project, serve_project
+from .dashboard_server import Served, call, page_token, project, serve_project, use_selection
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_empty_selection_says_which_filter(served):
     _, url = served
     status, counts, _ = call(f"{url}/api/data/query", {"select": {"sites": ["atlantis"]}})
     assert status == 200 and not counts["ok"] and "select.sites removed all" in counts["message"]
-    status, body, _ = call(f"{url}/api/data/use", {"select": {"sites": ["atlantis"]}})
+    status, body, _ = use_selection(url, {"sites": ["atlantis"]})
     assert status == 409 and "not written" in body["error"]
 
 
@@ -85,8 +85,9 @@ def test_empty_selection_says_which_filter(served):
 ])
 def test_malformed_filters_get_4xx_with_a_message(served, body, status, words):
     _, url = served
+    token = {"x-geofoundry-token": page_token(url, "/data")}
     for endpoint in ("query", "blocks", "use"):
-        got, answer, kind = call(f"{url}/api/data/{endpoint}", body)
+        got, answer, kind = call(f"{url}/api/data/{endpoint}", body, token)
         assert got == status and "json" in kind, (endpoint, got, answer)
         assert words in answer["error"] and "Traceback" not in answer["error"]
 
@@ -96,7 +97,7 @@ def test_use_this_selection_writes_params_as_select_write(served, tmp_path):
     before = (root / "params.yaml").read_text()
     query = {"classes": ["structure"], "contexts": {"vegetation": [0.0, 0.9]}, "min_valid_frac": 0.1}
     try:
-        status, body, _ = call(f"{url}/api/data/use", {"select": query})
+        status, body, _ = use_selection(url, query)
         assert status == 200 and body["written"] == str(root / "params.yaml")
         assert any(line.startswith("dvc repro") for line in body["next"])
         expected = tmp_path / "params.yaml"
@@ -109,6 +110,22 @@ def test_use_this_selection_writes_params_as_select_write(served, tmp_path):
         assert sorted(p.name for p in root.iterdir()) == ["data", "params.yaml"]  # nothing else written
     finally:
         (root / "params.yaml").write_text(before)
+
+
+@pytest.mark.parametrize("headers, words", [
+    ({}, "missing or wrong x-geofoundry-token header: reload the page"),
+    ({"x-geofoundry-token": "guess"}, "missing or wrong x-geofoundry-token header: reload the page"),
+    ("foreign", "origin http://evil.example is not this server's"),
+])
+def test_another_site_cannot_use_a_selection(served, headers, words):
+    """Writing params.yaml needs the token only the data page holds, from this server's own origin."""
+    root, url = served
+    before = (root / "params.yaml").read_bytes()
+    if headers == "foreign":
+        headers = {"x-geofoundry-token": page_token(url, "/data"), "origin": "http://evil.example"}
+    status, body, _ = use_selection(url, {"classes": ["structure"]}, headers)
+    assert status == 403 and body["error"] == f"not written: {words}"
+    assert (root / "params.yaml").read_bytes() == before
 
 
 def test_uploaded_geofence_becomes_wkt(served, tmp_path):

@@ -18,16 +18,14 @@ from geofoundry.dashboard.experiments import RevisionCache
 from geofoundry.dashboard.revisions import Missing, RevisionFiles, Scratch
 
 from .compare_repo import at, commit_with, with_param
-from .dashboard_server import call, project, serve_project
+from .dashboard_server import call, page_token, project, serve_project
 from .project import sh
 
 OUTCOMES = ("tp", "fp", "fn")
 
 
 def token(url: str) -> str:
-    status, html, _ = call(f"{url}/compare")
-    assert status == 200
-    return re.search(rb'name="geofoundry-token" content="([^"]+)"', html).group(1).decode()
+    return page_token(url, "/compare")
 
 
 def promote(url: str, body: dict, run: bool = False, headers: dict | None = None) -> tuple[int, dict]:

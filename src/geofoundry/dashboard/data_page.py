@@ -4,6 +4,7 @@ selection", which writes params.yaml's ``select:`` as ``geofoundry select --writ
 from __future__ import annotations
 
 import json
+import secrets
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ from ..select.changes import render_select, write_select
 from ..select.geofence import parse_area
 from ..select.query import Selection
 from ..select.split import SPLITS
-from .app import Page
+from .app import Page, refused_post
 from .catalog_store import CatalogStore
 from .files import Refused, SceneFiles
 
@@ -110,6 +111,7 @@ def _fence(name: str, data: bytes) -> dict:
 
 def data_page(store: CatalogStore, files: SceneFiles) -> Page:
     """The data page and its API under ``/api/data``."""
+    token = secrets.token_urlsafe(32)  # "use this selection" writes params.yaml: only this page may ask
     facets = store.facets()
 
     async def catalog(request: Request) -> Response:
@@ -162,6 +164,9 @@ def data_page(store: CatalogStore, files: SceneFiles) -> Page:
         return JSONResponse({"params": str(store.source.params_path), "select_yaml": section})
 
     async def use(request: Request) -> Response:
+        refused = refused_post(request, token)
+        if refused:
+            return JSONResponse({"error": f"not written: {refused}"}, status_code=403)
         try:
             changes = await _changes(request)
             _, sel = await run_in_threadpool(store.run, changes)
@@ -198,7 +203,7 @@ def data_page(store: CatalogStore, files: SceneFiles) -> Page:
               Route("/api/data/params", params_preview, methods=["POST"]),
               Route("/api/data/use", use, methods=["POST"]), Route("/api/data/fence", fence, methods=["POST"]),
               Route("/api/data/labels/{scene_id}", labels)]
-    return Page("/data", "Data", "data.html", routes)
+    return Page("/data", "Data", "data.html", routes, {"token": token})
 
 
 def _takewhile_indented(lines: list[str]):

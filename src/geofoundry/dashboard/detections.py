@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from ..config import EvaluateConfig, format_validation_error
 from ..errors import GeofoundryError
-from ..evaluate.run import _load_selection as load_selection
+from ..evaluate.run import load_selection
 from ..evaluate.scene import evaluate_scene
 from ..io.labelled import COLUMN as AREA_COLUMN
 from ..io.labelled import PATH_COLUMN as AREA_PATH_COLUMN

@@ -36,7 +36,7 @@ DIGITS = 6
 HEADLINE = {"object": ("precision", "recall", "f1", "ap"), "pixel": ("iou", "f1")}
 
 
-def _load_selection(selection_dir: Path) -> tuple[pd.DataFrame, list[str], list[str]]:
+def load_selection(selection_dir: Path) -> tuple[pd.DataFrame, list[str], list[str]]:
     """Selected scenes (indexed by ``scene_id``), class names and class paths (background first)."""
     scenes_path, classes_path = selection_dir / "scenes.parquet", selection_dir / "classes.json"
     for path in (scenes_path, classes_path):
@@ -145,7 +145,7 @@ def run(
     overlays; return the report (:func:`headline` picks the metrics from it)."""
     selection_dir, predictions_dir, vectors_dir = Path(selection_dir), Path(predictions_dir), Path(vectors_dir)
     plots_dir = Path(plots_dir)
-    scenes, names, paths = _load_selection(selection_dir)
+    scenes, names, paths = load_selection(selection_dir)
     pred_paths = outputs_in(predictions_dir, ".tif")
     if not pred_paths:
         raise GeofoundryError(f"{predictions_dir}: no prediction rasters (*.tif); run the predict stage first")

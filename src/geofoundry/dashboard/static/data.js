@@ -6,6 +6,7 @@
   const CONTEXT_NAMES = {vegetation: "vegetation", bright: "bright / snow", cloud_haze: "cloud / haze",
                          water: "water", nodata: "no data"};
   const RAMP = ["#0d0887", "#5b02a3", "#9a179b", "#cb4678", "#eb7852", "#fbb32f", "#f0f921"];
+  const TOKEN = document.querySelector('meta[name="geofoundry-token"]').content;
   const $ = (id) => document.getElementById(id);
   const el = (tag, attrs = {}, ...children) => {
     const node = document.createElement(tag);
@@ -32,8 +33,8 @@
     };
   }
   async function post(path, body, raw) {
-    const res = await fetch(path, {method: "POST", body: raw ? body : JSON.stringify({select: body}),
-                                   headers: raw ? {} : {"content-type": "application/json"}});
+    const headers = {"x-geofoundry-token": TOKEN, ...(raw ? {} : {"content-type": "application/json"})};
+    const res = await fetch(path, {method: "POST", body: raw ? body : JSON.stringify({select: body}), headers});
     const data = await res.json();
     if (!res.ok) throw new Error(data.error || res.statusText);
     return data;
