@@ -12,6 +12,10 @@ import pytest
 for _key in ("NO_ALBUMENTATIONS_UPDATE", "HF_HUB_OFFLINE", "DVC_NO_ANALYTICS"):
     os.environ.setdefault(_key, "1")
 
+# Each parametrized case in these files starts the CLI or a stage in a process of its own (seconds each on two
+# cores): the fast tier (`-m "not slow"`) keeps the first case of each test, `make test` runs them all.
+SAMPLED = ("tests/faults/", "tests/test_models_presets.py")
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 DEV = SHARED / "data" / "oam_buildings_eafrica_scenes"
@@ -119,3 +123,15 @@ def compare_repo(tmp_path_factory, small_raw) -> dict:
     from .compare_repo import build
 
     return build(tmp_path_factory.mktemp("compare"), small_raw)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every case after the first of each parametrized test in :data:`SAMPLED` files slow."""
+    seen: set[str] = set()
+    for item in items:
+        if not item.nodeid.startswith(SAMPLED) or not hasattr(item, "callspec"):
+            continue
+        test = item.nodeid.split("[", 1)[0]
+        if test in seen:
+            item.add_marker(pytest.mark.slow)
+        seen.add(test)

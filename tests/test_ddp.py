@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TWO_GPUS = [pytest.mark.gpu, pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")]
 
 
+@pytest.mark.slow  # tens of seconds on two cores
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=TWO_GPUS)])
 def test_torchrun_two_processes(chips_dir, tmp_path, device):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())

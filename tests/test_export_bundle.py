@@ -223,6 +223,7 @@ def test_cli_refuses_a_tampered_bundle(exported, small_raw, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow  # tens of seconds on two cores
 def test_gto_versions_and_dvc_artifacts_get(exported, spacenet_root, tmp_path):
     """Two registered versions in a git repo with a local DVC remote; another folder gets v0.1.0 and runs it."""
     from geofoundry.delivery.predict import predict_bundle
@@ -265,6 +266,7 @@ def test_gto_versions_and_dvc_artifacts_get(exported, spacenet_root, tmp_path):
     assert result["scenes"] == [scene.stem] and (client / "out" / f"{scene.stem}.gpkg").is_file()
 
 
+@pytest.mark.slow  # tens of seconds on two cores
 def test_evaluate_bundle_on_a_client_dataset(exported, small_raw, tmp_path):
     """`geofoundry evaluate --bundle --data`: the acceptance run writes the keys of metrics/evaluate.json and the
     breakdowns of reports/evaluate.json, and prints the headline."""
@@ -282,6 +284,7 @@ def test_evaluate_bundle_on_a_client_dataset(exported, small_raw, tmp_path):
     assert overlays == {"kampala_ug_z19", "nairobi_ke_z19"}  # one per 150 m block of each scene
 
 
+@pytest.mark.slow  # tens of seconds on two cores
 def test_evaluate_bundle_on_spacenet_takes_rgb_refuses_uint16(exported, spacenet_root, tmp_path):
     proc = cli("evaluate", "--bundle", str(exported["bundle"]), "--data", str(spacenet_root), "--out", "acc",
                cwd=tmp_path)

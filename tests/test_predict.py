@@ -7,6 +7,7 @@ import json
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pytest
 import rasterio
 import torch
 from rasterio.windows import from_bounds
@@ -90,6 +91,7 @@ def brier(prob_path, truth_raster) -> float:
     return float(((p - truth) ** 2)[valid].mean())
 
 
+@pytest.mark.slow  # tens of seconds on two cores
 def test_ensemble_and_tta_on_dev(selection_dir, chips_dir, tiny_model, tmp_path):
     """Two trained models averaged with D4 TTA: a valid map, no worse (Brier score) than the weaker member."""
     from rasterio.features import rasterize

@@ -100,11 +100,13 @@ def same_run(a: Path, b: Path, epochs: int) -> None:
     assert all(len(t.splitlines()) == 1 + epochs for t in history(b / "live").values())
 
 
+@pytest.mark.slow  # tens of seconds on two cores
 def test_killed_run_resumes_to_the_same_weights(chips_dir, uninterrupted, tmp_path):
     kill_and_resume(chips_dir, tmp_path, CFG)
     same_run(uninterrupted, tmp_path, CFG.epochs)
 
 
+@pytest.mark.slow  # tens of seconds on two cores
 def test_weight_average_resumes_too(chips_dir, tmp_path):
     cfg = CFG.model_copy(update={"ema": 0.7})
     finish(start(chips_dir, tmp_path / "whole", cfg))
@@ -137,6 +139,7 @@ def test_other_settings_do_not_resume(chips_dir, uninterrupted, tmp_path):
     assert fingerprint(CFG, "unet", chips_dir, 1) != same and fingerprint(CFG, "linknet", chips_dir, 2) != same
 
 
+@pytest.mark.slow  # tens of seconds on two cores
 def test_workers_do_not_change_the_run(chips_dir, uninterrupted, tmp_path):
     finish(start(chips_dir, tmp_path, CFG.model_copy(update={"num_workers": 2, "prefetch": 2})))
     a, b = weights(uninterrupted / "models" / "last.pt"), weights(tmp_path / "models" / "last.pt")
