@@ -118,6 +118,7 @@ def test_weight_average_resumes_too(chips_dir, tmp_path):
     assert not all(torch.equal(averaged[k], trained[k]) for k in averaged)  # checkpoints hold the average
 
 
+@pytest.mark.slow  # tens of seconds on two cores
 def test_same_seed_same_metrics_and_a_finished_run_starts_afresh(chips_dir, uninterrupted, tmp_path):
     first = torch.load(uninterrupted / "models" / "last.pt", weights_only=True)
     (tmp_path / "models").mkdir()
