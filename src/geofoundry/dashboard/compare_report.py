@@ -13,7 +13,7 @@ from .app import STATIC
 CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
        "base-uri 'none'; form-action 'none'")
 STYLES = ("vendor/leaflet/leaflet.css", "dashboard.css")
-SCRIPTS = ("vendor/leaflet/leaflet.js", "compare_view.js")
+SCRIPTS = ("vendor/leaflet/leaflet.js", "dom.js", "compare_view.js")
 
 
 def _inline_script(text: str) -> str:

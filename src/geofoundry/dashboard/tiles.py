@@ -116,26 +116,23 @@ def tile_routes(files: SceneFiles, basemap: Path | None = None) -> list[Route]:
     bounds and stretch."""
     tiler = Tiler()
 
-    def image(request: Request) -> Path:
-        return files.image(request.path_params["scene_id"])
+    def image(request: Request) -> Path | Response:
+        """The scene's image, or the answer that refuses it (unknown: 404, outside the dataset: 403)."""
+        scene = request.path_params["scene_id"]
+        try:
+            return files.image(scene)
+        except KeyError:
+            return JSONResponse({"error": f"unknown scene {scene!r}"}, status_code=404)
+        except Refused as e:
+            return JSONResponse({"error": str(e)}, status_code=403)
 
     async def scene_tile(request: Request) -> Response:
-        try:
-            path = image(request)
-        except KeyError:
-            return JSONResponse({"error": f"unknown scene {request.path_params['scene_id']!r}"}, status_code=404)
-        except Refused as e:
-            return JSONResponse({"error": str(e)}, status_code=403)
-        return await _serve_tile(tiler, path, request)
+        path = image(request)
+        return path if isinstance(path, Response) else await _serve_tile(tiler, path, request)
 
     async def scene_info(request: Request) -> Response:
-        try:
-            path = image(request)
-        except KeyError:
-            return JSONResponse({"error": f"unknown scene {request.path_params['scene_id']!r}"}, status_code=404)
-        except Refused as e:
-            return JSONResponse({"error": str(e)}, status_code=403)
-        return JSONResponse(await run_in_threadpool(tiler.info, path))
+        path = image(request)
+        return path if isinstance(path, Response) else JSONResponse(await run_in_threadpool(tiler.info, path))
 
     async def basemap_tile(request: Request) -> Response:
         if basemap is None:

@@ -2,15 +2,7 @@
    (compare_view.js), "save as report", and promotion to a model version. Talks to this server only. */
 (function () {
   "use strict";
-  const $ = (id) => document.getElementById(id);
-  const el = (tag, attrs = {}, ...children) => {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs)) {
-      if (k === "text") node.textContent = v; else if (v !== undefined && v !== null) node.setAttribute(k, v);
-    }
-    children.forEach((c) => node.append(c));
-    return node;
-  };
+  const {$, el} = window.GeofoundryDom;
   const TOKEN = document.querySelector('meta[name="geofoundry-token"]').content;
   const FIXED = [["name", "experiment"], ["rev", "rev"], ["kind", "kind"], ["created", "created"], ["state", "state"]];
   const OPS = [">=", "<=", "!=", "=", ">", "<"];

@@ -10,14 +10,7 @@
   const SIDES = ["a", "b"];
   const LIST_MAX = 300;
   const SVG = "http://www.w3.org/2000/svg";
-  const el = (tag, attrs = {}, ...children) => {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs)) {
-      if (k === "text") node.textContent = v; else if (v !== undefined && v !== null) node.setAttribute(k, v);
-    }
-    children.forEach((c) => node.append(c));
-    return node;
-  };
+  const {el} = window.GeofoundryDom;
   const svgEl = (tag, attrs = {}, text) => {
     const node = document.createElementNS(SVG, tag);
     Object.entries(attrs).forEach(([k, v]) => node.setAttribute(k, v));

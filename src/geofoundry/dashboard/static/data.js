@@ -7,15 +7,7 @@
                          water: "water", nodata: "no data"};
   const RAMP = ["#0d0887", "#5b02a3", "#9a179b", "#cb4678", "#eb7852", "#fbb32f", "#f0f921"];
   const TOKEN = document.querySelector('meta[name="geofoundry-token"]').content;
-  const $ = (id) => document.getElementById(id);
-  const el = (tag, attrs = {}, ...children) => {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs)) {
-      if (k === "text") node.textContent = v; else if (v !== undefined && v !== null) node.setAttribute(k, v);
-    }
-    children.forEach((c) => node.append(c));
-    return node;
-  };
+  const {$, el} = window.GeofoundryDom;
 
   let facets = null;
   const state = {classes: [], sites: new Set(), sensors: new Set(), gsd_range: [0, 1e9], dates: [], contexts: {},
