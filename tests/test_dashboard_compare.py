@@ -168,8 +168,8 @@ def test_promote_refuses_then_registers(served, compare_repo):
     assert sh("git", "rev-list", "-n", "1", "detector@v0.9.0", cwd=repo).stdout.strip() == revs["iou03"]
     assert "detector@v0.9.0" in rows(served.url)["iou03"]["tags"]
     status, out = promote(served.url, {"rev": revs["thr04"], "version": "v0.9.0"})
-    assert out["problems"] == ["version v0.9.0 of detector exists already (tag detector@v0.9.0 on "
-                               f"{revs['iou03'][:7]})"]
+    assert ("version v0.9.0 of detector exists already (tag detector@v0.9.0 on "  # thr04 may hold a version too
+            f"{revs['iou03'][:7]})") in out["problems"]
     status, out = promote(served.url, {"rev": revs["iou03"], "version": "v0.9.1"})
     assert out["problems"] == [f"iou03 ({revs['iou03'][:7]}) is already version v0.9.0 of detector"]
 
