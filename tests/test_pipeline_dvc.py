@@ -33,7 +33,8 @@ def test_repro_writes_every_output_and_metrics(project):
     export = json.loads((project / "metrics/export.json").read_text())
     assert export["onnx"]["passed"] and export["onnx"]["max_abs_diff"] < 1e-3
     assert (project / "export/model.onnx").stat().st_size > 0
-    assert sorted(p.stem for p in (project / "data/predictions").glob("*.tif"))
+    for split in ("val", "test"):
+        assert sorted(p.stem for p in (project / "data/predictions" / split).glob("*.tif")), split
     assert "are up to date" in sh("dvc", "status", cwd=project).stdout
 
 

@@ -57,6 +57,7 @@ class Paths:
 
     @property
     def predictions(self) -> Path:
+        """Probability maps: ``val/`` (what the running point search tunes on) and ``test/`` (what is reported)."""
         return self / "data/predictions"
 
     @property
