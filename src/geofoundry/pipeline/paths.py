@@ -61,6 +61,11 @@ class Paths:
         return self / "data/predictions"
 
     @property
+    def rps_cache(self) -> Path:
+        """What the running point search keeps between runs (git- and DVC-ignored; deleting it costs only time)."""
+        return self / ".rps-cache"
+
+    @property
     def vectors(self) -> Path:
         return self / "data/vectors"
 
