@@ -103,8 +103,11 @@ def test_known_answer_sweep(known, search):
         assert got == expected(row[3], row[4]), (row, got)
     assert sorted(zip(trials.iloc[1:, 2], trials.iloc[1:, 3])) == sorted(
         (t, a) for t in THRESHOLDS for a in AREAS if (t, a) != (0.3, 0))  # every other point once
-    metrics = json.loads((known / "metrics/rps.json").read_text())
-    assert metrics["params"]["val"]["f1"] == pytest.approx(12 / 19, abs=1e-6) and metrics["trials"] == 8
+    report = json.loads((known / "reports/rps.json").read_text())
+    assert report["params"]["val"]["f1"] == pytest.approx(12 / 19, abs=1e-6) and report["trials"] == 8
+    assert json.loads((known / "metrics/rps.json").read_text()) == {
+        "best": {"precision": 1.0, "recall": 1.0, "f1": 1.0, "ap": 1.0, "settings": best["settings"]},
+        "params": {"f1": report["params"]["val"]["f1"]}}
     front = pd.read_csv(known / "plots/rps/pareto.csv")
     assert front["trial"].tolist() == [best["trial"]]  # (1, 1) beats every other point
     by_setting = json.loads((known / "plots/rps/f1_by_setting/postprocess.threshold.value.json").read_text())
@@ -213,12 +216,12 @@ def test_apply_changes_only_the_chosen_values(tmp_path):
     params = tmp_path / "params.yaml"
     shutil.copy(ROOT / "params.yaml", params)
     original = params.read_text()
-    (tmp_path / "metrics").mkdir()
+    (tmp_path / "reports").mkdir()
     best = {"postprocess.threshold.value": 0.45, "postprocess.simplify.preserve_topology": False,
             "postprocess.min_area.area_m2": 10.0, "predict.tta": "d4"}
     overrides = ["postprocess.steps.0.threshold.value=0.45", "postprocess.steps.4.simplify.preserve_topology=false",
                  "postprocess.steps.5.min_area.area_m2=10.0", "predict.tta=d4"]
-    (tmp_path / "metrics/rps.json").write_text(json.dumps({"best": {"settings": best, "set": overrides}}))
+    (tmp_path / "reports/rps.json").write_text(json.dumps({"best": {"settings": best, "set": overrides}}))
     result = CliRunner().invoke(app, ["rps", "--apply", "-p", str(params)])
     assert result.exit_code == 0, result.output
     changed = [o if "simplify" not in o else "+" + o for o in overrides if "min_area" not in o]  # 10.0 is there
@@ -249,17 +252,22 @@ def test_apply_refuses_a_stale_search(tmp_path):
     params = tmp_path / "params.yaml"
     shutil.copy(ROOT / "params.yaml", params)
     before = params.read_text()
-    (tmp_path / "metrics").mkdir()
+    (tmp_path / "reports").mkdir()
     result = CliRunner().invoke(app, ["rps", "--apply", "-p", str(params)])
     assert result.exit_code == 1 and "rps.json: missing; run the search first" in result.output
     stale = {"best": {"settings": {"postprocess.open.radius_px": 3}, "set": ["postprocess.steps.2.open.radius_px=3"]}}
-    (tmp_path / "metrics/rps.json").write_text(json.dumps(stale))  # step 2 is fill_holes now
+    (tmp_path / "reports/rps.json").write_text(json.dumps(stale))  # step 2 is fill_holes now
     with pytest.raises(GeofoundryError, match="does not fit .*run it again"):
-        apply_best(params, tmp_path / "metrics/rps.json")
+        apply_best(params, tmp_path / "reports/rps.json")
     bad = {"best": {"settings": {"predict.overlap": 400}, "set": ["predict.overlap=400"]}}
-    (tmp_path / "metrics/rps.json").write_text(json.dumps(bad))
+    (tmp_path / "reports/rps.json").write_text(json.dumps(bad))
     with pytest.raises(GeofoundryError, match="predict: Value error, overlap"):
-        apply_best(params, tmp_path / "metrics/rps.json")
+        apply_best(params, tmp_path / "reports/rps.json")
+    bad = {"best": {"settings": {"postprocess.threshold.value": 1.5},
+                    "set": ["postprocess.steps.0.threshold.value=1.5"]}}
+    (tmp_path / "reports/rps.json").write_text(json.dumps(bad))
+    with pytest.raises(GeofoundryError, match=r"best point: postprocess.steps\[0\] 'threshold'.*less than or equal"):
+        apply_best(params, tmp_path / "reports/rps.json")
     assert params.read_text() == before
 
 

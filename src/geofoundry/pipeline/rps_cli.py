@@ -13,8 +13,8 @@ from .runner import run_stage, setup_logging
 
 PARAMS = typer.Option(Path("params.yaml"), "--params", "-p", help="parameters file")
 VERBOSE = typer.Option(False, "--verbose", "-v", help="debug logging")
-APPLY = typer.Option(False, "--apply", help="write the best point of metrics/rps.json into the parameters file (no "
-                                            "search) and print the same change as `dvc exp run -S`")
+APPLY = typer.Option(False, "--apply", help="write the best point of reports/rps.json into the parameters file "
+                                            "(no search) and print the same change as `dvc exp run -S`")
 
 
 def rps_command(params: Path = PARAMS, verbose: bool = VERBOSE, apply: bool = APPLY) -> None:
@@ -30,7 +30,7 @@ def rps_command(params: Path = PARAMS, verbose: bool = VERBOSE, apply: bool = AP
         except ModuleNotFoundError as e:
             raise missing_stack(e) from None
 
-        changed = apply_best(params, Paths(params.parent).metrics / "rps.json")
+        changed = apply_best(params, Paths(params.parent).reports / "rps.json")
     if not changed:
         console.print(f"{params} already holds the best point of the search", highlight=False)
         return

@@ -1,5 +1,6 @@
-"""``geofoundry rps --apply``: the best point of ``metrics/rps.json`` written into params.yaml (comments, order and
-layout kept: :mod:`geofoundry.io.yaml_edit`), and the ``dvc exp run -S`` line that sets the same values."""
+"""``geofoundry rps --apply``: the best point of the search (``reports/rps.json``) written into params.yaml
+(comments, order and layout kept: :mod:`geofoundry.io.yaml_edit`), and the ``dvc exp run -S`` line that sets the
+same values."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from ..errors import GeofoundryError
 from ..io.atomic import write_text
 from ..io.inputs import read_json, read_text, validated
 from ..io.yaml_edit import flow, plain, round_trip
+from ..postprocess import build_chain
 from .settings import SettingsError
 from .space import check_space
 
@@ -49,26 +51,30 @@ def _path(override: str) -> list[str | int]:
 
 
 def check_params(data: Any, source: str) -> Params:
-    """``data`` as the params loader takes it, with ``rps.settings`` also checked against the operations."""
+    """``data`` as the params loader takes it, with ``rps.settings`` and the chain also checked against the
+    operations (as the rps and postprocess stages check them)."""
     params = validated(Params, data, source)
     try:
         check_space(params.rps, params.postprocess.steps, params.predict)
     except SettingsError as e:
         raise GeofoundryError("\n".join([f"{source}: invalid parameters", *e.lines()])) from None
+    try:
+        build_chain(params.postprocess.steps)
+    except GeofoundryError as e:
+        raise GeofoundryError(f"{source}: {e}") from None
     return params
 
 
-def apply_best(params_path: Path, metrics_path: Path) -> list[str]:
-    """Write the best point of ``metrics_path`` into ``params_path``; return the ``dvc exp run -S`` overrides of the
-    values changed (none when params.yaml holds the point already). Nothing is written when a value no longer fits
-    params.yaml."""
-    if not metrics_path.is_file():
-        raise GeofoundryError(f"{metrics_path}: missing; run the search first (`dvc repro rps` or `geofoundry rps`)")
-    best = read_json(metrics_path, "running point search metrics").get("best")
-    if not isinstance(best, dict) or not isinstance(best.get("set"), list) or not isinstance(best.get("settings"),
-                                                                                               dict):
-        raise GeofoundryError(f"{metrics_path}: no best point (best.set, best.settings); run the search again")
-    stale = (f"{metrics_path} does not fit {params_path} (postprocess.steps or predict.ensemble changed since the "
+def apply_best(params_path: Path, report_path: Path) -> list[str]:
+    """Write the best point of ``report_path`` (the search's summary) into ``params_path``; return the ``dvc exp
+    run -S`` overrides of the values changed (none when params.yaml holds the point already). Nothing is written
+    when a value no longer fits params.yaml."""
+    if not report_path.is_file():
+        raise GeofoundryError(f"{report_path}: missing; run the search first (`dvc repro rps` or `geofoundry rps`)")
+    best = read_json(report_path, "running point search report").get("best")
+    if not (isinstance(best, dict) and isinstance(best.get("set"), list) and isinstance(best.get("settings"), dict)):
+        raise GeofoundryError(f"{report_path}: no best point (best.set, best.settings); run the search again")
+    stale = (f"{report_path} does not fit {params_path} (postprocess.steps or predict.ensemble changed since the "
              "search): run it again (`dvc repro rps`)")
     changed: list[str] = []
 
@@ -77,7 +83,7 @@ def apply_best(params_path: Path, metrics_path: Path) -> list[str]:
             added = _set(doc, _path(override.partition("=")[0]), value, stale)
             if added is not None:
                 changed.append(added + override)
-        check_params(plain(doc), f"{params_path} with {metrics_path}'s best point")
+        check_params(plain(doc), f"{params_path} with {report_path}'s best point")
 
     text = round_trip(read_text(params_path, "parameters"), edit)
     if changed:

@@ -1,5 +1,7 @@
-"""What the rps stage writes: every trial as a table, the Pareto front, F1 against each setting (plots), and
-``metrics/rps.json`` with the best point and the current one."""
+"""What the rps stage writes: every trial as a table, the Pareto front, F1 against each setting (plots), the whole
+summary (``reports/rps.json``: the best point and the current one, with their overrides, counts and the work done)
+and its headline (``metrics/rps.json``: the best point's settings and validation figures, few keys, so that
+``dvc exp show`` stays narrow)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from ..io.atomic import atomic_path, write_json, write_text
 from .settings import Setting
 
 FIGURES = ("precision", "recall", "f1", "ap", "tp", "fp", "fn")
+HEADLINE = ("precision", "recall", "f1", "ap")
 TRIALS, PARETO, BY_SETTING = "trials.csv", "pareto.csv", "f1_by_setting"
 
 
@@ -51,8 +54,16 @@ def by_setting(rows: Sequence[dict], setting: Setting) -> list[dict]:
              "trial": r["trial"]} for r in rows]
 
 
+def headline(summary: dict) -> dict:
+    """The figures experiments are compared by: the best point's settings and validation P/R/F1/AP, and the
+    validation F1 of the current params."""
+    best = summary["best"]
+    return {"best": {**{k: best["val"][k] for k in HEADLINE}, "settings": best["settings"]},
+            "params": {"f1": summary["params"]["val"]["f1"]}}
+
+
 def write_outputs(rows: Sequence[dict], settings: Sequence[Setting], summary: dict, metrics_path: Path,
-                  plots_dir: Path) -> None:
+                  report_path: Path, plots_dir: Path) -> None:
     keys = [s.key for s in settings]
     columns = ["trial", "source", *keys, *FIGURES, "objective", "feasible", "pareto", "cached", "seconds"]
     front = {r["trial"] for r in pareto_front(rows)}
@@ -63,4 +74,5 @@ def write_outputs(rows: Sequence[dict], settings: Sequence[Setting], summary: di
         tmp.mkdir()
         for s in settings:
             write_json(tmp / _file_name(s.key), by_setting(rows, s))
-    write_json(metrics_path, summary)
+    write_json(report_path, summary)
+    write_json(metrics_path, headline(summary))

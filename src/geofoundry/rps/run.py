@@ -142,9 +142,10 @@ def _summary(cfg: RpsConfig, settings: list[Setting], rows: list[dict], seconds:
 
 def run(cfg: RpsConfig, postprocess: PostprocessConfig, predict: PredictConfig, evaluate: EvaluateConfig,
         selection_dir: Path, val_maps: Path, chips_dir: Path, model_path: Path, cache_dir: Path,
-        metrics_path: Path, plots_dir: Path) -> dict:
-    """Search, write ``plots_dir`` (trials.csv, pareto.csv, f1_by_setting/) and ``metrics_path``; return the
-    summary written there. ``val_maps``: the predict stage's validation maps (``data/predictions/val``)."""
+        metrics_path: Path, report_path: Path, plots_dir: Path) -> dict:
+    """Search; write ``plots_dir`` (trials.csv, pareto.csv, f1_by_setting/), the summary (``report_path``) and its
+    headline (``metrics_path``); return the summary. ``val_maps``: the predict stage's validation maps
+    (``data/predictions/val``)."""
     if not cfg.settings:
         raise GeofoundryError("rps.settings is empty: name at least one predict or postprocess setting to vary "
                               "(docs/RPS.md)")
@@ -190,7 +191,7 @@ def run(cfg: RpsConfig, postprocess: PostprocessConfig, predict: PredictConfig, 
     finally:
         trials.close()
     summary = _summary(cfg, settings, rows, time.perf_counter() - start, source, trials)
-    write_outputs(rows, settings, summary, Path(metrics_path), Path(plots_dir))
+    write_outputs(rows, settings, summary, Path(metrics_path), Path(report_path), Path(plots_dir))
     best = summary["best"]
     if not best["feasible"]:
         log.warning("rps: no point reaches the floor %s of %s; the best is the closest", cfg.floor, cfg.objective)
