@@ -159,6 +159,8 @@ def test_a_tight_memory_budget_changes_the_work_not_the_figures(known):
     ({"settings": {"postprocess.min_area.area_m2": {"low": 20, "high": 10}}},
      "rps.settings.postprocess.min_area.area_m2: empty range: low 20 > high 10"),
     ({"settings": {"postprocess.min_area.area_m2": []}}, "rps.settings.postprocess.min_area.area_m2: empty list"),
+    ({"settings": {"postprocess.min_area.area_m2": {"low": 0, "high": 1e9, "step": 1e-9}}},
+     "rps.settings.postprocess.min_area.area_m2: the range has more than 10000 values: take a larger step"),
     ({"settings": {"predict.tile": [256]}}, "rps.settings.predict.tile: not a predict setting RPS varies"),
     ({"settings": {"predict.tta": ["none", "d8"]}}, "rps.settings.predict.tta: 'd8': Input should be"),
     ({"settings": {"train.lr": [0.1]}}, "rps.settings.train.lr: not a setting RPS varies"),

@@ -31,6 +31,7 @@ PREDICT_KEYS = ("predict.tta", "predict.overlap", "predict.ensemble.<i>.weight")
 RANGE_KEYS = {"low", "high", "step", "log"}
 SCALARS = (bool, int, float, str, type(None))
 DIGITS = 12  # stepped values are rounded to this many significant digits (0.1 + 0.2 is 0.3)
+MAX_VALUES = 10_000  # values of one stepped range: far more than a search tries, few enough to check each
 Where = tuple[str | int, ...]
 Check = Callable[[Any], Any]  # a value as the parameter takes it; ValueError when it does not
 OpCheck = Callable[[Where, dict], tuple[Check, bool]]  # (path, the step's parameters) -> (check, whole numbers)
@@ -76,18 +77,31 @@ class Setting:
     def categorical(self) -> bool:
         return self.choices is not None
 
+    def count(self) -> int | None:
+        """Number of values of a list or a stepped range; None for a continuous range."""
+        if self.choices is not None:
+            return len(self.choices)
+        if self.step is None:
+            return None
+        return math.floor((self.high - self.low) / self.step * (1 + 1e-12) + 1e-9) + 1
+
     def values(self) -> list | None:
         """Every value of a list or a stepped range; None for a continuous range."""
         if self.choices is not None:
             return list(self.choices)
-        if self.step is None:
-            return None
-        n = math.floor((self.high - self.low) / self.step * (1 + 1e-12) + 1e-9) + 1
-        return [_clean(self.low + k * self.step, self.integer) for k in range(n)]
+        n = self.count()
+        return None if n is None else [_clean(self.low + k * self.step, self.integer) for k in range(n)]
 
 
 def _clean(x: float, integer: bool) -> float | int:
     return int(round(x)) if integer else float(f"{x:.{DIGITS}g}")
+
+
+def _finite(x: float) -> bool:
+    try:
+        return math.isfinite(x)
+    except OverflowError:  # an integer beyond any float
+        return False
 
 
 def pydantic_message(err: ValidationError) -> str:
@@ -155,8 +169,8 @@ def _values(key: str, spec: Any, check: Check, integer: bool, path: Where) -> Se
     if set(spec) - RANGE_KEYS or not {"low", "high"} <= set(spec):
         raise ValueError(f"a range needs low and high (and may have step, log); got keys {sorted(spec)}")
     low, high, step, log = spec["low"], spec["high"], spec.get("step"), spec.get("log", False)
-    numbers = [v for v in (low, high, step) if v is not None]
-    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in numbers):
+    numbers = [low, high, *([] if step is None else [step])]
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not _finite(v) for v in numbers):
         raise ValueError(f"low, high and step must be finite numbers, got {spec}")
     if not isinstance(log, bool):
         raise ValueError(f"log must be true or false, got {log!r}")
@@ -169,6 +183,8 @@ def _values(key: str, spec: Any, check: Check, integer: bool, path: Where) -> Se
     if integer and any(float(v) != int(v) for v in numbers):
         raise ValueError(f"the parameter takes whole numbers: low, high and step must be integers, got {spec}")
     setting = Setting(key, path, low=low, high=high, step=step, log=log, integer=integer)
+    if step is not None and not _finite((high - low) / step) or (setting.count() or 0) > MAX_VALUES:
+        raise ValueError(f"the range has more than {MAX_VALUES} values: take a larger step")
     for value in setting.values() or [low, high]:
         check(value)
     return setting
@@ -207,8 +223,8 @@ def parse_settings(settings: dict[str, Any], steps: Sequence[dict], predict: Pre
 
 def grid_size(settings: Sequence[Setting]) -> int | None:
     """Number of points of the space; None when a range is continuous."""
-    sizes = [s.values() for s in settings]
-    return None if any(v is None for v in sizes) else math.prod(len(v) for v in sizes)
+    counts = [s.count() for s in settings]
+    return None if any(n is None for n in counts) else math.prod(counts)
 
 
 def check_settings(rps: RpsConfig, steps: Sequence[dict], predict: PredictConfig,
@@ -219,7 +235,7 @@ def check_settings(rps: RpsConfig, steps: Sequence[dict], predict: PredictConfig
         return settings
     size = grid_size(settings)
     if size is None:
-        keys = [s.key for s in settings if s.values() is None]
+        keys = [s.key for s in settings if s.count() is None]
         raise SettingsError([(("settings", k), f"search {rps.search} needs a list or a range with a step")
                              for k in keys])
     if size > rps.trials:
