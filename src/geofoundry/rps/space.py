@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from ..config import PredictConfig, RpsConfig
 from ..postprocess import OPS
-from .settings import Check, Where, Setting, check_settings, pydantic_message
+from .settings import Check, Setting, Where, check_settings, pydantic_message
 
 
 def op_check(path: Where, current: dict) -> tuple[Check, bool]:
