@@ -114,6 +114,25 @@ def test_known_answer_sweep(known, search):
     assert len(by_setting) == 9 and {r["value"] for r in by_setting} == set(THRESHOLDS)
 
 
+def test_a_labelled_area_bounds_the_validation_area(known):
+    """Ground outside the scene's labelled area is unlabelled, not negative: the specks and blobs below it are
+    neither false positives nor kept from an earlier run without the area."""
+    params = write_params(known, {"trials": 9})
+    run_stage("rps", params.name, known)
+    top = shapely.box(ORIGIN[0], ORIGIN[1] - 120 * PX, ORIGIN[0] + SIDE * PX, ORIGIN[1])  # the buildings' rows
+    area = gpd.GeoSeries([top], crs=CRS).to_crs("EPSG:4326")
+    (known / "area.geojson").write_text(area.to_json())
+    scenes = pd.read_parquet(known / "data/selection/scenes.parquet")
+    scenes["labelled_area_path"] = str(known / "area.geojson")
+    scenes.to_parquet(known / "data/selection/scenes.parquet")
+    summary = run_stage("rps", params.name, known)
+    assert summary["work"]["trials_reused"] == 0
+    assert summary["params"]["val"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "ap": 1.0, "tp": 6, "fp": 0,
+                                        "fn": 0}
+    trials = pd.read_csv(known / "plots/rps/trials.csv")
+    assert (trials["fp"] == 0).all() and summary["best"]["trial"] == 0  # ties go to the current params
+
+
 def test_shared_work_is_done_once_and_trials_are_kept(known, monkeypatch):
     """Three thresholds: three threshold and polygonize runs for the nine points; each point's min_area once. A
     second run reads every trial from .rps-cache."""

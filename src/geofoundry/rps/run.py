@@ -18,6 +18,7 @@ from typing import Any
 from ..config import EvaluateConfig, PostprocessConfig, PredictConfig, RpsConfig
 from ..errors import GeofoundryError
 from ..evaluate.run import load_selection
+from ..io.labelled import PATH_COLUMN
 from ..postprocess.registry import build_chain
 from ..progress import task
 from .chains import ChainRunner, ValMap, open_map, step_keys
@@ -92,7 +93,8 @@ class Trials:
             rows = [self.scenes_table.loc[p.stem] for p in paths]
             scenes = [val_scene(row, p, self.class_paths, self.evaluate) for row, p in zip(rows, paths)]
             labels = sorted({row["labels_path"] for row in rows})
-            key = value_digest([files_digest(paths), files_digest(labels), self.class_paths,
+            areas = sorted({str(row.get(PATH_COLUMN, "") or "") for row in rows} - {""})  # labelled areas
+            key = value_digest([files_digest(paths), files_digest(labels), files_digest(areas), self.class_paths,
                                 self.evaluate.model_dump(mode="json"), self.postprocess.window_px,
                                 self.postprocess.halo_px])
             self._sets[folder] = MapSet([open_map(p, self.postprocess) for p in paths], scenes, key)
