@@ -211,13 +211,13 @@ def run(cfg: PredictConfig, selection_dir: Path, chips_dir: Path, model_path: Pa
             if stale.stem not in areas:
                 stale.unlink()
         jobs += [(split, row, areas[row["scene_id"]]) for _, row in scenes[scenes["scene_id"].isin(areas)].iterrows()]
-    for stale in outputs_in(out_dir, ".tif"):  # maps of the former flat layout
-        stale.unlink()
     done: dict[str, list[str]] = {split: [] for split in splits}
     for split, row, area in track(jobs, "predict", total=len(jobs)):
         if predict_scene(row["image_path"], row["band_names"].split("|"), float(row["gsd_m"]), area, spec, model,
                          cfg, out_dir / split / f"{row['scene_id']}.tif", outputs):
             done[split].append(row["scene_id"])
+    for stale in outputs_in(out_dir, ".tif"):  # maps of the former flat layout, once the new ones are written
+        stale.unlink()
     log.info("predicted %s", done)
     result = {"scenes": done, "engines": model.engines}
     if metrics_path is not None:

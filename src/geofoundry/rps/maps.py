@@ -18,6 +18,7 @@ from pathlib import Path
 from ..config import PredictConfig
 from ..errors import GeofoundryError
 from ..io.atomic import atomic_path
+from ..io.debris import outputs_in
 from .digest import code_digest, files_digest, value_digest
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,8 @@ SETTINGS = "settings.json"
 
 
 def tifs(folder: Path) -> list[Path]:
-    return sorted(Path(folder).glob("*.tif"))
+    """The maps in ``folder`` (never the temporary file of an interrupted write)."""
+    return outputs_in(folder, ".tif")
 
 
 def _size(folder: Path) -> int:
