@@ -17,7 +17,9 @@ TINY = {
     "train": {"epochs": 1, "samples_per_epoch": 8, "batch_size": 4, "threads": 1},
     "predict": {"tile": 256, "overlap": 32, "batch_size": 4},
     "export": {"parity_chips": 2},
+    "rps": {"trials": 4},
 }
+TINY_RPS = {"postprocess.min_area.area_m2": [0, 10], "postprocess.threshold.value": [0.45, 0.5]}  # no predict
 
 
 def env() -> dict[str, str]:
@@ -43,6 +45,14 @@ def deep_update(base: dict, update: dict) -> dict:
     return base
 
 
+def tiny_params(params: dict | None = None) -> dict:
+    """params.yaml with :data:`TINY` and ``params`` merged in; ``rps.settings`` replaced (by :data:`TINY_RPS` unless
+    ``params`` gives them), not merged, so that no search predicts."""
+    values = deep_update(yaml.safe_load((ROOT / "params.yaml").read_text()), deep_update(dict(TINY), params or {}))
+    values["rps"]["settings"] = (params or {}).get("rps", {}).get("settings", TINY_RPS)
+    return values
+
+
 def make_project(dst: Path, raw: Path, params: dict | None = None) -> Path:
     """Copy stages, params, dvc.yaml, plot templates and sources to ``dst``, put ``raw`` at data/raw, commit,
     ``dvc init``."""
@@ -51,8 +61,7 @@ def make_project(dst: Path, raw: Path, params: dict | None = None) -> Path:
         shutil.copytree(ROOT / name, dst / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(ROOT / name, dst / name)
-    values = deep_update(yaml.safe_load((ROOT / "params.yaml").read_text()), deep_update(dict(TINY), params or {}))
-    (dst / "params.yaml").write_text(yaml.safe_dump(values, sort_keys=False))
+    (dst / "params.yaml").write_text(yaml.safe_dump(tiny_params(params), sort_keys=False))
     shutil.copytree(raw, dst / "data" / "raw")
     (dst / "data" / ".gitignore").write_text("/raw\n")
     sh("git", "init", "-q", "-b", "main", cwd=dst)

@@ -10,7 +10,7 @@ import sys
 import pytest
 import yaml
 
-from .project import ROOT, TINY, deep_update, env
+from .project import ROOT, env, tiny_params
 
 sys.path.insert(0, str(ROOT / "bench"))
 from active_learning import markdown, summarize  # noqa: E402
@@ -43,8 +43,7 @@ def test_summary_of_known_curves():
 
 @pytest.mark.slow
 def test_tiny_simulation_end_to_end(tmp_path, small_raw):
-    params = deep_update(yaml.safe_load((ROOT / "params.yaml").read_text()), dict(TINY))
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
     work = tmp_path / "w"
     cmd = [sys.executable, str(ROOT / "bench" / "active_learning.py"), "all", "--work", str(work), "--params",
            str(tmp_path / "params.yaml"), "--raw", str(small_raw), "--recipe", "tiny", "--seeds", "0",

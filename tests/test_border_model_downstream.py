@@ -65,9 +65,9 @@ def thresholds(predictions) -> dict[str, float]:
 def downstream(border_model, selection_dir, chips_dir, tmp_path_factory):
     """predict → postprocess (threshold, watershed_border, polygonize) → evaluate, as the stages run them."""
     out = tmp_path_factory.mktemp("downstream")
-    preds, vectors = out / "predictions", out / "vectors"
+    preds, vectors = out / "predictions" / "test", out / "vectors"
     done = predict.run(PredictConfig(tile=256, overlap=32, device="cpu"), selection_dir, chips_dir, border_model,
-                       preds)["scenes"]
+                       preds.parent, splits=("test",))["scenes"]["test"]
     steps = [{"threshold": {"value": thresholds(preds)}}, {"watershed_border": {}}, {"polygonize": {}}]
     classes = json.loads((selection_dir / "classes.json").read_text())["names"][1:]
     summary = postprocess.run(PostprocessConfig(steps=steps), preds, vectors, classes)

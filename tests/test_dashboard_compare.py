@@ -187,7 +187,8 @@ def test_a_clone_reads_other_revisions_from_the_remote(compare_repo, tmp_path):
         got = detections(RevisionFiles(clone, revs["main"], "main", scratch.path))
         report = at(repo, revs["main"], "reports/evaluate.json")
         assert got["counts"] == {o: report["object"][o] for o in OUTCOMES}
-        with pytest.raises(Missing, match=r"data/predictions: not in the workspace; `dvc pull data/predictions`"):
+        missing = r"data/predictions/test: not in the workspace; `dvc pull data/predictions/test`"
+        with pytest.raises(Missing, match=missing):
             detections(RevisionFiles(clone, "workspace", "workspace", scratch.path))
     finally:
         scratch.close()

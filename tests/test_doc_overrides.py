@@ -7,7 +7,7 @@ import shlex
 import shutil
 
 import pytest
-from dvc.utils.hydra import apply_overrides
+from dvc.utils.hydra import apply_overrides, get_hydra_sweeps
 
 from geofoundry.pipeline.params import load_params
 
@@ -44,7 +44,10 @@ def test_the_docs_have_overrides():
 
 @pytest.mark.parametrize("where, overrides", OVERRIDES, ids=[w for w, _ in OVERRIDES])
 def test_documented_override_applies(tmp_path, where, overrides):
-    params = tmp_path / "params.yaml"
-    shutil.copy(ROOT / "params.yaml", params)
-    apply_overrides(str(params), overrides)  # what `dvc exp run -S` does to params.yaml
-    load_params(params)
+    """Sweeps (`choice(a,b)`, for `--queue`) give one experiment per combination, as DVC expands them."""
+    for i, combination in enumerate(get_hydra_sweeps({"params.yaml": overrides})):
+        params = tmp_path / str(i) / "params.yaml"
+        params.parent.mkdir()
+        shutil.copy(ROOT / "params.yaml", params)
+        apply_overrides(str(params), combination["params.yaml"])  # what `dvc exp run -S` does to params.yaml
+        load_params(params)

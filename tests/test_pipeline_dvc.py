@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import sys
+import time
 
 import pytest
 import yaml
@@ -11,7 +13,7 @@ import yaml
 from .project import make_project, sh
 
 pytestmark = pytest.mark.slow
-STAGES = ["select", "preprocess", "train", "predict", "postprocess", "evaluate", "export"]
+STAGES = ["select", "preprocess", "train", "predict", "postprocess", "evaluate", "export", "rps"]
 
 
 @pytest.fixture(scope="module")
@@ -33,20 +35,57 @@ def test_repro_writes_every_output_and_metrics(project):
     export = json.loads((project / "metrics/export.json").read_text())
     assert export["onnx"]["passed"] and export["onnx"]["max_abs_diff"] < 1e-3
     assert (project / "export/model.onnx").stat().st_size > 0
-    assert sorted(p.stem for p in (project / "data/predictions").glob("*.tif"))
+    for split in ("val", "test"):
+        assert sorted(p.stem for p in (project / "data/predictions" / split).glob("*.tif")), split
+    rps = json.loads((project / "reports/rps.json").read_text())
+    assert rps["trials"] == 3 and (project / "plots/rps/trials.csv").is_file()
+    assert set(json.loads((project / "metrics/rps.json").read_text())) == {"best", "params"}
     assert "are up to date" in sh("dvc", "status", cwd=project).stdout
 
 
+def restore(project) -> None:
+    sh("git", "checkout", "params.yaml", "dvc.lock", "metrics", "reports", "plots", cwd=project)
+    sh("dvc", "checkout", "-q", cwd=project)
+
+
 def test_postprocess_param_reruns_no_training_or_prediction(project):
-    """postprocess and evaluate re-run; export re-packs the bundle (it carries the chain and the metrics)."""
+    """postprocess and evaluate re-run; export re-packs the bundle (it carries the chain and the metrics); the
+    running point search, whose base is the chain, re-runs too."""
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["postprocess"]["steps"][-1] = {"min_area": {"area_m2": 15.0}}
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = sh("dvc", "repro", cwd=project).stdout
     ran = [s for s in STAGES if f"Running stage '{s}'" in out]
-    assert ran == ["postprocess", "evaluate", "export"], out
-    sh("git", "checkout", "params.yaml", "dvc.lock", "metrics", cwd=project)
-    sh("dvc", "checkout", "-q", cwd=project)
+    assert ran == ["postprocess", "evaluate", "export", "rps"], out
+    restore(project)
+
+
+def test_rps_apply_then_repro_reports_test_once_at_the_chosen_point(project):
+    """A current point that keeps nothing (min_area 10000 m²) is beaten by the search; `geofoundry rps --apply`
+    writes the best point into params.yaml, and `dvc repro` re-runs only what depends on it: the search reads
+    every trial it computed before, and evaluate reports the test figure at that point."""
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["postprocess"]["steps"][-1] = {"min_area": {"area_m2": 10000.0}}
+    params["evaluate"]["iou_threshold"] = 0.1  # a briefly trained model: loose matching, so some points score
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    sh("dvc", "repro", cwd=project)
+    before = json.loads((project / "reports/rps.json").read_text())
+    assert before["params"]["val"]["tp"] == 0 and before["best"]["val"]["f1"] > 0, before
+    text = (project / "params.yaml").read_text()
+    applied = sh(sys.executable, "-m", "geofoundry", "rps", "--apply", cwd=project).stdout
+    assert "dvc exp run -S postprocess.steps.5.min_area.area_m2=" in applied
+    changed = [(a, b) for a, b in zip(text.splitlines(), (project / "params.yaml").read_text().splitlines()) if a != b]
+    assert len(changed) == 1 and changed[0][0].strip() == "area_m2: 10000.0", changed
+    out = sh("dvc", "repro", cwd=project).stdout  # postprocess may come back from DVC's run cache: no new point
+    redone = [s for s in STAGES if f"Running stage '{s}'" in out or f"Stage '{s}' is cached" in out]
+    assert redone == ["postprocess", "evaluate", "export", "rps"], out
+    after = json.loads((project / "reports/rps.json").read_text())
+    assert after["work"]["trials_reused"] == after["trials"] + 1 and after["best"] == after["params"]
+    assert after["params"]["val"] == before["best"]["val"]
+    test = json.loads((project / "reports/evaluate.json").read_text())
+    assert test["object"]["tp"] + test["object"]["fn"] > 0
+    assert "are up to date" in sh("dvc", "status", cwd=project).stdout
+    restore(project)
 
 
 @pytest.mark.parametrize(("stage", "added", "copied"), [
@@ -101,3 +140,33 @@ def test_exp_show_fits_a_terminal(project, monkeypatch):
     table = sh("dvc", "exp", "show", "--no-pager", "--only-changed", cwd=project).stdout
     assert max(map(len, table.splitlines())) <= 200
     assert "object.f1" in table and "pixel.iou" in table and "[iou06]" in table
+
+
+def test_training_sweep_through_the_dvc_queue(project):
+    """Training sweeps are DVC's own: a queued grid of learning rates × architectures run by two workers, then
+    compared by `dvc exp show`. Queued experiments run in fresh copies of the commit, so the raw data must be
+    versioned (the project's data.dvc does that; here `dvc add`)."""
+    sh("dvc", "add", "-q", "data/raw", cwd=project)
+    sh("git", "add", "data/raw.dvc", "data/.gitignore", cwd=project)
+    sh("git", "commit", "-qm", "data/raw in DVC", cwd=project)
+    sh("dvc", "exp", "run", "--queue", "-S", "train.lr=choice(0.001,0.002)", "-S", "arch=choice(unet,fpn)",
+       cwd=project)
+    try:
+        sh("dvc", "queue", "start", "-j", "2", cwd=project)
+        deadline = time.monotonic() + 1800
+        while True:
+            status = sh("dvc", "queue", "status", cwd=project).stdout
+            if not any(word in status for word in ("Queued", "Running")) or time.monotonic() > deadline:
+                break
+            time.sleep(10)
+    finally:
+        sh("dvc", "queue", "stop", "--kill", cwd=project, check=False)
+    assert status.count("Success") == 4, status
+    table = json.loads(sh("dvc", "exp", "show", "--json", cwd=project).stdout)
+    runs = [run for row in table for e in (row.get("experiments") or []) for run in e["revs"]]
+    values = [r["data"]["params"]["params.yaml"]["data"] for r in runs]
+    combos = {(v["arch"], v["train"]["lr"]) for v in values}
+    assert {("unet", 0.001), ("unet", 0.002), ("fpn", 0.001), ("fpn", 0.002)} <= combos
+    for r in runs:
+        metrics = r["data"]["metrics"]
+        assert "object" in metrics["metrics/evaluate.json"]["data"] and "best" in metrics["metrics/rps.json"]["data"]

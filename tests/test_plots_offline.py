@@ -34,8 +34,10 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>"]
 TIMEOUT_S = 60
 
-# What the vega SVG renderer draws for each dvc-render template (linear: lines; confusion, bars: rects).
-EXPECTED_MARK = {"linear": "mark-line", "confusion_counts": "mark-rect", "bar_horizontal": "mark-rect"}
+# What the vega SVG renderer draws for each dvc-render template (linear: lines; confusion, bars: rects; scatter:
+# symbols).
+EXPECTED_MARK = {"linear": "mark-line", "confusion_counts": "mark-rect", "bar_horizontal": "mark-rect",
+                 "scatter": "mark-symbol"}
 
 
 def _sh(*args: str, cwd: Path, timeout: float = TIMEOUT_S) -> subprocess.CompletedProcess:
@@ -98,18 +100,37 @@ def _write_plots(repo: Path, shift: float) -> None:
         (ev / name).write_text(json.dumps(records, indent=1))
     (ev / "overlays" / "kampala_ug_z19.png").write_bytes(_png(48, 32, (200, 60 + int(shift * 400), 60)))
 
+    rps = repo / "plots" / "rps"
+    (rps / "f1_by_setting").mkdir(parents=True, exist_ok=True)
+    trials = [{"trial": i, "postprocess.threshold.value": t, "predict.tta": tta, "precision": round(p + shift, 4),
+               "recall": round(r, 4), "f1": round(2 * p * r / (p + r) + shift, 4)}
+              for i, (t, tta, p, r) in enumerate([(0.5, "none", 0.66, 0.4), (0.3, "none", 0.5, 0.55),
+                                                   (0.4, "d4", 0.62, 0.5), (0.6, "d4", 0.75, 0.3)])]
+    columns = list(trials[0])
+    table = "\n".join([",".join(columns), *(",".join(str(t[c]) for c in columns) for t in trials)]) + "\n"
+    (rps / "trials.csv").write_text(table)
+    (rps / "pareto.csv").write_text("\n".join(table.splitlines()[:1] + table.splitlines()[2:]) + "\n")
+    for key in ("postprocess.threshold.value", "predict.tta"):
+        values = sorted({t[key] for t in trials}, key=str)
+        records = [{"value": t[key] if key.startswith("postprocess") else values.index(t[key]), "f1": t["f1"],
+                    "trial": t["trial"]} for t in trials]
+        (rps / "f1_by_setting" / f"{key}.json").write_text(json.dumps(records, indent=1))
 
-def _plot_definitions() -> dict[str, dict]:
-    """This repo's train and evaluate plot definitions for the files that _write_plots fakes."""
-    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+def _plot_definitions() -> tuple[dict[str, dict], list[dict]]:
+    """This repo's train, evaluate and rps plot definitions for the files that _write_plots fakes, and its
+    top-level plots."""
+    dvc_yaml = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    stages = dvc_yaml["stages"]
     faked = {"dvclive/train/plots/metrics", "dvclive/train/plots/images", "plots/evaluate/overlays",
              *(f"plots/evaluate/{n}" for n in ("object_pr.json", "pixel_pr.json", "f1_vs_threshold.json",
-                                                "confusion.json", "per_scene.json", "per_context.json"))}
+                                                "confusion.json", "per_scene.json", "per_context.json")),
+             "plots/rps/trials.csv", "plots/rps/f1_by_setting"}
     out = {}
-    for stage in ("train", "evaluate"):
+    for stage in ("train", "evaluate", "rps"):
         plots = [p for p in stages[stage].get("plots", []) if next(iter(p) if isinstance(p, dict) else [p]) in faked]
         out[stage] = {"cmd": "true", "plots": plots}
-    return out
+    return out, dvc_yaml.get("plots", [])
 
 
 @pytest.fixture(scope="module")
@@ -122,9 +143,10 @@ def rendered(tmp_path_factory) -> dict:
     _sh("git", "init", "-q", "-b", "main", cwd=repo)
     _sh("dvc", "init", "-q", cwd=repo)
     shutil.copytree(ROOT / ".dvc" / "plots", repo / ".dvc" / "plots")  # the project's plot templates
-    stages = _plot_definitions()
-    assert any(stages[s]["plots"] for s in stages), "dvc.yaml declares none of the train/evaluate plots"
-    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
+    stages, top = _plot_definitions()
+    assert all(stages[s]["plots"] for s in stages), "dvc.yaml lacks the train/evaluate/rps plots"
+    assert [next(iter(p)) for p in top] == ["rps_precision_recall"]
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages, "plots": top}, sort_keys=False))
     _write_plots(repo, shift=0.0)
     _sh("git", "add", "-A", cwd=repo)
     _sh("git", "commit", "-qm", "main", cwd=repo)
@@ -153,7 +175,7 @@ def rendered(tmp_path_factory) -> dict:
                 p.kill()
     assert dom_proc.returncode == 0 and dom.strip(), f"chromium --dump-dom failed:\n{dom_err[-2000:]}"
     assert shot_proc.returncode == 0 and shot.is_file(), f"chromium --screenshot failed:\n{shot_err[-2000:]}"
-    return {"repo": repo, "out": out, "html": html, "dom": dom, "shot": shot, "stages": stages}
+    return {"repo": repo, "out": out, "html": html, "dom": dom, "shot": shot, "stages": stages, "top": top}
 
 
 def test_template_is_vendored_small_and_intact():
@@ -221,6 +243,9 @@ def test_every_chart_drew_in_chromium(rendered):
         for p in stage["plots"]:
             path, props = next(iter(p.items())) if isinstance(p, dict) else (p, {})
             templates[re.sub(r"\W", "_", path)] = (props or {}).get("template", "linear")
+    for p in rendered["top"]:
+        [(name, props)] = p.items()
+        templates[name] = props.get("template", "linear")
     starts = sorted((dom.index(f'<div id="{i}"'), i) for i in ids)
     assert len(starts) == len(ids) >= 5
     drawn = []
@@ -245,6 +270,8 @@ def test_every_chart_drew_in_chromium(rendered):
     assert len(evaluate_ids) == len([p for p in rendered["stages"]["evaluate"]["plots"]
                                      if not next(iter(p) if isinstance(p, dict) else [p]).endswith("overlays")])
     assert len(train_ids) == 2  # train/loss.tsv and val/f1.tsv
+    rps_ids = [i for i in drawn if i.startswith(("plots_rps", "rps_"))]
+    assert len(rps_ids) == 4, rps_ids  # trials.csv, the two f1_by_setting files, the precision-recall cloud
     imgs = re.findall(r'<img[^>]+src="([^"]+)"', dom[dom.index("<body"):])
     assert imgs and all(not s.startswith(("http:", "https:", "//")) for s in imgs)
     assert all((rendered["out"] / s).is_file() for s in imgs), imgs

@@ -141,6 +141,18 @@ def test_polygonize_score_is_the_mean_probability_of_the_pixels(real, scene, obj
     assert objects.objects.loc[at(objects, r + 2, c + 2), "score"].item() == pytest.approx(153 / 255)
 
 
+def test_chain_states_resume_from_any_step(scene):
+    """``Chain.states`` gives the state after each step; resuming from a kept state ends where the whole chain does
+    (what the running point search relies on to share chain prefixes between trials)."""
+    chain = build_chain([{"threshold": {"value": 0.5}}, {"open": {"radius_px": 1}}, {"polygonize": {}},
+                         {"min_area": {"area_m2": 5.0}}])
+    states = list(chain.states(scene))
+    assert len(states) == 4 and states[0].mask is not None and states[1].objects is None
+    resumed = list(chain.states(states[1], 2))
+    assert len(resumed) == 2 and resumed[-1].objects.geometry.equals(chain(scene).objects.geometry)
+    assert list(chain.states(scene, 0, 1))[0].mask.tobytes() == states[0].mask.tobytes()
+
+
 def test_threshold_per_class_value(scene):
     assert mask_of(scene).sum() > apply(scene, {"threshold": {"value": {"building": 0.9}}}, end=("mask",)).mask.sum()
     with pytest.raises(GeofoundryError, match=r"steps\[0\] 'threshold': unknown class 'roof'; classes: building"):

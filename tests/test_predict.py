@@ -22,14 +22,17 @@ from geofoundry.predict.torch_model import torch_model_fn
 
 
 def test_predict_stage_writes_masked_cogs(selection_dir, chips_dir, tiny_model, tmp_path):
+    """The validation and test areas, each in its folder, disjoint; a map of the former flat layout goes."""
     out = tmp_path / "pred"
+    out.mkdir()
+    (out / "old_layout.tif").write_bytes(b"")
     result = predict.run(PredictConfig(tile=256, overlap=32), selection_dir, chips_dir, tiny_model, out,
                          tmp_path / "metrics" / "predict.json")
-    assert result["scenes"]
+    assert result["scenes"]["val"] and result["scenes"]["test"] and not (out / "old_layout.tif").exists()
     assert json.loads((tmp_path / "metrics" / "predict.json").read_text()) == result  # what ran the model, and why
     assert result["engines"] == [{"model": str(tiny_model), "requested": "auto", "engine": "eager", "device": "cpu"}]
-    for scene_id in result["scenes"]:
-        with rasterio.open(out / f"{scene_id}.tif") as ds:
+    for split, scene_id in [(s, i) for s, ids in result["scenes"].items() for i in ids]:
+        with rasterio.open(out / split / f"{scene_id}.tif") as ds:
             assert ds.count == 1 and ds.dtypes[0] == "uint8" and ds.crs.to_epsg() == 3857
             assert ds.overviews(1), "COG with overviews"
             mask = ds.dataset_mask()
@@ -37,10 +40,16 @@ def test_predict_stage_writes_masked_cogs(selection_dir, chips_dir, tiny_model, 
             assert ds.read(1)[mask == 0].max() == 0
             assert abs(ds.transform.a - 0.3) < 0.01
             assert ds.scales == (1 / 255,) and ds.offsets == (0.0,)  # GIS software shows p in 0..1
-    assert not list(out.glob(".*")), "no temporary file left behind"
-    scene_id = result["scenes"][0]
-    predict.run(PredictConfig(tile=256, overlap=32, overviews=False), selection_dir, chips_dir, tiny_model, out)
-    with rasterio.open(out / f"{scene_id}.tif") as ds:
+    both = sorted(set(result["scenes"]["val"]) & set(result["scenes"]["test"]))[0]
+    with rasterio.open(out / "val" / f"{both}.tif") as val, rasterio.open(out / "test" / f"{both}.tif") as test:
+        same = from_bounds(*val.bounds, transform=test.transform).round_offsets().round_lengths()
+        in_test = test.read_masks(1, window=same, boundless=True) > 0
+        assert in_test.shape == val.shape and not (in_test & (val.dataset_mask() > 0)).any(), "disjoint areas"
+    assert not list(out.rglob(".*")), "no temporary file left behind"
+    scene_id = result["scenes"]["test"][0]
+    predict.run(PredictConfig(tile=256, overlap=32, overviews=False), selection_dir, chips_dir, tiny_model, out,
+                splits=("test",))
+    with rasterio.open(out / "test" / f"{scene_id}.tif") as ds:
         assert not ds.overviews(1) and ds.profile["tiled"], "a COG without overviews"
 
 
@@ -116,8 +125,9 @@ def test_ensemble_and_tta_on_dev(selection_dir, chips_dir, tiny_model, tmp_path)
     models = {"a": tiny_model, "b": second, "ens": tiny_model}
     scores = {}
     for name, cfg in runs.items():
-        out = predict.run(cfg, selection_dir, chips_dir, models[name], tmp_path / name)
-        scores[name] = np.mean([brier(tmp_path / name / f"{s}.tif", truth_raster) for s in out["scenes"]])
+        out = predict.run(cfg, selection_dir, chips_dir, models[name], tmp_path / name, splits=("test",))
+        scores[name] = np.mean([brier(tmp_path / name / "test" / f"{s}.tif", truth_raster)
+                                for s in out["scenes"]["test"]])
     assert scores["ens"] <= max(scores["a"], scores["b"]) + 1e-4, scores
 
 
@@ -143,5 +153,6 @@ def test_bad_input_is_refused_clearly(selection_dir, chips_dir, tiny_model, tmp_
                                  spec, fn, cfg, tmp_path / "empty.tif")
     assert not (tmp_path / "empty.tif").exists() and not list(tmp_path.glob(".*"))
     far = PredictConfig(tile=256, overlap=32, geofence="POLYGON((10 10, 10.01 10, 10.01 10.01, 10 10.01, 10 10))")
-    with pytest.raises(GeofoundryError, match="geofence does not overlap"):
+    with pytest.raises(GeofoundryError, match="geofence does not overlap the test area"), \
+            pytest.warns(UserWarning, match="geofence does not overlap the val area of any scene: no val maps"):
         predict.run(far, selection_dir, chips_dir, tiny_model, tmp_path / "pred")

@@ -9,13 +9,16 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from geofoundry.choices import ARCHS, BORDER, CLASS_WEIGHTED_LOSSES, CONTACT, POSTPROCESS_OPS, TARGETS, TTA
-from geofoundry.config import OptimizerConfig, PredictConfig, TrainConfig
+from geofoundry.choices import (ARCHS, BORDER, CLASS_WEIGHTED_LOSSES, CONTACT, POSTPROCESS_OPS, RPS_EXHAUSTIVE,
+                                RPS_SEARCHES, TARGETS, TTA)
+from geofoundry.config import OptimizerConfig, PredictConfig, RpsConfig, TrainConfig
 from geofoundry.errors import GeofoundryError
 from geofoundry.models.registry import PRESETS
 from geofoundry.pipeline.params import load_params
 from geofoundry.postprocess import OPS
 from geofoundry.predict.combine import with_tta
+from geofoundry.rps.objectives import OBJECTIVES
+from geofoundry.rps.samplers import SAMPLERS
 from geofoundry.train.losses import LOSSES
 from geofoundry.train.optim import OPTIMIZERS, SCHEDULES, make_optimizer, make_scheduler
 
@@ -38,9 +41,15 @@ def optimizer_names() -> set[str]:
     (literal(TrainConfig, "target"), TARGETS),
     (literal(PredictConfig, "tta"), TTA),
     (optimizer_names(), OPTIMIZERS),
-], ids=["schedule", "target", "tta", "optimizer"])
+    (literal(RpsConfig, "search"), SAMPLERS),
+    (literal(RpsConfig, "objective"), OBJECTIVES),
+], ids=["schedule", "target", "tta", "optimizer", "rps.search", "rps.objective"])
 def test_config_accepts_the_registered_names(accepted, registry):
     assert accepted == set(registry)
+
+
+def test_exhaustive_searches_are_searches():
+    assert set(RPS_EXHAUSTIVE) <= set(RPS_SEARCHES)
 
 
 def test_losses_are_the_registered_ones():

@@ -75,3 +75,18 @@ def test_empty_selection_names_the_filter(repo, small_raw):
     params["select"]["sites"] = ["atlantis"]
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     assert_clean_error(run_stage(repo, "select"), "select.sites removed all 2 remaining scenes")
+
+
+def test_rps_without_validation_maps(repo, selection_dir):
+    shutil.copytree(selection_dir, repo / "data/selection")
+    assert_clean_error(run_stage(repo, "rps"), "error (rps): data/predictions/val: no validation maps",
+                       "dvc repro predict")
+
+
+def test_rps_setting_of_a_missing_step(repo):
+    """Every stage refuses an rps setting that names no step of postprocess.steps, when params load."""
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["rps"]["settings"] = {"postprocess.watershed.min_distance_px": [2, 3]}
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    assert_clean_error(run_stage(repo, "select"),
+                       "rps.settings.postprocess.watershed.min_distance_px: postprocess.steps has no 'watershed' step")

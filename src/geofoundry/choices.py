@@ -1,4 +1,5 @@
-"""What params.yaml offers by name for training and prediction, declared below every package that implements it.
+"""What params.yaml offers by name for training, prediction and the running point search, declared below every
+package that implements it.
 
 Names are validated when params.yaml loads (:mod:`geofoundry.config`), before any stage runs; config sits below the
 stage packages (the layers in pyproject.toml) and cannot import them, nor the torch and smp code they hold. So:
@@ -9,8 +10,10 @@ stage packages (the layers in pyproject.toml) and cannot import them, nor the to
 * a registry whose entries are code lives in its stage package beside that code, and its names are declared here:
   ``LOSSES`` for ``train.losses.LOSSES``, ``SCHEDULES`` for ``train.optim.SCHEDULES``, ``ARCHS`` for
   ``models.registry.PRESETS``, ``POSTPROCESS_OPS`` for ``postprocess.OPS`` (the ops' parameters are validated by
-  the postprocess chain, when a stage builds it). Adding one is its entry there and its name here; ``tests/test_registries.py`` holds each registry equal to what config accepts (the
-  optimisers, whose settings config validates, are declared by their config models: ``config.OptimizerConfig``).
+  the postprocess chain, when a stage builds it), ``RPS_SEARCHES`` and ``RPS_OBJECTIVES`` for
+  ``rps.samplers.SAMPLERS`` and ``rps.objectives.OBJECTIVES``. Adding one is its entry there and its name here;
+  ``tests/test_registries.py`` holds each registry equal to what config accepts (the optimisers, whose settings
+  config validates, are declared by their config models: ``config.OptimizerConfig``).
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ TTA: dict[str, tuple[tuple[int, bool], ...]] = {
 LOSSES = ("ce", "dice", "focal", "lovasz", "tversky")  # train.loss: name → weight
 CLASS_WEIGHTED_LOSSES = ("ce", "dice", "focal", "tversky")  # the terms that take train.class_weights
 SCHEDULES = ("onecycle", "cosine", "constant")  # train.schedule
+RPS_SEARCHES = ("grid", "random", "tpe")  # rps.search
+RPS_EXHAUSTIVE = ("grid",)  # searches that try every point: lists and stepped ranges only, within rps.trials
+RPS_OBJECTIVES = ("f1", "recall_at_precision", "precision_at_recall")  # rps.objective
 
 # arch: the model presets
 ARCHS = ("unet", "unet-r34", "unet-scse", "unet-seresnext50", "unet-effb0", "unet-mobilenet", "unet-convnext",

@@ -11,8 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .choices import (ARCHS, CLASS_WEIGHTED_LOSSES, LOSSES, POSTPROCESS_OPS, SCHEDULES, TARGETS, TTA,
-                      unknown_arch, unknown_op)
+from .choices import (ARCHS, CLASS_WEIGHTED_LOSSES, LOSSES, POSTPROCESS_OPS, RPS_OBJECTIVES, RPS_SEARCHES, SCHEDULES,
+                      TARGETS, TTA, unknown_arch, unknown_op)
 
 MAX_CLASS_DEPTH = 4
 # Upper bounds of sizes: far above any real use, low enough that a typo (an extra zero or three) fails here, not
@@ -412,6 +412,28 @@ class AlConfig(Section):
     seed: int = Field(0, ge=0, description="random: the draw; coreset and hybrid without labelled tiles: the first")
 
 
+class RpsConfig(Section):
+    """Running point search: predict and postprocess settings tried on the validation maps (docs/RPS.md). What
+    ``settings`` names is checked against postprocess.steps and predict when params.yaml loads (:mod:`.rps`)."""
+
+    settings: dict[str, Any] = Field(
+        {"postprocess.threshold.value": {"low": 0.1, "high": 0.6, "step": 0.05},
+         "postprocess.open.radius_px": [1, 2, 3], "postprocess.min_area.area_m2": {"low": 0, "high": 60, "step": 10},
+         "predict.tta": ["none", "flips", "d4"]},
+        description="what varies: postprocess.<op>.<param>, postprocess.steps.<i>.<op>.<param>, predict.tta, "
+                    "predict.overlap or predict.ensemble.<i>.weight -> a list of values or {low, high[, step][, log]}")
+    search: Literal[RPS_SEARCHES] = Field(  # type: ignore[valid-type]
+        "grid", description="grid (every point), random or tpe (optuna)")
+    trials: int = Field(700, ge=1, le=1_000_000, description="budget: points tried besides the current params")
+    seed: int = Field(0, ge=0, description="random and tpe draws")
+    objective: Literal[RPS_OBJECTIVES] = Field(  # type: ignore[valid-type]
+        "f1", description="f1, recall_at_precision or precision_at_recall (validation object figures)")
+    floor: float = Field(0.5, ge=0, le=1, description="the precision (recall) recall_at_precision "
+                                                      "(precision_at_recall) must keep")
+    memory_gb: float = Field(2.0, gt=0, description="chain states kept in memory between trials")
+    disk_gb: float = Field(4.0, gt=0, description="probability maps of other predict settings kept in .rps-cache/")
+
+
 class Params(Section):
     """The whole ``params.yaml``."""
 
@@ -424,6 +446,7 @@ class Params(Section):
     evaluate: EvaluateConfig = EvaluateConfig()
     export: ExportConfig = ExportConfig()
     al: AlConfig = AlConfig()
+    rps: RpsConfig = RpsConfig()
 
     @field_validator("arch")
     @classmethod

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from ..conftest import SPACENET
-from ..project import ROOT, TINY, deep_update, env
+from ..project import ROOT, env, tiny_params
 
 PARAMS = ROOT / "params.yaml"
 RGB_SCENE = SPACENET / "images" / "rio_img01_3band.tif"  # 439 × 406, named bands, EPSG:4326: seconds to predict
@@ -138,8 +138,7 @@ def stage_project(root: Path, selection_dir: Path, chips_dir: Path, model: Path)
     """A project folder ready for the predict stage (and preprocess, postprocess): params.yaml with the tests'
     small settings, the session's selection, the chips' stats.json and models/best.pt."""
     root.mkdir(parents=True, exist_ok=True)
-    values = deep_update(yaml.safe_load(PARAMS.read_text()), TINY)
-    (root / "params.yaml").write_text(yaml.safe_dump(values, sort_keys=False))
+    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
     shutil.copytree(selection_dir, root / "data" / "selection")
     (root / "data" / "chips").mkdir(parents=True)
     shutil.copy(chips_dir / "stats.json", root / "data" / "chips" / "stats.json")

@@ -153,7 +153,7 @@ def test_two_predict_stages_in_one_workspace(project):
     second, info = second_run_while_first_holds(first, lock, lambda: run_stage(project, "predict"))
     assert_error(second, "predict", in_use("data/predictions", info))
     assert_ok(finish(first))
-    assert hidden(project) == [] and len(list((project / "data" / "predictions").glob("*.tif"))) == 2
+    assert hidden(project) == [] and len(list((project / "data" / "predictions" / "test").glob("*.tif"))) == 2
 
 
 @pytest.mark.slow

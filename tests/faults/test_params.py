@@ -168,6 +168,23 @@ def test_any_value_at_any_key_loads_or_names_the_file(tmp_path, key, value):
     _outcome(path)
 
 
+RPS_KEYS = ["postprocess.threshold.value", "postprocess.open.radius_px", "postprocess.steps.5.min_area.area_m2",
+            "predict.tta", "predict.overlap", "predict.ensemble.0.weight", "postprocess.steps.9.open.radius_px"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(settings_=st.dictionaries(st.sampled_from(RPS_KEYS), VALUES_ST | st.fixed_dictionaries(
+    {"low": SCALARS, "high": SCALARS}, optional={"step": SCALARS, "log": SCALARS}), max_size=3),
+    search=st.sampled_from(["grid", "random", "tpe"]))
+def test_any_rps_settings_load_or_name_the_file(tmp_path, settings_, search):
+    """What `rps.settings` may hold: lists and ranges of any values for real keys, under any search."""
+    params = yaml.safe_load(PARAMS.read_text())
+    params["rps"].update(settings=settings_, search=search)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    _outcome(path)
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
 def test_any_bytes_load_or_name_the_file(tmp_path, data):

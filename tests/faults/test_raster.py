@@ -96,8 +96,8 @@ def test_predict_stage_takes_every_dtype(kind, tmp_path, project, small_raw, sel
     stats.write_text(json.dumps({**json.loads(stats.read_text()), "source_dtype": dtype}))
     shutil.move(reference, tmp_path / "reference")
     assert_ok(run_stage(project, "predict"))
-    names = sorted(p.name for p in (tmp_path / "reference").iterdir())
-    assert names and sorted(p.name for p in reference.iterdir()) == names
+    names = sorted(p.relative_to(tmp_path / "reference") for p in (tmp_path / "reference").rglob("*.tif"))
+    assert names and sorted(p.relative_to(reference) for p in reference.rglob("*.tif")) == names
     for name in names:
         got, want = read_map(reference / name), read_map(tmp_path / "reference" / name)
         assert got[2] == want[2] and (got[1] == want[1]).all() and (got[0] == want[0]).all()
@@ -254,8 +254,8 @@ def test_preprocess_names_a_corrupt_block(corrupt_project):
 @pytest.mark.slow  # the predict stage loads torch and the model first (~8 s)
 def test_predict_stage_names_a_corrupt_block(corrupt_project):
     root, scene = corrupt_project
-    (root / "data" / "predictions").mkdir()
-    (root / "data" / "predictions" / f"{SCENE}.tif").write_bytes(b"an earlier run's map")
+    (root / "data" / "predictions" / "test").mkdir(parents=True)
+    (root / "data" / "predictions" / "test" / f"{SCENE}.tif").write_bytes(b"an earlier run's map")
     before = snapshot(root)
     assert_error(run_stage(root, "predict"), "predict", unreadable(scene))
     assert snapshot(root) == before

@@ -69,9 +69,9 @@ def small_map(bundle, tmp_path_factory):
 
 def sparse_map_project(workspace, small, side: int) -> None:
     """``small`` (a probability map) at (4096, 4096) of a ``side``² map in the workspace's predictions."""
-    predictions = workspace / "data" / "predictions"
-    shutil.rmtree(predictions)
-    predictions.mkdir()
+    predictions = workspace / "data" / "predictions" / "test"  # what the postprocess stage reads
+    shutil.rmtree(predictions.parent)
+    predictions.mkdir(parents=True)
     sparse_frame(small, predictions / f"{SCENE}.tif", side, at=4096)
     (workspace / "data" / "selection" / "classes.json").write_text('{"names": ["background", "building"]}')
 

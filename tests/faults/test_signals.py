@@ -63,7 +63,8 @@ def small_map(tmp_path_factory, bundle):
 def test_a_killed_predicts_temporary_maps_are_not_read_as_scenes(workspace, small_map):
     """kill -9 during predict leaves hidden temporary maps beside the finished ones (readable TIFFs: the COG's
     template and mask); postprocess reads only the maps (it once read `.….tmp.mask.tif` files as scenes)."""
-    predictions = workspace / "data" / "predictions"
+    predictions = workspace / "data" / "predictions" / "test"  # what the postprocess stage reads
+    predictions.mkdir()
     shutil.copy(small_map, predictions / f"{SCENE}.tif")
     for debris in (f".{SCENE}.k3x9q2za.tmp.tif", f".{SCENE}.k3x9q2za.tmp.mask.tif"):
         shutil.copy(small_map, predictions / debris)
@@ -103,7 +104,7 @@ def test_predict_stage_stopped_by_a_signal_cleans_up(predicted, signum):
     predictions = predicted / "data" / "predictions"
     before = snapshot(predictions)
     proc = start(stage_args("predict"), predicted)
-    wait_for(writing(predictions), proc)
+    wait_for(writing(predictions / "val"), proc)  # the validation maps come first
     assert_error(interrupt(proc, signum), "predict", interrupted(signum), SIGNAL_STATUS[signum])
     assert hidden(predicted / "data") == [] and hidden(predicted) == []  # no temporary file, no lock
     assert snapshot(predictions).keys() == before.keys()  # every map whole: as it was, or finished by this run
@@ -114,9 +115,9 @@ def test_predict_stage_stopped_by_a_signal_cleans_up(predicted, signum):
 def test_predict_stage_killed_leaves_nothing_a_stage_reads(predicted):
     """kill -9 leaves hidden temporary maps; postprocess reads only the maps, the next predict run removes them."""
     predictions = predicted / "data" / "predictions"
-    maps = sorted(p.name for p in predictions.iterdir())
+    maps = sorted(p.name for p in (predictions / "test").iterdir())  # what postprocess reads
     proc = start(stage_args("predict"), predicted)
-    wait_for(writing(predictions), proc)
+    wait_for(writing(predictions / "val"), proc)  # the validation maps come first
     interrupt(proc, signal.SIGKILL)
     assert hidden(predictions), "the killed run left its temporary files"
     assert_ok(run_stage(predicted, "postprocess"))
@@ -125,7 +126,7 @@ def test_predict_stage_killed_leaves_nothing_a_stage_reads(predicted):
     again = run_stage(predicted, "predict")
     assert_ok(again)
     assert "temporary file(s) left by an interrupted run" in again.stderr
-    assert hidden(predicted / "data") == [] and sorted(p.name for p in predictions.iterdir()) == maps
+    assert hidden(predicted / "data") == [] and sorted(p.name for p in (predictions / "test").iterdir()) == maps
 
 
 @pytest.mark.slow

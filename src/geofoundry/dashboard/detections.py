@@ -22,7 +22,8 @@ from ..io.labelled import COLUMN as AREA_COLUMN
 from ..io.labelled import PATH_COLUMN as AREA_PATH_COLUMN
 from .revisions import Missing, RevisionFiles
 
-PREDICTIONS = "data/predictions"
+PREDICTIONS = "data/predictions/test"  # the maps the evaluate stage scored
+FLAT_PREDICTIONS = "data/predictions"  # where they were before the predict stage mapped the validation area too
 VECTORS = "data/vectors"
 SELECTION = "data/selection"
 RAW = "data/raw"
@@ -33,8 +34,18 @@ PRECISION_DEG = 1e-7  # coordinates sent to the browser: about 1 cm
 
 
 def prediction_files(files: RevisionFiles) -> dict[str, str]:
-    """Scene id → the revision's prediction raster (the scenes its evaluate stage scored)."""
-    return {PurePosixPath(n).stem: f"{PREDICTIONS}/{n}" for n in files.names(PREDICTIONS) if n.endswith(".tif")}
+    """Scene id → the revision's prediction raster (the scenes its evaluate stage scored): in
+    ``data/predictions/test``, or for a revision made before the validation maps, in ``data/predictions``."""
+    try:
+        folder, names = PREDICTIONS, files.names(PREDICTIONS)
+    except Missing as missing:
+        try:
+            folder, names = FLAT_PREDICTIONS, [n for n in files.names(FLAT_PREDICTIONS) if n.endswith(".tif")]
+        except Missing:
+            names = []
+        if not names:
+            raise missing from None
+    return {PurePosixPath(n).stem: f"{folder}/{n}" for n in names if n.endswith(".tif")}
 
 
 def _config(files: RevisionFiles) -> EvaluateConfig:

@@ -25,10 +25,10 @@ from ..errors import GeofoundryError
 from ..io.atomic import write_json
 from ..io.debris import outputs_in
 from .breakdown import breakdowns, context_records, outcomes
-from .objects import average_precision, prf
+from .objects import average_precision
 from .overlay import overlay_blocks, render
 from .pixels import class_counts, pr_curve, scores
-from .scene import ClassObjects, SceneResult, evaluate_scene
+from .scene import ClassObjects, SceneResult, evaluate_scene, object_metrics, pooled
 
 log = logging.getLogger(__name__)
 MAX_CURVE_POINTS = 1000
@@ -55,11 +55,7 @@ def load_selection(selection_dir: Path) -> tuple[pd.DataFrame, list[str], list[s
 
 def _pool(results: Sequence[SceneResult], classes: Sequence[int]) -> ClassObjects:
     """Object counts and ranked predictions summed over scenes and classes."""
-    objs = [r.objects[k - 1] for r in results for k in classes]
-    return ClassObjects(
-        sum(o.tp for o in objs), sum(o.fp for o in objs), sum(o.fn for o in objs),
-        np.concatenate([o.scores for o in objs]), np.concatenate([o.is_tp for o in objs]),
-    )
+    return pooled([r.objects[k - 1] for r in results for k in classes])
 
 
 def _rounded(d: dict) -> dict:
@@ -68,12 +64,10 @@ def _rounded(d: dict) -> dict:
 
 def summarize(results: Sequence[SceneResult], classes: Sequence[int]) -> dict:
     """Micro averages: ``{"object": {f1, precision, recall, ap, tp, fp, fn}, "pixel": {iou, f1, precision, recall}}``"""
-    o = _pool(results, classes)
-    ap, _ = average_precision(o.scores, o.is_tp, o.tp + o.fn)
     cm = sum(r.confusion for r in results)
     tp, fp, fn = np.sum([class_counts(cm, k) for k in classes], axis=0).tolist()
     return {
-        "object": _rounded({**prf(o.tp, o.fp, o.fn), "ap": ap, "tp": o.tp, "fp": o.fp, "fn": o.fn}),
+        "object": _rounded(object_metrics(_pool(results, classes))),
         "pixel": _rounded(scores(tp, fp, fn)),
     }
 

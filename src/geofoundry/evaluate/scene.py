@@ -9,6 +9,7 @@ by its part inside, on both sides. Objects count where their representative poin
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from ..io.raster import mask_outline
 from ..io.raw import read_labels, select_classes
 from ..io.units import area_m2
 from ..models.outputs import footprints, probability_classes
-from .objects import match
+from .objects import average_precision, match, prf
 from .pixels import burn, confusion, histograms, in_mask
 
 VECTOR_LAYER = "objects"
@@ -96,6 +97,54 @@ def counted(gdf: gpd.GeoDataFrame, grid: Grid, min_area_m2: float) -> gpd.GeoDat
     return gdf[keep]
 
 
+def scene_grid(ds: rasterio.DatasetReader, row: pd.Series) -> tuple[Grid, bool]:
+    """The evaluation area of an open prediction raster: its valid pixels inside the scene's labelled area; and
+    whether a labelled area cuts it (predicted objects are then cut at its edge too)."""
+    mask = ds.dataset_mask() > 0
+    labelled = area_mask(scene_area(row, ds.crs), ds.transform, mask.shape)
+    return Grid(ds.crs, ds.transform, mask if labelled is None else mask & labelled), labelled is not None
+
+
+def truth_in(row: pd.Series, grid: Grid, class_paths: list[str]) -> gpd.GeoDataFrame:
+    """The scene's truth objects of ``class_paths`` cut to the evaluation area, in the grid's CRS."""
+    return clipped(select_classes(read_labels(row["labels_path"]), class_paths).to_crs(grid.crs), grid)
+
+
+def count_matches(truth: gpd.GeoDataFrame, pred: gpd.GeoDataFrame, n_classes: int,
+                  iou_threshold: float) -> tuple[list[ClassObjects], dict[str, list]]:
+    """Match the counted ``pred`` objects to the counted ``truth`` objects class by class (ids 1..n_classes - 1):
+    the counts and ranked predictions of each class, and the tp/fp (predicted) and fn (truth) geometries."""
+    objects, outlines = [], {"tp": [], "fp": [], "fn": []}
+    for k in range(1, n_classes):
+        t_geoms = truth.geometry.values[truth["class_id"].to_numpy() == k]
+        p_sel = pred[pred["class_id"] == k]
+        p_geoms = p_sel.geometry.values
+        p_idx, t_idx, _ = match(t_geoms, p_geoms, iou_threshold)
+        is_tp = np.zeros(len(p_geoms), dtype=bool)
+        is_tp[p_idx] = True
+        found = np.zeros(len(t_geoms), dtype=bool)
+        found[t_idx] = True
+        objects.append(
+            ClassObjects(len(p_idx), int((~is_tp).sum()), int((~found).sum()), p_sel["score"].to_numpy(float), is_tp)
+        )
+        outlines["tp"] += list(p_geoms[is_tp])
+        outlines["fp"] += list(p_geoms[~is_tp])
+        outlines["fn"] += list(t_geoms[~found])
+    return objects, outlines
+
+
+def pooled(objects: Sequence[ClassObjects]) -> ClassObjects:
+    """Counts and ranked predictions summed over classes and scenes."""
+    return ClassObjects(sum(o.tp for o in objects), sum(o.fp for o in objects), sum(o.fn for o in objects),
+                        np.concatenate([o.scores for o in objects]), np.concatenate([o.is_tp for o in objects]))
+
+
+def object_metrics(o: ClassObjects) -> dict:
+    """Precision, recall, F1, average precision and the counts of pooled objects."""
+    ap, _ = average_precision(o.scores, o.is_tp, o.tp + o.fn)
+    return {**prf(o.tp, o.fp, o.fn), "ap": ap, "tp": o.tp, "fp": o.fp, "fn": o.fn}
+
+
 def evaluate_scene(
     row: pd.Series, pred_path: Path, vectors_path: Path, class_names: list[str], class_paths: list[str],
     cfg: EvaluateConfig,
@@ -109,36 +158,18 @@ def evaluate_scene(
     with rasterio.open(pred_path) as ds:
         _, auxiliary = probability_classes(ds, class_names)
         prob = footprints(ds.read(), auxiliary, 255)
-        mask = ds.dataset_mask() > 0
-        labelled = area_mask(scene_area(row, ds.crs), ds.transform, mask.shape)
-        grid = Grid(ds.crs, ds.transform, mask if labelled is None else mask & labelled)
-    truth = clipped(select_classes(read_labels(row["labels_path"]), class_paths).to_crs(grid.crs), grid)
+        grid, cut = scene_grid(ds, row)
+    truth = truth_in(row, grid, class_paths)
     pred = read_vectors(vectors_path, grid.crs)
-    if labelled is not None:  # unlabelled ground inside the test blocks: predictions are cut at its edge too
+    if cut:  # unlabelled ground inside the test blocks: predictions are cut at its edge too
         pred = clipped(pred, grid)
     bad = ~pred["class_id"].isin(range(1, n_classes))
     if bad.any():
         ids = sorted(set(pred["class_id"][bad]))
         raise GeofoundryError(f"{vectors_path}: class_id {ids} not in 1..{n_classes - 1} (see classes.json)")
 
-    objects, outlines = [], {"tp": [], "fp": [], "fn": []}
-    truth_n, pred_n = counted(truth, grid, cfg.min_area_m2), counted(pred, grid, cfg.min_area_m2)
-    for k in range(1, n_classes):
-        t_geoms = truth_n.geometry.values[truth_n["class_id"].to_numpy() == k]
-        p_sel = pred_n[pred_n["class_id"] == k]
-        p_geoms = p_sel.geometry.values
-        p_idx, t_idx, _ = match(t_geoms, p_geoms, cfg.iou_threshold)
-        is_tp = np.zeros(len(p_geoms), dtype=bool)
-        is_tp[p_idx] = True
-        found = np.zeros(len(t_geoms), dtype=bool)
-        found[t_idx] = True
-        objects.append(
-            ClassObjects(len(p_idx), int((~is_tp).sum()), int((~found).sum()), p_sel["score"].to_numpy(float), is_tp)
-        )
-        outlines["tp"] += list(p_geoms[is_tp])
-        outlines["fp"] += list(p_geoms[~is_tp])
-        outlines["fn"] += list(t_geoms[~found])
-
+    objects, outlines = count_matches(counted(truth, grid, cfg.min_area_m2), counted(pred, grid, cfg.min_area_m2),
+                                      n_classes, cfg.iou_threshold)
     shape = grid.mask.shape
     truth_r = burn(truth.geometry.values, truth["class_id"], shape, grid.transform)
     pred_r = burn(pred.geometry.values, pred["class_id"], shape, grid.transform)

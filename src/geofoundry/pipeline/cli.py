@@ -12,7 +12,8 @@ from ..errors import GeofoundryError
 from ..io.signals import handle_signals
 from .al_cli import app as al_app
 from .dashboard_cli import dashboard_command
-from .reporting import console, report_error, reported
+from .reporting import console, missing_stack, report_error, reported
+from .rps_cli import rps_command
 from .runner import STAGES, run_stage, setup_logging
 
 app = typer.Typer(help="geofoundry: GeoTIFF scenes + vector labels → reproducible, deployable detectors.",
@@ -49,15 +50,10 @@ def main(version: bool = typer.Option(False, "--version", callback=_print_versio
 
 app.add_typer(al_app, name="al")
 app.command("dashboard")(dashboard_command)
+app.command("rps")(rps_command)
 
 PARAMS = typer.Option(Path("params.yaml"), "--params", "-p", help="parameters file")
 VERBOSE = typer.Option(False, "--verbose", "-v", help="debug logging")
-
-
-def missing_stack(e: ModuleNotFoundError) -> GeofoundryError:
-    """An inference-only install lacks the training stack: say which package and how to add it."""
-    return GeofoundryError(f"{e.name} is not installed: this command needs the pipeline's training stack "
-                           "(pip install -c requirements.lock \"geofoundry[train]\"; docs/INSTALL.md)")
 
 
 def _stage_command(name: str):
@@ -74,7 +70,7 @@ def _stage_command(name: str):
 
 
 for _name in STAGES:
-    if _name not in ("postprocess", "predict", "select", "evaluate"):
+    if _name not in ("postprocess", "predict", "select", "evaluate", "rps"):
         app.command(_name)(_stage_command(_name))
 
 

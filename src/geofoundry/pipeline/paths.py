@@ -57,7 +57,13 @@ class Paths:
 
     @property
     def predictions(self) -> Path:
+        """Probability maps: ``val/`` (what the running point search tunes on) and ``test/`` (what is reported)."""
         return self / "data/predictions"
+
+    @property
+    def rps_cache(self) -> Path:
+        """What the running point search keeps between runs (git- and DVC-ignored; deleting it costs only time)."""
+        return self / ".rps-cache"
 
     @property
     def vectors(self) -> Path:

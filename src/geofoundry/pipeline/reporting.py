@@ -41,6 +41,12 @@ def report_error(name: str, err: GeofoundryError | OSError) -> None:
     console.print(Text.assemble(("error", "bold red"), f" ({name}): {describe(err)}"), highlight=False)
 
 
+def missing_stack(e: ModuleNotFoundError) -> GeofoundryError:
+    """An inference-only install lacks the training stack: say which package and how to add it."""
+    return GeofoundryError(f"{e.name} is not installed: this command needs the pipeline's training stack "
+                           "(pip install -c requirements.lock \"geofoundry[train]\"; docs/INSTALL.md)")
+
+
 @contextlib.contextmanager
 def reported(name: str) -> Iterator[None]:
     """Run a command's body: bad input (a GeofoundryError) or a failed file operation (OSError) is reported with

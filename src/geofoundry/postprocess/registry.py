@@ -8,7 +8,7 @@ so that :func:`build_chain` can check names, parameters and order before any wor
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, get_type_hints
 
@@ -164,12 +164,20 @@ class Chain:
 
     def __call__(self, state: SceneState) -> SceneState:
         _check_order([op for op, _ in self.steps], {f for f in FIELDS if getattr(state, f) is not None})
-        for i, (op, kwargs) in enumerate(self.steps):
+        out = state
+        for out in self.states(state):
+            pass
+        return out
+
+    def states(self, state: SceneState, start: int = 0, stop: int | None = None) -> Iterator[SceneState]:
+        """The state after each of the steps ``start`` to ``stop`` (excluded), ``state`` being the one before step
+        ``start`` (the order of the steps is checked by :func:`build_chain` and ``__call__``)."""
+        for i, (op, kwargs) in enumerate(self.steps[start:stop], start):
             try:
                 state = op.func(state, **kwargs)
             except GeofoundryError as e:
                 raise GeofoundryError(f"{_where(i, op.name)}: {e}") from None
-        return state
+            yield state
 
     def __str__(self) -> str:
         return " → ".join(op.name for op, _ in self.steps)

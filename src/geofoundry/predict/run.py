@@ -1,4 +1,4 @@
-"""The predict stage: each scene's test area through the delivered model, into a probability COG."""
+"""The predict stage: each scene's validation and test areas through the delivered model, into probability COGs."""
 
 from __future__ import annotations
 
@@ -165,17 +165,22 @@ def valid_region(grid: ModelGrid, cfg: PredictConfig) -> Window | None:
     return Window(c0, r0, c1 - c0, r1 - r0)
 
 
-def test_areas(scenes: pd.DataFrame, blocks) -> dict[str, shapely.Geometry]:
-    """Union of the test blocks, per scene that has any."""
-    test = shapely.union_all(blocks.loc[blocks["split"] == "test"].geometry.values)
-    return {row["scene_id"]: test for _, row in scenes.iterrows() if "test" in str(row.get("splits", ""))}
+SPLITS = ("val", "test")  # what the stage maps: validation (the running point search) and test (evaluation)
+
+
+def split_areas(scenes: pd.DataFrame, blocks, split: str) -> dict[str, shapely.Geometry]:
+    """Union of the blocks of ``split``, per scene that has any."""
+    area = shapely.union_all(blocks.loc[blocks["split"] == split].geometry.values)
+    return {row["scene_id"]: area for _, row in scenes.iterrows() if split in str(row.get("splits", "")).split(",")}
 
 
 def run(cfg: PredictConfig, selection_dir: Path, chips_dir: Path, model_path: Path, out_dir: Path,
-        metrics_path: Path | None = None, cache: Path | None = None) -> dict:
-    """Write ``out_dir/<scene_id>.tif`` for every scene with test blocks (inside the geofence, if any), and to
-    ``metrics_path`` what ran each model (engine, why, the compiled engine's first-batch parity). ``cache``: where
-    compiled packages are kept (default :func:`~geofoundry.models.compiled.default_cache`)."""
+        metrics_path: Path | None = None, cache: Path | None = None, splits: tuple[str, ...] = SPLITS) -> dict:
+    """Write ``out_dir/<split>/<scene_id>.tif`` for every scene with blocks of each of ``splits`` (inside the
+    geofence, if any), and to ``metrics_path`` the scene ids written per split and what ran each model (engine,
+    why, the compiled engine's first-batch parity). The test area is required; another split without blocks (or
+    outside the geofence) is left empty, with a warning. ``cache``: where compiled packages are kept (default
+    :func:`~geofoundry.models.compiled.default_cache`)."""
     import geopandas as gpd  # stage-only imports: predict_scene (bundles, benchmarks) needs neither
 
     from ..io.areas import area_in
@@ -184,27 +189,36 @@ def run(cfg: PredictConfig, selection_dir: Path, chips_dir: Path, model_path: Pa
     spec = InputSpec.load(chips_dir / "stats.json")
     model, outputs = build_model_fn(cfg, spec, model_path, cache)
     scenes = pd.read_parquet(selection_dir / "scenes.parquet")
-    areas = test_areas(scenes, gpd.read_parquet(selection_dir / "blocks.parquet"))
-    if cfg.geofence:
-        try:
-            fence = area_in(cfg.geofence, "EPSG:3857")
-        except ValueError as e:
-            raise GeofoundryError(f"predict.geofence: {e}") from None
-        areas = {k: a.intersection(fence) for k, a in areas.items() if a.intersects(fence)}
+    blocks = gpd.read_parquet(selection_dir / "blocks.parquet")
+    try:
+        fence = area_in(cfg.geofence, "EPSG:3857") if cfg.geofence else None
+    except ValueError as e:
+        raise GeofoundryError(f"predict.geofence: {e}") from None
+    jobs = []
+    for split in splits:
+        areas = split_areas(scenes, blocks, split)
+        if fence is not None:
+            areas = {k: a.intersection(fence) for k, a in areas.items() if a.intersects(fence)}
         if not areas:
-            raise GeofoundryError("predict.geofence does not overlap the test area of any scene")
-    if not areas:
-        raise GeofoundryError(f"{selection_dir}: no scene has test blocks")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in outputs_in(out_dir, ".tif"):
-        if stale.stem not in areas:
-            stale.unlink()
-    done = []
-    for _, row in track(scenes[scenes["scene_id"].isin(areas)].iterrows(), "predict", total=len(areas)):
-        if predict_scene(row["image_path"], row["band_names"].split("|"), float(row["gsd_m"]), areas[row["scene_id"]],
-                         spec, model, cfg, out_dir / f"{row['scene_id']}.tif", outputs):
-            done.append(row["scene_id"])
-    log.info("predicted %d scenes: %s", len(done), done)
+            why = (f"predict.geofence does not overlap the {split} area of any scene" if fence is not None
+                   else f"{selection_dir}: no scene has {split} blocks")
+            if split == "test":
+                raise GeofoundryError(why)
+            warnings.warn(f"{why}: no {split} maps", stacklevel=2)
+        split_dir = out_dir / split
+        split_dir.mkdir(parents=True, exist_ok=True)
+        for stale in outputs_in(split_dir, ".tif"):
+            if stale.stem not in areas:
+                stale.unlink()
+        jobs += [(split, row, areas[row["scene_id"]]) for _, row in scenes[scenes["scene_id"].isin(areas)].iterrows()]
+    done: dict[str, list[str]] = {split: [] for split in splits}
+    for split, row, area in track(jobs, "predict", total=len(jobs)):
+        if predict_scene(row["image_path"], row["band_names"].split("|"), float(row["gsd_m"]), area, spec, model,
+                         cfg, out_dir / split / f"{row['scene_id']}.tif", outputs):
+            done[split].append(row["scene_id"])
+    for stale in outputs_in(out_dir, ".tif"):  # maps of the former flat layout, once the new ones are written
+        stale.unlink()
+    log.info("predicted %s", done)
     result = {"scenes": done, "engines": model.engines}
     if metrics_path is not None:
         write_json(metrics_path, result)

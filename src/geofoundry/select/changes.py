@@ -31,37 +31,19 @@ def apply_changes(cfg: SelectConfig, changes: dict[str, Any]) -> tuple[SelectCon
         raise GeofoundryError(format_validation_error(e, "select query")) from None
 
 
-def _flow(value: Any) -> Any:
-    """Lists in flow style (``[a, b]``), as params.yaml writes them."""
-    from ruamel.yaml.comments import CommentedMap, CommentedSeq
-
-    if isinstance(value, dict):
-        return CommentedMap({k: _flow(v) for k, v in value.items()})
-    if isinstance(value, (list, tuple)):
-        seq = CommentedSeq([_flow(v) for v in value])
-        seq.fa.set_flow_style()
-        return seq
-    return value
-
-
 def render_select(text: str, changes: dict[str, Any]) -> str:
-    """The params.yaml ``text`` with ``changes`` written into its ``select:`` section, comments and key order kept."""
-    import io
+    """The params.yaml ``text`` with ``changes`` written into its ``select:`` section, comments and layout kept."""
+    from ..io.yaml_edit import flow, round_trip
 
-    from ruamel.yaml import YAML
+    def edit(doc: Any) -> None:
+        section = doc.setdefault("select", {})
+        for key, value in changes.items():
+            if isinstance(value, dict) and key in NESTED and key in section:
+                section[key].update(flow(value))
+            else:
+                section[key] = flow(value)
 
-    yaml = YAML()
-    yaml.preserve_quotes = True
-    doc = yaml.load(text)
-    section = doc.setdefault("select", {})
-    for key, value in changes.items():
-        if isinstance(value, dict) and key in NESTED and key in section:
-            section[key].update(_flow(value))
-        else:
-            section[key] = _flow(value)
-    out = io.StringIO()
-    yaml.dump(doc, out)
-    return out.getvalue()
+    return round_trip(text, edit)
 
 
 def write_select(params_path: Path, changes: dict[str, Any]) -> None:

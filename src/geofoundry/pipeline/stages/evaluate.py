@@ -29,7 +29,7 @@ def headline_table(report: dict) -> Table:
 
 
 def run(p: Params, d: Paths):
-    report = evaluate.run(p.evaluate, d.selection, d.predictions, d.vectors, d.metrics / "evaluate.json",
+    report = evaluate.run(p.evaluate, d.selection, d.predictions / "test", d.vectors, d.metrics / "evaluate.json",
                           d.plots / "evaluate", d.reports / "evaluate.json")
     console.print(headline_table(report))
     return report

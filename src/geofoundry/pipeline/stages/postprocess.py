@@ -1,4 +1,4 @@
-"""The postprocess stage: params and paths → ``geofoundry.postprocess.run``."""
+"""The postprocess stage: params and paths → ``geofoundry.postprocess.run`` on the test maps."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ NAME = "postprocess"
 
 def run(p: Params, d: Paths):
     classes = read_json(d.selection / "classes.json", "classes (select stage)")["names"][1:]
-    return postprocess.run(p.postprocess, d.predictions, d.vectors, classes)
+    return postprocess.run(p.postprocess, d.predictions / "test", d.vectors, classes)
 
 
 def outputs(d: Paths) -> tuple[Path, ...]:
