@@ -7,7 +7,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import os
+import sys
 from collections.abc import Iterator
+from typing import NoReturn
 
 from rich.console import Console
 from rich.text import Text
@@ -57,3 +60,14 @@ def reported(name: str) -> Iterator[None]:
         log.debug("%s failed", name, exc_info=True)
         report_error(name, e)
         raise SystemExit(exit_status(e) if isinstance(e, GeofoundryError) else 1) from None
+
+
+def exit_process(code: int | str | None) -> NoReturn:
+    """End this process at once with ``code`` (a message counts as 1), its logs flushed. After a failed or
+    interrupted run the main thread's cleanups have run, but threads it started (the predict stage's reading lanes
+    and writers) may wait forever for work that will not come; a normal exit would wait for them."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 1)
+

@@ -18,7 +18,7 @@ from ..io.lock import output_locks
 from ..io.signals import handle_signals
 from .params import load_params
 from .paths import Paths
-from .reporting import console, reported
+from .reporting import console, exit_process, reported
 
 STAGES = ("select", "preprocess", "train", "predict", "postprocess", "evaluate", "export", "rps")
 # Library warnings that say nothing a user can act on: (message regex, category)
@@ -95,5 +95,8 @@ def main(stage: ModuleType) -> None:
     status 1 on bad input (128 + n on signal n, after its cleanups)."""
     setup_logging()
     handle_signals()
-    with reported(stage.NAME):
-        run(stage)
+    try:
+        with reported(stage.NAME):
+            run(stage)
+    except SystemExit as e:
+        exit_process(e.code)

@@ -14,6 +14,8 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 
+from ..io.signals import deferred
+
 
 class Lane:
     """Context manager: ``submit(strip, fn, *args)`` runs ``fn(*args)`` on the lane's thread, lowest ``strip``
@@ -23,7 +25,8 @@ class Lane:
         self._jobs: queue.PriorityQueue = queue.PriorityQueue()
         self._order = itertools.count()
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
-        self._thread.start()
+        with deferred():  # a signal's exception raised inside start() would leave the thread half-registered
+            self._thread.start()
 
     def submit(self, strip: float, fn: Callable, *args) -> Future:
         future: Future = Future()
