@@ -50,7 +50,7 @@ def _symlink(b: Path) -> None:
 
 def _four_band_model() -> bytes:
     """A valid ONNX model of another band count (4) than the bundle's stats.json (3)."""
-    import onnx
+
     from onnx import TensorProto, helper
 
     raw = helper.make_tensor_value_info("raw", TensorProto.FLOAT, ["n", 4, "h", "w"])
