@@ -143,14 +143,13 @@ def test_exp_show_fits_a_terminal(project, monkeypatch):
 
 
 def test_training_sweep_through_the_dvc_queue(project):
-    """Training sweeps are DVC's own: a queued grid of learning rates × architectures run by two workers, then
-    compared by `dvc exp show`. Queued experiments run in fresh copies of the commit, so the raw data must be
+    """Training sweeps are DVC's own: a queued grid (two architectures) run by two workers at once, then compared
+    by `dvc exp show`. Queued experiments run in fresh copies of the commit, so the raw data must be
     versioned (the project's data.dvc does that; here `dvc add`)."""
     sh("dvc", "add", "-q", "data/raw", cwd=project)
     sh("git", "add", "data/raw.dvc", "data/.gitignore", cwd=project)
     sh("git", "commit", "-qm", "data/raw in DVC", cwd=project)
-    sh("dvc", "exp", "run", "--queue", "-S", "train.lr=choice(0.001,0.002)", "-S", "arch=choice(unet,fpn)",
-       cwd=project)
+    sh("dvc", "exp", "run", "--queue", "-S", "arch=choice(unet,fpn)", cwd=project)
     try:
         sh("dvc", "queue", "start", "-j", "2", cwd=project)
         deadline = time.monotonic() + 1800
@@ -161,12 +160,11 @@ def test_training_sweep_through_the_dvc_queue(project):
             time.sleep(10)
     finally:
         sh("dvc", "queue", "stop", "--kill", cwd=project, check=False)
-    assert status.count("Success") == 4, status
+    assert status.count("Success") == 2, status
     table = json.loads(sh("dvc", "exp", "show", "--json", cwd=project).stdout)
     runs = [run for row in table for e in (row.get("experiments") or []) for run in e["revs"]]
     values = [r["data"]["params"]["params.yaml"]["data"] for r in runs]
-    combos = {(v["arch"], v["train"]["lr"]) for v in values}
-    assert {("unet", 0.001), ("unet", 0.002), ("fpn", 0.001), ("fpn", 0.002)} <= combos
+    assert {"unet", "fpn"} <= {v["arch"] for v in values}
     for r in runs:
         metrics = r["data"]["metrics"]
         assert "object" in metrics["metrics/evaluate.json"]["data"] and "best" in metrics["metrics/rps.json"]["data"]
