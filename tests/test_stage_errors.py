@@ -45,6 +45,14 @@ def test_ensemble_member_outside_the_tracked_folder(repo):
                        "dvc add")
 
 
+def test_init_from_outside_the_tracked_folder(repo):
+    """Weights DVC would not see change (the train stage depends on init/ only) are refused at once."""
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["train"]["init_from"] = "models/best.pt"
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    assert_clean_error(run_stage(repo, "train"), "train.init_from: models/best.pt is not in init/", "dvc add")
+
+
 def test_pinned_split_outside_the_tracked_folder(repo):
     """A blocks file DVC would not see change (the select stage depends on splits/ only) is refused at once."""
     params = yaml.safe_load((repo / "params.yaml").read_text())

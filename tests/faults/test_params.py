@@ -80,6 +80,16 @@ CASES = [
      "params.yaml: invalid parameters\n  evaluate.iou_threshold: Input should be a finite number"),
     ("zero epochs", _set("train", "epochs", 0), "train",
      "params.yaml: invalid parameters\n  train.epochs: Input should be greater than or equal to 1"),
+    ("frozen random encoder", _set("train", "freeze_encoder_epochs", 2), "train",
+     "params.yaml: invalid parameters\n  train: Value error, freeze_encoder_epochs needs init_from: a frozen random "
+     "encoder learns nothing"),
+    ("frozen longer than the run", _set("train", "freeze_encoder_epochs", 20, init_from="init/a.pt"), "train",
+     "params.yaml: invalid parameters\n  train: Value error, freeze_encoder_epochs 20 > epochs 10"),
+    ("unknown init part", _set("train", "init_parts", "decoder"), "train",
+     "params.yaml: invalid parameters\n  train.init_parts: Input should be 'all' or 'encoder'"),
+    ("empty init path", _set("train", "init_from", " "), "train",
+     "params.yaml: invalid parameters\n  train.init_from: Value error, an empty path; null starts from random "
+     "weights"),
     ("bad date", _set("select", "dates", ["2024-13-01", "2025-01-01"]), "select",
      "params.yaml: invalid parameters\n  select.dates.0: Input should be a valid date or datetime, month value is "
      "outside expected range of 1-12"),
