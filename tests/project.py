@@ -57,7 +57,7 @@ def make_project(dst: Path, raw: Path, params: dict | None = None) -> Path:
     """Copy stages, params, dvc.yaml, plot templates and sources to ``dst``, put ``raw`` at data/raw, commit,
     ``dvc init``."""
     dst.mkdir(parents=True, exist_ok=True)
-    for name in ("stages", "src", "ensemble", "splits"):
+    for name in ("stages", "src", "ensemble", "init", "splits"):
         shutil.copytree(ROOT / name, dst / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(ROOT / name, dst / name)

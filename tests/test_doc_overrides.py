@@ -14,7 +14,7 @@ from geofoundry.pipeline.params import load_params
 from .project import ROOT
 
 DOCS = ["README.md", *sorted(p.relative_to(ROOT).as_posix() for p in ROOT.glob("docs/*.md")),
-        "ensemble/README.md", "splits/README.md"]
+        "ensemble/README.md", "init/README.md", "splits/README.md"]
 
 
 def documented_overrides() -> list[tuple[str, list[str]]]:

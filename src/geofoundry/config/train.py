@@ -82,6 +82,14 @@ class TrainConfig(Section):
     monitor: Literal["val/iou", "val/object_f1"] = "val/iou"
     patience: int = Field(0, ge=0, description="stop after this many epochs without improvement; 0 = never")
     seed: int = Field(0, ge=0)
+    init_from: str | None = Field(
+        None, description="start from these weights instead of random ones: a checkpoint (.pt) or an encoder weights "
+                          "file (.safetensors) in init/ (docs/TRAINING.md, Fine-tuning); null = random")
+    init_parts: Literal["all", "encoder"] = Field(
+        "all", description="what init_from gives: every tensor that matches, or the encoder's only")
+    freeze_encoder_epochs: int = Field(
+        0, ge=0, le=100_000, description="the encoder is frozen (weights and batch-norm statistics) for this many "
+                                         "first epochs, then trained; 0 = never")
     resume: bool = Field(True, description="continue an interrupted run from models/last.pt (same settings)")
     chips_on_device: bool | Literal["auto"] = Field(
         "auto", description="hold the train chips and their encoded targets on the device and gather batches "
@@ -130,6 +138,21 @@ class TrainConfig(Section):
                 if None not in sides and sides[0] != sides[1]:
                     raise ValueError(f"augment[{i}] ({name}) makes {sides[0]}×{sides[1]} chips, but "
                                      f"device_augment.d4 needs square ones: make them square or turn d4 off")
+        return self
+
+    @field_validator("init_from")
+    @classmethod
+    def _init_path(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("an empty path; null starts from random weights")
+        return v
+
+    @model_validator(mode="after")
+    def _freeze_fits(self) -> TrainConfig:
+        if self.freeze_encoder_epochs and self.init_from is None:
+            raise ValueError("freeze_encoder_epochs needs init_from: a frozen random encoder learns nothing")
+        if self.freeze_encoder_epochs > self.epochs:
+            raise ValueError(f"freeze_encoder_epochs {self.freeze_encoder_epochs} > epochs {self.epochs}")
         return self
 
     @model_validator(mode="after")

@@ -61,6 +61,12 @@ class Paths:
         return self / "ensemble"
 
     @property
+    def init(self) -> Path:
+        """Weights that ``train.init_from`` may start from: checkpoints, encoder weights files (a dependency of
+        train)."""
+        return self / "init"
+
+    @property
     def live(self) -> Path:
         return self / "dvclive/train"
 

@@ -26,17 +26,21 @@ def to_device(x: torch.Tensor, y: torch.Tensor, rt: Runtime) -> tuple[torch.Tens
 def train_epoch(net, batches: Iterator, steps: int, loss_fn, optimizer, scheduler, rt: Runtime, grad_accum: int,
                 augment: DeviceAugmentConfig | None = None,
                 on_step: Callable[[], None] | None = None,
-                on_batch: Callable[[int, torch.Tensor], None] | None = None) -> tuple[float, int]:
+                on_batch: Callable[[int, torch.Tensor], None] | None = None,
+                frozen: torch.nn.Module | None = None) -> tuple[float, int]:
     """(sum of per-sample losses, samples) of this rank over the next ``steps`` of ``batches``, the run's one
     iterator; steps the optimiser every ``grad_accum`` batches and on the last, then calls ``on_step``;
     ``on_batch(samples, loss)`` after every batch (the loss stays on the device: reading it waits for it).
 
     Batches are ``(images, targets, device augment parameters)``; ``augment`` (None: none) is applied on the
-    device. The loop never waits for the device (the ``lovasz`` and ``focal`` loss terms do: they index by a mask;
+    device. ``frozen`` (a part of ``net`` whose parameters need no gradient) runs in eval mode: its batch-norm
+    statistics stay as they are. The loop never waits for the device (the ``lovasz`` and ``focal`` loss terms do: they index by a mask;
     so do smp's class weights, copied to the device on every call). Under DDP, gradients are only all-reduced on the batch that
     steps (``no_sync`` on the others).
     """
     net.train()
+    if frozen is not None:
+        frozen.eval()
     total, n = torch.zeros((), device=rt.device), 0
     optimizer.zero_grad(set_to_none=True)
     for step, (x, y, params) in enumerate(itertools.islice(batches, steps), start=1):

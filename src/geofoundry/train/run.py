@@ -20,6 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ..config import TrainConfig
 from ..cpu_numerics import cpu_kernels
 from ..errors import GeofoundryError
+from ..io.atomic import write_json
 from ..models.checkpoint import save_checkpoint
 from ..models.input_spec import InputSpec
 from ..models.registry import build_model, get_preset
@@ -28,6 +29,8 @@ from . import resident
 from .augment import build_augment
 from .data import ChipDataset, ChipSampler, loader
 from .device import Runtime, all_sum, from_main, setup, teardown
+from .init_apply import apply as start_from
+from .init_source import read_source
 from .loop import train_epoch, validate
 from .losses import WeightedLoss
 from .optim import make_optimizer, make_scheduler
@@ -37,6 +40,8 @@ from .targets import Target
 from .tracking import log_epoch, open_live
 
 log = logging.getLogger(__name__)
+
+INIT_REPORT = "init.json"
 
 
 def load_spec(chips_dir: Path, arch: str) -> InputSpec:
@@ -64,10 +69,12 @@ class Job:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     loss_fn: torch.nn.Module
+    init: dict | None = None  # what ``train.init_from`` gave (None: random weights)
 
 
-def prepare(cfg: TrainConfig, arch: str, chips_dir: Path, rt: Runtime) -> Job:
-    """Train dataset, sampler and loader, model, optimiser, scheduler and loss of a run (also used by bench/)."""
+def prepare(cfg: TrainConfig, arch: str, chips_dir: Path, rt: Runtime, root: Path = Path(".")) -> Job:
+    """Train dataset, sampler and loader, model (started from ``root / train.init_from`` when set), optimiser,
+    scheduler and loss of a run (also used by bench/)."""
     spec = load_spec(chips_dir, arch)
     target = Target(len(spec.classes), cfg.target, cfg.border_px, cfg.contact_px)
     train_set = ChipDataset(chips_dir / "train", target, spec.ignore_index,
@@ -80,16 +87,33 @@ def prepare(cfg: TrainConfig, arch: str, chips_dir: Path, rt: Runtime) -> Job:
     else:
         batches = loader(train_set, sampler, workers=cfg.num_workers, prefetch=cfg.prefetch, pin=rt.cuda)
     seed_epoch(cfg.seed, -1, 0)  # the same initial weights on every rank
-    model = build_model(arch, len(spec.bands), len(target.names(spec.classes)))
+    names = target.names(spec.classes)
+    model = build_model(arch, len(spec.bands), len(names))
+    init = None if cfg.init_from is None else start_from(
+        model, read_source(root / cfg.init_from), arch, cfg.init_parts, spec.bands, names, spec.gsd_m)
     model = model.to(rt.device, memory_format=torch.channels_last)
-    net = model if rt.world == 1 else DistributedDataParallel(
-        model, device_ids=[rt.device.index] if rt.cuda else None, gradient_as_bucket_view=True)
-    net = torch.compile(net) if cfg.compile else net
     optimizer = make_optimizer(cfg, model.parameters())
     scheduler = make_scheduler(cfg, optimizer, cfg.epochs * math.ceil(sampler.steps / cfg.grad_accum))
-    return Job(spec, target, sampler, batches, model, net, optimizer, scheduler,
-               WeightedLoss(cfg.loss, spec.ignore_index,
-                            class_weights(cfg.class_weights, target.names(spec.classes))).to(rt.device))
+    return Job(spec, target, sampler, batches, model, wrap(model, cfg, rt), optimizer, scheduler,
+               WeightedLoss(cfg.loss, spec.ignore_index, class_weights(cfg.class_weights, names)).to(rt.device), init)
+
+
+def wrap(model: torch.nn.Module, cfg: TrainConfig, rt: Runtime) -> torch.nn.Module:
+    """``model`` as it trains: under DDP (which reduces the gradients of the parameters that needed one when it was
+    wrapped), compiled when asked."""
+    net = model if rt.world == 1 else DistributedDataParallel(
+        model, device_ids=[rt.device.index] if rt.cuda else None, gradient_as_bucket_view=True)
+    return torch.compile(net) if cfg.compile else net
+
+
+def freeze_encoder(job: Job, frozen: bool, cfg: TrainConfig, rt: Runtime) -> None:
+    """``train.freeze_encoder_epochs``: the encoder's parameters need no gradient while ``frozen``, so the
+    optimiser leaves them as they are (no gradient: no step, no weight decay, no moment); DDP is wrapped again, as
+    it reduces only the parameters that needed a gradient when it was wrapped."""
+    for p in job.model.encoder.parameters():
+        p.requires_grad_(not frozen)
+    if rt.world > 1:
+        job.net = wrap(job.model, cfg, rt)
 
 
 def weight_average(model: torch.nn.Module, decay: float) -> ModelEmaV3:
@@ -127,22 +151,33 @@ def class_weights(weights: dict[str, float], names: list[str]) -> list[float] | 
     return [float(weights.get(n, 1.0)) for n in names]
 
 
-def run(cfg: TrainConfig, arch: str, chips_dir: Path, models_dir: Path, live_dir: Path | None) -> dict:
+def record_init(models_dir: Path, init: dict | None) -> None:
+    """``models/init.json``: what ``train.init_from`` gave, tensor by tensor (none without it)."""
+    if init is None:
+        (models_dir / INIT_REPORT).unlink(missing_ok=True)
+    else:
+        write_json(models_dir / INIT_REPORT, init)
+
+
+def run(cfg: TrainConfig, arch: str, chips_dir: Path, models_dir: Path, live_dir: Path | None,
+        root: Path = Path(".")) -> dict:
     """Train ``arch`` on ``chips_dir``; write ``models_dir/{best,last}.pt`` and dvclive files into ``live_dir`` (None:
-    no tracking, as in the active-learning simulation's many short runs)."""
+    no tracking, as in the active-learning simulation's many short runs). ``train.init_from`` is relative to
+    ``root``."""
     get_preset(arch)
     rt = setup(cfg.device, cfg.threads)
     try:
-        return _run(cfg, arch, chips_dir, models_dir, live_dir, rt)
+        return _run(cfg, arch, chips_dir, models_dir, live_dir, rt, root)
     finally:
         teardown(rt)
 
 
-def _run(cfg: TrainConfig, arch: str, chips_dir: Path, models_dir: Path, live_dir: Path | None, rt: Runtime) -> dict:
-    job = prepare(cfg, arch, chips_dir, rt)
+def _run(cfg: TrainConfig, arch: str, chips_dir: Path, models_dir: Path, live_dir: Path | None, rt: Runtime,
+         root: Path) -> dict:
+    job = prepare(cfg, arch, chips_dir, rt, root)
     spec, target, model, optimizer, scheduler = job.spec, job.target, job.model, job.optimizer, job.scheduler
     names = target.names(spec.classes)
-    fp = fingerprint(cfg, arch, chips_dir, rt.world)
+    fp = fingerprint(cfg, arch, chips_dir, rt.world, job.init["from"]["sha256"] if job.init else "")
     ema = weight_average(model, cfg.ema) if cfg.ema and rt.main else None
     delivered = model if ema is None else ema.module  # what validation sees and checkpoints hold
     start, best, stale = resume(models_dir / "last.pt", fp, model, optimizer, scheduler, ema) if cfg.resume \
@@ -154,8 +189,11 @@ def _run(cfg: TrainConfig, arch: str, chips_dir: Path, models_dir: Path, live_di
         live = open_live(live_dir, start) if live_dir is not None else None
         val_set = ChipDataset(chips_dir / "val", target, spec.ignore_index)
         val_loader = loader(val_set, cfg.batch_size, workers=cfg.num_workers, prefetch=cfg.prefetch, pin=rt.cuda)
+        record_init(models_dir, job.init)
     meta = {"fingerprint": fp, "target": cfg.target, "border_px": cfg.border_px, "contact_px": cfg.contact_px,
             "cpu_kernels": cpu_kernels()}
+    if job.init is not None:
+        meta["init_from"] = {**job.init["from"], "parts": job.init["parts"]}
 
     def save(name: str, **extra) -> None:
         save_checkpoint(models_dir / name, delivered, preset=arch, bands=spec.bands, classes=names,
@@ -164,15 +202,21 @@ def _run(cfg: TrainConfig, arch: str, chips_dir: Path, models_dir: Path, live_di
     key, result = cfg.monitor.split("/")[1], {}
     job.sampler.set_epochs(start, cfg.epochs)
     batches = iter(job.batches)  # one iterator for the run: a DataLoader's workers prefetch across epoch ends
+    frozen = False
     try:
         for epoch in range(start, cfg.epochs):
+            if (epoch < cfg.freeze_encoder_epochs) != frozen:
+                frozen = not frozen
+                freeze_encoder(job, frozen, cfg, rt)
+                log.info("encoder %s from epoch %d", "frozen" if frozen else "trained", epoch + 1)
             seed_epoch(cfg.seed, epoch, rt.rank)
             t0 = time.perf_counter()
             with task(f"train epoch {epoch + 1}/{cfg.epochs}", job.sampler.steps, enabled=rt.main) as bar:
                 loss_sum, n = all_sum(rt, *train_epoch(job.net, batches, job.sampler.steps, job.loss_fn, optimizer,
                                                        scheduler, rt, cfg.grad_accum, cfg.device_augment,
                                                        average_step(ema, model, scheduler),
-                                                       step_reporter(bar, t0, rt.world)))
+                                                       step_reporter(bar, t0, rt.world),
+                                                       model.encoder if frozen else None))
             seconds = time.perf_counter() - t0
             stop = False
             if rt.main:

@@ -29,10 +29,11 @@ RUNTIME_KEYS = {"chips_on_device", "num_workers", "prefetch", "device", "compile
 CODE_DIRS = ("train", "models")
 
 
-def fingerprint(cfg: TrainConfig, arch: str, chips_dir: Path, world: int) -> str:
-    """Identity of a training run (settings, world size, chips, training code): a resume needs the same one."""
+def fingerprint(cfg: TrainConfig, arch: str, chips_dir: Path, world: int, init: str = "") -> str:
+    """Identity of a training run (settings, world size, chips, training code, the sha256 ``init`` of the weights
+    it started from): a resume needs the same one."""
     settings = cfg.model_dump(mode="json", exclude=RUNTIME_KEYS)
-    h = hashlib.sha256(json.dumps([settings, arch, world], sort_keys=True).encode())
+    h = hashlib.sha256(json.dumps([settings, arch, world] + ([init] if init else []), sort_keys=True).encode())
     for name in ("stats.json", "index.parquet"):
         if (chips_dir / name).is_file():
             h.update((chips_dir / name).read_bytes())

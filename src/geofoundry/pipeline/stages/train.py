@@ -16,7 +16,10 @@ NAME = "train"
 
 
 def run(p: Params, d: Paths):
-    return train.run(p.train, p.arch, d.chips, d.models, d.live)
+    if p.train.init_from is not None:
+        d.in_stage_folder(p.train.init_from, d.init, "train.init_from", "train",
+                          f"cp models/best.pt {d.init}/<name>.pt, then dvc add {d.init}/<name>.pt versions it")
+    return train.run(p.train, p.arch, d.chips, d.models, d.live, d.root)
 
 
 def outputs(d: Paths) -> tuple[Path, ...]:
