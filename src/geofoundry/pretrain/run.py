@@ -90,7 +90,7 @@ def learn(encoder: torch.nn.Module, ground: Ground, cfg: PretrainConfig, rt: Run
                     scheduler.step()
                     done = loss.detach()
                     total += done
-                    bar.advance(1, lambda: f"loss {float(done):.4f}")
+                    bar.advance(1, lambda d=done: f"loss {float(d):.4f}")
             losses.append(float(total) / steps)
             log.info("pretrain epoch %d/%d: loss %.4f", epoch + 1, cfg.epochs, losses[-1])
             if live is not None:
