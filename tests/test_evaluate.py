@@ -312,6 +312,7 @@ def test_breakdowns_by_size_gsd_and_block_context(dev, tmp_path):
     total = {k: m["object"][k] for k in ("tp", "fp", "fn")}
     for key in ("by_size", "by_gsd", "by_vegetation"):
         assert {k: sum(b[k] for b in m[key].values()) for k in total} == total, key
+    assert sum(g["tp"] + g["fn"] for g in m["by_touching"].values()) == total["tp"] + total["fn"]
     counted = truth[truth["counted"]].to_crs("EPSG:3857").representative_point()
     assert m["by_vegetation"]["lt0.1"]["tp"] + m["by_vegetation"]["lt0.1"]["fn"] == int((counted.x < mid).sum())
     assert m["by_vegetation"]["0.1to0.3"]["tp"] == 0
@@ -340,6 +341,18 @@ def test_gsd_bins_join_scenes_that_round_alike():
     by_gsd = breakdowns(frame, None)["by_gsd"]
     assert list(by_gsd) == ["0.15m", "0.30m"]
     assert {k: by_gsd["0.30m"][k] for k in ("tp", "fp", "fn")} == {"tp": 2, "fp": 1, "fn": 1}
+
+
+def test_touching_truth_objects_within_half_a_metre():
+    """Two roofs 0.4 m apart touch, one 0.6 m away does not; recall is counted on each side."""
+    from geofoundry.evaluate.breakdown import by_touching, truth_contacts
+
+    a, b = shapely.box(0, 0, 10, 10), shapely.box(10.4, 0, 20, 10)  # 0.4 m gap
+    c, d = shapely.box(0, 30, 10, 40), shapely.box(10.6, 30, 20, 40)  # 0.6 m gap
+    truth = truth_contacts({"found": [a, c], "fn": [b, d]}, "EPSG:32636")
+    assert truth["touching"].tolist() == [True, False, True, False]
+    assert by_touching(truth) == {"touching": {"recall": 0.5, "tp": 1, "fn": 1},
+                                  "isolated": {"recall": 0.5, "tp": 1, "fn": 1}}
 
 
 def test_overlay_blocks_figures_and_cap(dev, monkeypatch):

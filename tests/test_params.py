@@ -26,6 +26,15 @@ def test_project_params_are_valid():
 
 @pytest.mark.parametrize("mutate, expected", [
     (lambda p: p["train"].update(epocs=3), "train.epocs: unknown key"),
+    (lambda p: p["pretrain"].update(method="mae"), "pretrain.method"),
+    (lambda p: p["pretrain"].update(view_px=100), "pretrain.view_px"),
+    (lambda p: p["pretrain"].update(view_px=512), "view_px 512 is larger than tile_px 256"),
+    (lambda p: p["pretrain"].update(scale=[0.8, 0.2]), "scale [0.8, 0.2] must satisfy"),
+    (lambda p: p["pretrain"].update(epochs=-1), "pretrain.epochs"),
+    (lambda p: p["select"].update(sites=["nairobi_ke"], split={**p["select"]["split"], "holdout_site": "kampala_ug"}),
+     "split.holdout_site 'kampala_ug' is not among the selected sites"),
+    (lambda p: p["select"]["split"].update(holdout_site="kampala_ug", fractions={"train": 0, "val": 0.5, "test": 0.5}),
+     "holdout_site needs fractions.train > 0"),
     (lambda p: p["train"].update(lr="fast"), "train.lr"),
     (lambda p: p["select"]["split"]["fractions"].update(test=0.5), "fractions must be >= 0 and sum to 1"),
     (lambda p: p["predict"].update(overlap=400), "overlap (400) must be at most half the tile"),

@@ -11,7 +11,8 @@ stage packages (the layers in pyproject.toml) and cannot import them, nor the to
   ``LOSSES`` for ``train.losses.LOSSES``, ``SCHEDULES`` for ``train.optim.SCHEDULES``, ``ARCHS`` for
   ``models.registry.PRESETS``, ``POSTPROCESS_OPS`` for ``postprocess.OPS`` (the ops' parameters are validated by
   the postprocess chain, when a stage builds it), ``RPS_SEARCHES`` and ``RPS_OBJECTIVES`` for
-  ``rps.samplers.SAMPLERS`` and ``rps.objectives.OBJECTIVES``. Adding one is its entry there and its name here;
+  ``rps.samplers.SAMPLERS`` and ``rps.objectives.OBJECTIVES``, ``PRETRAIN_METHODS`` for ``pretrain.methods.METHODS``.
+  Adding one is its entry there and its name here;
   ``tests/test_registries.py`` holds each registry equal to what config accepts (the optimisers, whose settings
   config validates, are declared by their config models: ``config.OptimizerConfig``).
 """
@@ -44,6 +45,7 @@ SCHEDULES = ("onecycle", "cosine", "constant")  # train.schedule
 RPS_SEARCHES = ("grid", "random", "tpe")  # rps.search
 RPS_EXHAUSTIVE = ("grid",)  # searches that try every point: lists and stepped ranges only, within rps.trials
 RPS_OBJECTIVES = ("f1", "recall_at_precision", "precision_at_recall")  # rps.objective
+PRETRAIN_METHODS = ("simclr",)  # pretrain.method: pretrain.methods.METHODS
 
 # arch: the model presets
 ARCHS = ("unet", "unet-r34", "unet-scse", "unet-seresnext50", "unet-effb0", "unet-mobilenet", "unet-convnext",

@@ -16,14 +16,15 @@ from .data import (BALANCE_KEYS, CONTEXTS, ChipConfig, GeofenceConfig, Preproces
                    SplitConfig, StretchConfig)
 from .infer import EnsembleMember, EvaluateConfig, ExportConfig, PostprocessConfig, PredictConfig
 from .loops import AL_STRATEGIES, AlConfig, RpsConfig
+from .pretrain import PretrainConfig
 from .train import AdamConfig, DeviceAugmentConfig, OptimizerConfig, SGDConfig, TrainConfig
 
 __all__ = ["AL_STRATEGIES", "BALANCE_KEYS", "CONTEXTS", "MAX_BATCH", "MAX_BATCH_PIXELS", "MAX_CLASS_DEPTH", "MAX_SIDE_PX",
            "AdamConfig", "AlConfig", "ChipConfig", "Codec", "Device", "DeviceAugmentConfig", "EnsembleMember",
            "EvaluateConfig", "ExportConfig", "GeofenceConfig", "OptimizerConfig", "Params", "PostprocessConfig",
-           "PredictConfig", "PreprocessConfig", "RpcConfig", "RpsConfig", "SGDConfig", "Section", "SelectConfig",
-           "SplitConfig", "StretchConfig", "TrainConfig", "TtaMode", "check_batch_pixels", "check_class_path",
-           "format_validation_error"]
+           "PredictConfig", "PreprocessConfig", "PretrainConfig", "RpcConfig", "RpsConfig", "SGDConfig", "Section",
+           "SelectConfig", "SplitConfig", "StretchConfig", "TrainConfig", "TtaMode", "check_batch_pixels",
+           "check_class_path", "format_validation_error"]
 
 
 class Params(Section):
@@ -32,6 +33,7 @@ class Params(Section):
     arch: str = Field("unet", description="the model preset (geofoundry models lists them)")
     select: SelectConfig = SelectConfig()
     preprocess: PreprocessConfig = PreprocessConfig()
+    pretrain: PretrainConfig = PretrainConfig()
     train: TrainConfig = TrainConfig()
     predict: PredictConfig = PredictConfig()
     postprocess: PostprocessConfig = PostprocessConfig()
@@ -50,4 +52,6 @@ class Params(Section):
     @model_validator(mode="after")
     def _train_batch_pixels(self) -> Params:
         check_batch_pixels(self.preprocess.chip.size, self.train.batch_size, "preprocess.chip.size × train.batch_size")
+        check_batch_pixels(self.pretrain.view_px, 2 * self.pretrain.batch_size,
+                           "pretrain.view_px × 2 views × pretrain.batch_size")
         return self

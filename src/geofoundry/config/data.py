@@ -25,6 +25,9 @@ class SplitConfig(Section):
     pinned: str | None = Field(
         None, description="a blocks file in splits/ (a copy of an earlier data/selection/blocks.parquet): its "
                           "blocks keep their split, the others are assigned around them")
+    holdout_site: str | None = Field(
+        None, description="leave-one-site-out: every block of this site goes to test, the other sites' blocks to "
+                          "train and val in the ratio of their fractions")
 
     @field_validator("fractions")
     @classmethod
@@ -34,6 +37,12 @@ class SplitConfig(Section):
         if any(f < 0 for f in v.values()) or abs(sum(v.values()) - 1) > 1e-6:
             raise ValueError(f"fractions must be >= 0 and sum to 1, got {v}")
         return v
+
+    @model_validator(mode="after")
+    def _holdout_leaves_training(self) -> SplitConfig:
+        if self.holdout_site is not None and self.fractions["train"] <= 0:
+            raise ValueError("holdout_site needs fractions.train > 0: the other sites are split into train and val")
+        return self
 
 
 class GeofenceConfig(Section):
@@ -80,6 +89,13 @@ class SelectConfig(Section):
         if len(v) not in (0, 2) or (v and v[0] > v[1]):
             raise ValueError("dates must be [] or [first, last] with first <= last")
         return v
+
+    @model_validator(mode="after")
+    def _holdout_selected(self) -> SelectConfig:
+        site = self.split.holdout_site
+        if site is not None and self.sites and site not in self.sites:
+            raise ValueError(f"split.holdout_site {site!r} is not among the selected sites {self.sites}")
+        return self
 
     @field_validator("contexts")
     @classmethod

@@ -24,7 +24,7 @@ from ..config import EvaluateConfig
 from ..errors import GeofoundryError
 from ..io.atomic import write_json
 from ..io.debris import outputs_in
-from .breakdown import breakdowns, context_records, outcomes
+from .breakdown import breakdowns, by_touching, context_records, outcomes, truth_contacts
 from .objects import average_precision
 from .overlay import overlay_blocks, render
 from .pixels import class_counts, pr_curve, scores
@@ -156,11 +156,12 @@ def run(
     overlays = plots_dir / "overlays"
     for stale in outputs_in(overlays, ".png"):
         stale.unlink()
-    results, placed = [], []
+    results, placed, contacts = [], [], []
     for pred_path, vector_path in tqdm(list(zip(pred_paths, vector_paths)), desc="evaluate", unit="scene"):
         row = scenes.loc[pred_path.stem]
         result, grid = evaluate_scene(row, pred_path, vector_path, names[1:], paths[1:], cfg)
         placed.append(outcomes(result.outlines, grid.crs, float(row["gsd_m"])))
+        contacts.append(truth_contacts(result.outlines, grid.crs))
         shown, n_blocks = overlay_blocks(grid, blocks, placed[-1])
         if len(shown) < n_blocks:
             log.info("%s: overlays of the %d blocks with the most objects, of %d", result.scene_id, len(shown),
@@ -187,6 +188,7 @@ def run(
         },
         "per_scene": per_scene,
         **by,
+        "by_touching": by_touching(pd.concat(contacts, ignore_index=True)),
         "pixel_confusion": {a: {p: int(cm[i, j]) for j, p in enumerate(names)} for i, a in enumerate(names)},
     }
     write_json(plots_dir / "per_context.json", context_records(by))

@@ -61,7 +61,7 @@ class SceneResult:
     objects: list[ClassObjects]  # index k - 1 for class k
     confusion: np.ndarray  # (n_classes, n_classes) pixels, background included
     hist: np.ndarray  # (n_classes - 1, 2, 256) probability histograms, see pixels.histograms
-    outlines: dict[str, list]  # "tp", "fp" predicted and "fn" truth geometries, for the overlay
+    outlines: dict[str, list]  # "tp", "fp" predicted and "fn", "found" truth geometries (overlay, breakdowns)
 
 
 def read_vectors(path: Path, crs) -> gpd.GeoDataFrame:
@@ -113,8 +113,9 @@ def truth_in(row: pd.Series, grid: Grid, class_paths: list[str]) -> gpd.GeoDataF
 def count_matches(truth: gpd.GeoDataFrame, pred: gpd.GeoDataFrame, n_classes: int,
                   iou_threshold: float) -> tuple[list[ClassObjects], dict[str, list]]:
     """Match the counted ``pred`` objects to the counted ``truth`` objects class by class (ids 1..n_classes - 1):
-    the counts and ranked predictions of each class, and the tp/fp (predicted) and fn (truth) geometries."""
-    objects, outlines = [], {"tp": [], "fp": [], "fn": []}
+    the counts and ranked predictions of each class, and the tp/fp (predicted) and fn/found (truth missed and
+    matched) geometries."""
+    objects, outlines = [], {"tp": [], "fp": [], "fn": [], "found": []}
     for k in range(1, n_classes):
         t_geoms = truth.geometry.values[truth["class_id"].to_numpy() == k]
         p_sel = pred[pred["class_id"] == k]
@@ -130,6 +131,7 @@ def count_matches(truth: gpd.GeoDataFrame, pred: gpd.GeoDataFrame, n_classes: in
         outlines["tp"] += list(p_geoms[is_tp])
         outlines["fp"] += list(p_geoms[~is_tp])
         outlines["fn"] += list(t_geoms[~found])
+        outlines["found"] += list(t_geoms[found])
     return objects, outlines
 
 

@@ -42,6 +42,15 @@ class Paths:
         return self / "models"
 
     @property
+    def pretrained(self) -> Path:
+        """The pretrain stage's encoder weights file and summary (what ``train.init_from`` may name)."""
+        return self / "pretrained"
+
+    @property
+    def pretrain_live(self) -> Path:
+        return self / "dvclive/pretrain"
+
+    @property
     def splits(self) -> Path:
         """Blocks files that ``select.split.pinned`` may name (a dependency of select)."""
         return self / "splits"

@@ -20,7 +20,7 @@ from .params import load_params
 from .paths import Paths
 from .reporting import console, exit_process, reported
 
-STAGES = ("select", "preprocess", "train", "predict", "postprocess", "evaluate", "export", "rps")
+STAGES = ("select", "preprocess", "pretrain", "train", "predict", "postprocess", "evaluate", "export", "rps")
 # Library warnings that say nothing a user can act on: (message regex, category)
 HARMLESS = (
     ("Use `@` matmul instead of `\\*` mul operator", PendingDeprecationWarning),  # rasterio under affine >= 3

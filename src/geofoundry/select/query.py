@@ -12,7 +12,7 @@ import pandas as pd
 import shapely
 
 from ..catalog.scan import COUNT_PREFIX
-from ..config import CONTEXTS, SelectConfig
+from ..config import CONTEXTS, SelectConfig, SplitConfig
 from ..errors import GeofoundryError
 from .filters import apply_filters, filter_blocks, filter_scenes
 from .geofence import clip_cells
@@ -103,6 +103,28 @@ def _scene_splits(per_scene: pd.DataFrame) -> pd.Series:
     return pd.Series([",".join(sorted(n)) for n in names], index=pd.Index(scenes, name="scene_id"))
 
 
+def split_blocks(blocks: pd.DataFrame, cfg: SplitConfig, fixed: pd.Series | None) -> pd.Series:
+    """Each block's split; with ``holdout_site`` (leave-one-site-out), that site's blocks all go to test and the
+    others to train and val in the ratio of their fractions (blocks that ``fixed`` pins keep their split)."""
+    if cfg.holdout_site is None:
+        return assign_splits(blocks, cfg.fractions, cfg.seed, cfg.balance, fixed)
+    held = (blocks["site"] == cfg.holdout_site).to_numpy()
+    if not held.any():
+        raise GeofoundryError(f"select.split.holdout_site: no selected block is of site {cfg.holdout_site!r}; the "
+                              f"selection's sites: {sorted(blocks['site'].astype(str).unique())}")
+    if held.all():
+        raise GeofoundryError(f"select.split.holdout_site: every selected block is of site {cfg.holdout_site!r}, "
+                              "none is left to train on")
+    kept = cfg.fractions["train"] + cfg.fractions["val"]
+    fractions = {"train": cfg.fractions["train"] / kept, "val": cfg.fractions["val"] / kept, "test": 0.0}
+    others = blocks[~held]
+    out = pd.Series("test", index=blocks.index, dtype=object)
+    out[~held] = assign_splits(others, fractions, cfg.seed, cfg.balance,
+                               None if fixed is None else fixed[~held]).values
+    log.info("leave-one-site-out: the %d blocks of %s are the test split", held.sum(), cfg.holdout_site)
+    return out
+
+
 def query(scenes: gpd.GeoDataFrame, cells: gpd.GeoDataFrame, cfg: SelectConfig,
           fence: shapely.Geometry | None = None, pinned: pd.Series | None = None) -> Selection:
     """Apply the selection ``cfg`` to catalog rows and split the blocks.
@@ -130,7 +152,7 @@ def query(scenes: gpd.GeoDataFrame, cells: gpd.GeoDataFrame, cfg: SelectConfig,
     fixed = blocks["block_id"].map(pinned) if pinned is not None else None
     if fixed is not None:
         log.info("%d of %d blocks keep their split from select.split.pinned", fixed.notna().sum(), len(blocks))
-    blocks["split"] = assign_splits(blocks, cfg.split.fractions, cfg.split.seed, cfg.split.balance, fixed).values
+    blocks["split"] = split_blocks(blocks, cfg.split, fixed).values
     cells["split"] = blocks["split"].to_numpy()[np.searchsorted(_cell_key(blocks["ix"], blocks["iy"]),
                                                                 _cell_key(cells["ix"], cells["iy"]))]
     summary = split_summary(blocks, cells, class_table(cfg.classes)["names"][1:])

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 def open_live(live_dir: Path, start: int):
-    """A dvclive ``Live`` at step ``start``; a resumed run first drops the rows of epochs it will redo."""
-    from dvclive import Live  # lazily: the GPU benchmark imports this package without dvclive
+    """A dvclive ``Live`` at step ``start``; a resumed run first drops the rows of epochs it will redo. None without
+    dvclive (a machine that trains without DVC): the epochs are then logged only."""
+    try:
+        from dvclive import Live  # lazily: the GPU benchmarks run without dvclive
+    except ImportError:
+        log.warning("dvclive is not installed: the training curves are logged, not plotted")
+        return None
 
     if start:
         for tsv in (live_dir / "plots" / "metrics").rglob("*.tsv"):
