@@ -10,8 +10,15 @@ from ..choices import PRETRAIN_METHODS
 from .base import MAX_BATCH, MAX_SIDE_PX, Device, Section
 from .train import DeviceAugmentConfig
 
-# stronger colour changes than supervised training: the views of one tile must differ in more than geometry
-PRETRAIN_AUGMENT = DeviceAugmentConfig(d4=True, brightness=0.4, contrast=0.4, noise=0.02, p_color=0.8)
+
+class PretrainAugmentConfig(DeviceAugmentConfig):
+    """Stronger colour changes than supervised training: the views of one tile must differ in more than geometry.
+    Its own defaults, so that a partial mapping in params.yaml keeps the others."""
+
+    brightness: float = Field(0.4, ge=0, le=1, description="max additive shift, as a fraction of the range")
+    contrast: float = Field(0.4, ge=0, le=1, description="max multiplicative change: a factor in [1 - c, 1 + c]")
+    noise: float = Field(0.02, ge=0, le=1, description="std of added Gaussian noise, as a fraction of the range")
+    p_color: float = Field(0.8, ge=0, le=1, description="chance that brightness, contrast and noise change a sample")
 
 
 class PretrainConfig(Section):
@@ -33,7 +40,7 @@ class PretrainConfig(Section):
     weight_decay: float = Field(1e-4, ge=0)
     temperature: float = Field(0.2, gt=0, le=10, description="NT-Xent temperature")
     projection_dim: int = Field(128, ge=8, le=8192, description="output of the projection head")
-    device_augment: DeviceAugmentConfig = PRETRAIN_AUGMENT
+    device_augment: PretrainAugmentConfig = PretrainAugmentConfig()
     seed: int = Field(0, ge=0)
     device: Device = "auto"
     threads: int = Field(0, ge=0, le=4096, description="torch CPU threads, 0 = all cores")
