@@ -1,16 +1,24 @@
-"""The GPU recipe with and without a pretrained encoder, seeds 1–4, without DVC: the stages' own entry points run
-on a params file in a work folder per fold.
+"""The GPU recipe from random weights and from a pretrained encoder, and the CPU default's schedule fine-tuned from
+the recipe's checkpoint, seeds 1–4, without DVC: the stages' own entry points run on a params file, each run in a
+folder of its own, several at once on one GPU (``--jobs``).
 
-    python bench/pretrain_gpu.py --raw ../shared/data/oam_buildings_eafrica_scenes --work /tmp/gf --out pre.md
-    python bench/pretrain_gpu.py --raw ... --work /tmp/gf --folds kampala_ug nairobi_ke zanzibar_tz   # LOSO
-    python bench/pretrain_gpu.py --raw ... --work /tmp/gf --smoke   # CPU check: tiny sizes, one seed
+    python bench/pretrain_gpu.py --raw ../shared/data/oam_buildings_eafrica_scenes --work /tmp/gf --jobs 8 --out pre.md
+    python bench/pretrain_gpu.py --raw ... --work /tmp/gf --folds kampala_ug nairobi_ke zanzibar_tz --seeds 1 \
+        --starts random pretrained --jobs 6 --out loso.md                                # leave-one-site-out
+    python bench/pretrain_gpu.py --raw ... --work /tmp/gf --smoke                        # CPU check: tiny sizes
 
 For each fold (``default``: the project's split; a site name: that site held out, ``select.split.holdout_site``):
-select, preprocess and pretrain run once (``pretrain.epochs`` from ``--pretrain-epochs``), the encoder file is
-copied into the fold's ``init/``, then for each seed the recipe trains from random weights and from that encoder
-(``train.init_from``, ``train.init_parts: encoder``), each followed by predict, postprocess and evaluate. Every run
-prints one JSON line (test object F1, recall by size and of touching buildings); the end prints the table, with
-mean ± spread per fold and start, and writes it (Markdown, and JSON beside it). Without dvclive installed the
+select, preprocess and pretrain run once (``pretrain.epochs``: ``--pretrain-epochs``; folds at once). Then each
+seed's runs, each followed by predict, postprocess and evaluate (``--starts``):
+
+- ``random``: the recipe from random weights;
+- ``pretrained``: the recipe from the fold's pretrained encoder (``train.init_from``, ``train.init_parts: encoder``);
+- ``finetune``: params.yaml's ``train`` section (the CPU default's schedule and target) with the recipe's preset,
+  started from the same seed's ``random`` checkpoint (every tensor that fits; the head of other classes is new);
+- ``short``: the same schedule from random weights, the reference of ``finetune``.
+
+Every run prints one JSON line (test object F1, recall by size and of touching buildings); the end prints the table,
+with mean ± spread per fold and start, and writes it (Markdown, and JSON beside it). Without dvclive installed the
 curves are only logged.
 """
 
@@ -21,6 +29,8 @@ import json
 import shutil
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import yaml
@@ -57,8 +67,12 @@ def write_params(root: Path, params: dict) -> None:
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+STARTS = ("random", "pretrained", "finetune", "short")
+
+
 def prepare(work: Path, raw: Path, fold: str, params: dict) -> Path:
     """The fold's folder: data/raw linked, select, preprocess and pretrain run, the encoder file in init/."""
+    setup_logging()
     root = work / fold
     (root / "data").mkdir(parents=True, exist_ok=True)
     if not (root / "data/raw").exists():
@@ -71,11 +85,29 @@ def prepare(work: Path, raw: Path, fold: str, params: dict) -> Path:
     return root
 
 
-def one_run(root: Path, params: dict, seed: int, pretrained: bool) -> dict:
-    """Train the recipe with ``seed`` from random weights or the encoder file, then predict, postprocess and
-    evaluate; the test figures."""
-    init = {"init_from": ENCODER, "init_parts": "encoder"} if pretrained else {"init_from": None}
-    write_params(root, merged(params, {"train": {"seed": seed, **init}}))
+def run_folder(fold_root: Path, start: str, seed: int) -> Path:
+    """A run's own folder: the fold's data linked, and in its init/ the file its start needs."""
+    root = fold_root / "runs" / f"{start}-s{seed}"
+    shutil.rmtree(root, ignore_errors=True)
+    (root / "data").mkdir(parents=True)
+    for name in ("raw", "selection", "chips"):
+        (root / "data" / name).symlink_to((fold_root / "data" / name).resolve())
+    (root / "init").mkdir()  # train.init_from must lie in the run's own init/
+    if start == "finetune":
+        shutil.copy(fold_root / "runs" / f"random-s{seed}" / "models/best.pt", root / "init/recipe.pt")
+    elif start == "pretrained":
+        shutil.copy(fold_root / ENCODER, root / ENCODER)
+    return root
+
+
+def one_run(fold_root: Path, params: dict, short: dict, start: str, seed: int) -> dict:
+    """Train with ``seed`` from the ``start``, then predict, postprocess and evaluate; the test figures."""
+    setup_logging()
+    root = run_folder(fold_root, start, seed)
+    train = {"random": {"init_from": None}, "pretrained": {"init_from": ENCODER, "init_parts": "encoder"},
+             "finetune": {**short, "init_from": "init/recipe.pt", "init_parts": "all"},
+             "short": {**short, "init_from": None}}[start]
+    write_params(root, merged(params, {"train": {"seed": seed, **train}}))
     t0 = time.perf_counter()
     for stage in ("train", "predict", "postprocess", "evaluate"):
         run_stage(stage, "params.yaml", root)
@@ -89,7 +121,9 @@ def main() -> None:
     ap.add_argument("--work", type=Path, required=True, help="a folder for the folds' files")
     ap.add_argument("--folds", nargs="+", default=["default"], help="default, or sites to hold out in turn")
     ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3, 4])
+    ap.add_argument("--starts", nargs="+", choices=STARTS, default=list(STARTS))
     ap.add_argument("--pretrain-epochs", type=int, default=PRETRAIN["epochs"])
+    ap.add_argument("--jobs", type=int, default=1, help="runs at once (processes sharing the device)")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes and one seed: checks the chain on a CPU")
     ap.add_argument("--out", type=Path, default=Path("pretrain_gpu.md"))
     args = ap.parse_args()
@@ -97,18 +131,24 @@ def main() -> None:
     base = yaml.safe_load((ROOT / "params.yaml").read_text())
     params = merged(base, {**SMOKE, "pretrain": SMOKE_PRETRAIN} if args.smoke else
                     {**RECIPE, "pretrain": {**PRETRAIN, "epochs": args.pretrain_epochs}})
+    short = {k: base["train"][k] for k in ("epochs", "samples_per_epoch", "batch_size", "lr", "target", "monitor")}
+    if args.smoke:
+        short = {**short, **SMOKE["train"]}
     seeds = args.seeds[:1] if args.smoke else args.seeds
+    folds = {fold: merged(params, {"select": {"split": {"holdout_site": None if fold == "default" else fold}}})
+             for fold in args.folds}
+    if "finetune" in args.starts and "random" not in args.starts:
+        raise SystemExit("--starts finetune needs random: a fine-tune run starts from the random run's checkpoint")
     rows = []
-    for fold in args.folds:
-        fold_params = merged(params, {"select": {"split": {"holdout_site": None if fold == "default" else fold}}})
-        root = prepare(args.work, args.raw, fold, fold_params)
-        for seed in seeds:
-            for pretrained in (False, True):
-                row = {"fold": fold, "start": "pretrained encoder" if pretrained else "random", "seed": seed,
-                       **one_run(root, fold_params, seed, pretrained)}
-                rows.append(row)
-                print(json.dumps(row), flush=True)
-    rows.sort(key=lambda r: (r["fold"], r["start"], r["seed"]))
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn")) as ex:
+        roots = dict(zip(folds, ex.map(prepare, *zip(*[(args.work, args.raw, f, p) for f, p in folds.items()]))))
+        for wave in (("random", "pretrained", "short"), ("finetune",)):
+            runs = [(f, start, seed) for f in folds for seed in seeds for start in wave if start in args.starts]
+            futures = [ex.submit(one_run, roots[f], folds[f], short, start, seed) for f, start, seed in runs]
+            for (fold, start, seed), fut in zip(runs, futures):
+                rows.append({"fold": fold, "start": start, "seed": seed, **fut.result()})
+                print(json.dumps(rows[-1]), flush=True)
+    rows.sort(key=lambda r: (r["fold"], STARTS.index(r["start"]), r["seed"]))
     table = markdown(rows, ["fold", "start", "seed"])
     args.out.write_text(table)
     args.out.with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n")
