@@ -88,18 +88,20 @@ def test_rps_apply_then_repro_reports_test_once_at_the_chosen_point(project):
     restore(project)
 
 
-@pytest.mark.parametrize(("stage", "added", "copied"), [
-    ("predict", "ensemble/member.pt", "models/best.pt"),  # predict.ensemble's members
-    ("select", "splits/earlier.parquet", "data/selection/blocks.parquet"),  # select.split.pinned's blocks files
+@pytest.mark.parametrize(("stage", "added", "copied", "untouched"), [
+    ("predict", "ensemble/member.pt", "models/best.pt", "train"),  # predict.ensemble's members
+    ("select", "splits/earlier.parquet", "data/selection/blocks.parquet", "train"),  # select.split.pinned's files
+    ("train", "init/release.pt", "models/best.pt", "preprocess"),  # what train.init_from may start from
 ])
-def test_a_file_in_a_stage_folder_is_a_dependency(project, stage, added, copied):
-    """A file put in ensemble/ (splits/) changes the predict (select) stage's dependencies; training is untouched."""
+def test_a_file_in_a_stage_folder_is_a_dependency(project, stage, added, copied, untouched):
+    """A file put in ensemble/ (splits/, init/) changes the predict (select, train) stage's dependencies; an
+    independent stage is untouched."""
     path = project / added
     path.write_bytes((project / copied).read_bytes())
     try:
         status = sh("dvc", "status", stage, cwd=project).stdout
         assert "modified:" in status and added.split("/")[0] in status, status
-        assert "train" not in sh("dvc", "status", "train", cwd=project).stdout
+        assert untouched not in sh("dvc", "status", untouched, cwd=project).stdout
     finally:
         path.unlink()
     assert "up to date" in sh("dvc", "status", stage, cwd=project).stdout
