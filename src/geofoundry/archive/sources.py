@@ -71,7 +71,8 @@ def stac_scenes(path: Path) -> list[Scene]:
         data = json.loads(decode(path.read_bytes(), path, "STAC file"))
         items = (pystac.ItemCollection.from_dict(data).items if data.get("type") == "FeatureCollection"
                  else [pystac.Item.from_dict(data)])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError, pystac.STACError) as e:
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, pystac.STACError,
+            pystac.STACTypeError) as e:
         raise GeofoundryError(f"{path}: not a STAC ItemCollection or Item ({type(e).__name__}: {e})") from None
     return [Scene(item.id, gdal_path(_image_asset(item.to_dict(), str(path)), path.parent), item.to_dict())
             for item in items]
