@@ -33,8 +33,16 @@ BUNDLE = Path(__file__).parent / "fixtures" / f"bundle_v{FORMAT_VERSION}"
 SCENES = ("kampala_ug_z19", "nairobi_ke_z19")
 
 
-def geofoundry(*args: str, torchrun: int = 0, extra: dict | None = None, wait: bool = True):
+NO_TORCH = ("import atexit, sys; atexit.register(lambda: print('torch loaded' if 'torch' in sys.modules else "
+            "'no torch')); from geofoundry.pipeline.cli import app; app()")
+
+
+def geofoundry(*args: str, torchrun: int = 0, extra: dict | None = None, wait: bool = True, probe: bool = False):
+    """``geofoundry predict --bundle BUNDLE --threads 1 ARGS`` (under torchrun with that many ranks; ``probe``: saying
+    at exit whether torch was loaded)."""
     cmd = [sys.executable, "-m", "geofoundry", "predict", "--bundle", str(BUNDLE), "--threads", "1", *args]
+    if probe:
+        cmd[1:3] = ["-c", NO_TORCH]
     if torchrun:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={torchrun}",
                "-m", *cmd[2:]]
@@ -148,7 +156,7 @@ def test_a_scene_through_vsicurl_equals_the_local_file(tmp_path, scenes):
 
 def test_a_stac_item_collection_runs(tmp_path, scenes):
     """Items with relative image assets; the run's catalog links each label item to its input item, the probability
-    COG, the objects and the bundle's MLM model item, and pystac reads it all back."""
+    COG, the objects and the bundle's MLM model item, and pystac reads it all back. One process loads no torch."""
     items = []
     for name in SCENES:
         with rasterio.open(scenes / f"{name}.tif") as ds:
@@ -160,7 +168,7 @@ def test_a_stac_item_collection_runs(tmp_path, scenes):
         items.append(item)
     collection = tmp_path / "items.json"
     collection.write_text(json.dumps(pystac.ItemCollection(items).to_dict()))
-    geofoundry(str(collection), "--out", str(tmp_path / "out"))
+    assert "no torch" in geofoundry(str(collection), "--out", str(tmp_path / "out"), probe=True).stdout
     catalog = pystac.Catalog.from_file(str(tmp_path / "out" / "stac" / "catalog.json"))
     labels = {i.id: i for i in catalog.get_items() if "label:type" in i.properties}
     assert sorted(labels) == [f"dev-{n}-labels" for n in SCENES]

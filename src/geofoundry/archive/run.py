@@ -26,7 +26,7 @@ from ..progress import task
 from .identity import identity
 from .merge import merge
 from .records import append_record, is_finished, read_records
-from .shard import Group, balance, join, launched, leave
+from .shard import Group, balance, join, launched, leave, pin
 from .sources import Scene
 from .stac import write_catalog
 
@@ -44,6 +44,7 @@ def predict_archive(bundle: Bundle, scenes: list[Scene], out: Path, bands: list[
     chain = bundle_chain(bundle)
     if group.world > 1 and not threads:
         threads = max(1, (os.cpu_count() or 1) // group.local_world)  # the host's cores shared by its ranks
+    pin(group)
     model_fn = bundle_model_fn(bundle, engine, threads)
     join(group, model_fn.engines[0]["engine"] == "compiled")
     try:

@@ -39,15 +39,23 @@ def launched() -> Group:
     return Group(env["RANK"], max(env["WORLD_SIZE"], 1), env["LOCAL_RANK"], max(env["LOCAL_WORLD_SIZE"], 1))
 
 
-def join(group: Group, gpu: bool) -> None:
-    """Join the process group (``gpu``: NCCL on device LOCAL_RANK, else gloo); nothing for one rank."""
+def pin(group: Group) -> None:
+    """Make ``cuda:LOCAL_RANK`` this rank's current device, where there is CUDA, before a model is loaded (one
+    device per rank); nothing for one rank."""
     if group.world == 1:
         return
     import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.set_device(group.local % torch.cuda.device_count())
+
+
+def join(group: Group, gpu: bool) -> None:
+    """Join the process group (``gpu``: NCCL on the rank's device, else gloo); nothing for one rank."""
+    if group.world == 1:
+        return
     import torch.distributed as dist
 
-    if gpu:
-        torch.cuda.set_device(group.local)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if gpu else "gloo")
 
