@@ -49,7 +49,7 @@ def geofoundry(*args: str, torchrun: int = 0, extra: dict | None = None, wait: b
     run_env = {**env(), "PYTHONPATH": str(ROOT / "src"), **(extra or {})}
     if not wait:
         return subprocess.Popen(cmd, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    proc = subprocess.run(cmd, env=run_env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(cmd, env=run_env, capture_output=True, text=True, timeout=900, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
 
@@ -187,7 +187,7 @@ def test_a_failing_scene_does_not_stop_the_others(tmp_path, scenes):
     (scenes / "broken.tif").write_bytes(b"not a tiff")
     proc = subprocess.run([sys.executable, "-m", "geofoundry", "predict", "--bundle", str(BUNDLE), str(scenes),
                            "--out", str(tmp_path / "out"), "--threads", "1"],
-                          env={**env(), "PYTHONPATH": str(ROOT / "src")}, capture_output=True, text=True)
+                          env={**env(), "PYTHONPATH": str(ROOT / "src")}, capture_output=True, text=True, check=False)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     said = proc.stdout + proc.stderr
     assert "failed: broken" in said and "2 predicted" in said

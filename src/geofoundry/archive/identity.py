@@ -32,7 +32,7 @@ def identity(path: str) -> dict:
 def _http(url: str) -> dict:
     request = urllib.request.Request(url, method="HEAD")
     try:
-        with urllib.request.urlopen(request, timeout=60) as reply:  # noqa: S310 - the user's own scene URL
+        with urllib.request.urlopen(request, timeout=60) as reply:
             headers = reply.headers
     except (urllib.error.URLError, OSError) as e:
         raise GeofoundryError(f"{CURL}{url}: cannot reach the scene ({e})") from None

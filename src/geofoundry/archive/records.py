@@ -21,9 +21,9 @@ def read_records(out: Path) -> dict[str, dict]:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if isinstance(record, dict) and "name" in record:
-                if record["name"] not in latest or record["finished"] >= latest[record["name"]]["finished"]:
-                    latest[record["name"]] = record
+            if isinstance(record, dict) and "name" in record and (
+                    record["name"] not in latest or record["finished"] >= latest[record["name"]]["finished"]):
+                latest[record["name"]] = record
     return latest
 
 

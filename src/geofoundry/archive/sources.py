@@ -40,8 +40,7 @@ def gdal_path(href: str, base: Path | None = None) -> str:
     for scheme, prefix in SCHEMES.items():
         if href.startswith(scheme):
             return prefix + href[len(scheme):]
-    if href.startswith("file://"):
-        href = href[len("file://"):]
+    href = href.removeprefix("file://")
     if href.startswith("/vsi") or Path(href).is_absolute() or base is None:
         return href
     return str(base / href)
