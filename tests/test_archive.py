@@ -23,7 +23,7 @@ from rasterio.warp import transform_bounds
 from shapely.geometry import box
 
 from geofoundry.archive.merge import dedup
-from geofoundry.archive.shard import balance
+from geofoundry.predict.ranks import balance
 from geofoundry.bundle.format import FORMAT_VERSION
 
 from .project import ROOT, env

@@ -22,11 +22,11 @@ from ..io.atomic import temporary_folder, write_json
 from ..io.folders import writable_folder
 from ..io.lock import output_lock
 from ..io.signals import deferred
+from ..predict.ranks import Group, balance, join, launched, leave, pin
 from ..progress import task
 from .identity import identity
 from .merge import merge
 from .records import append_record, is_finished, read_records
-from .shard import Group, balance, join, launched, leave, pin
 from .sources import Scene
 from .stac import write_catalog
 
@@ -46,7 +46,7 @@ def predict_archive(bundle: Bundle, scenes: list[Scene], out: Path, bands: list[
         threads = max(1, (os.cpu_count() or 1) // group.local_world)  # the host's cores shared by its ranks
     pin(group)
     model_fn = bundle_model_fn(bundle, engine, threads)
-    join(group, model_fn.engines[0]["engine"] == "compiled")
+    joined = join(group, model_fn.engines[0]["engine"] == "compiled")
     try:
         with contextlib.ExitStack() as held:
             refusal = None
@@ -66,7 +66,7 @@ def predict_archive(bundle: Bundle, scenes: list[Scene], out: Path, bands: list[
             summary = (_finish(bundle, scenes, out, every, iou) if group.main else
                        {"scenes": ran, "failed": [s for s in every if s["status"] == "failed"]})
     finally:
-        leave(group)
+        leave(joined)
     return {**summary, "engines": model_fn.engines, "rank": group.rank, "world": group.world}
 
 

@@ -1,6 +1,6 @@
 """Ranks of a ``torchrun`` launch (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``): the process group they share (gloo
-for the ONNX engine on the CPU, NCCL for a GPU engine, one device per rank), and the scenes each predicts, balanced
-by area. Without torchrun there is one rank and torch is never imported."""
+for a model on the CPU, NCCL for one on a GPU, one device per rank), and the scenes each predicts, balanced by
+area: the predict stage's and the archive runs'. Without torchrun there is one rank and torch is never imported."""
 
 from __future__ import annotations
 
@@ -50,22 +50,25 @@ def pin(group: Group) -> None:
         torch.cuda.set_device(group.local % torch.cuda.device_count())
 
 
-def join(group: Group, gpu: bool) -> None:
-    """Join the process group (``gpu``: NCCL on the rank's device, else gloo); nothing for one rank."""
+def join(group: Group, gpu: bool) -> bool:
+    """Join the process group (``gpu``: NCCL on the rank's device, else gloo) unless the process is in one already;
+    whether it joined (nothing for one rank)."""
     if group.world == 1:
-        return
+        return False
     import torch.distributed as dist
 
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if gpu else "gloo")
+    if dist.is_initialized():
+        return False
+    dist.init_process_group("nccl" if gpu else "gloo")
+    return True
 
 
-def leave(group: Group) -> None:
-    if group.world > 1:
+def leave(joined: bool) -> None:
+    """Leave the process group that :func:`join` joined (``joined``: what it returned)."""
+    if joined:
         import torch.distributed as dist
 
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        dist.destroy_process_group()
 
 
 def balance(areas: list[float], world: int) -> list[list[int]]:
