@@ -115,7 +115,6 @@ def predict_command(
         from ..bundle import open_bundle
 
         found = open_bundle(bundle, sha256)  # verified before the prediction code is even imported
-        from ..archive.run import predict_archive
         from ..delivery.predict import predict_bundle
         from ..models.engines import ENGINES
 
@@ -123,6 +122,7 @@ def predict_command(
             raise GeofoundryError(f"--engine {engine}: not one of {', '.join(ENGINES)}")
         names = [b for b in bands.split(",") if b.strip()] if bands else None
         if archive or is_archive(scenes):
+            from ..archive.run import predict_archive
             from ..archive.sources import find_scenes
 
             return archive_summary(predict_archive(found, find_scenes(scenes), out, names, threads, engine, iou), out)
