@@ -68,7 +68,21 @@ def test_every_kept_bundle_reads(path):
 def test_the_current_format_has_a_small_kept_bundle():
     assert CURRENT.is_dir(), f"no {CURRENT}: run `python tests/fixtures/make_bundle.py` for format {FORMAT_VERSION}"
     assert json.loads((CURRENT / "card.json").read_text())["format"] == f"geofoundry-bundle/{FORMAT_VERSION}"
-    assert sum(p.stat().st_size for p in FIXTURES.rglob("*")) < 1 << 20  # kept in git: stays small
+    blobs = {hashlib.sha256(p.read_bytes()).hexdigest(): p.stat().st_size for p in FIXTURES.rglob("*") if p.is_file()}
+    assert sum(blobs.values()) < 1 << 20  # kept in git (one blob per content): stays small
+
+
+@pytest.mark.parametrize("path", sorted(FIXTURES.glob("bundle_v*")), ids=lambda p: p.name)
+def test_every_kept_bundle_describes_its_model_in_stac_mlm(path):
+    """mlm.json (written by the export from format 4, made by the upgrader before) reads as a STAC MLM item."""
+    import pystac
+
+    bundle = open_bundle(path)
+    item = pystac.Item.from_dict(bundle.json("mlm.json"))
+    assert any("/mlm/" in e for e in item.stac_extensions) and item.assets["model"].href == "./model.onnx"
+    [inputs], [outputs] = item.properties["mlm:input"], item.properties["mlm:output"]
+    assert inputs["bands"] == bundle.spec.bands and inputs["input"]["shape"][1] == len(bundle.spec.bands)
+    assert [c["name"] for c in outputs["classification:classes"]] == bundle.outputs
 
 
 @pytest.mark.parametrize("auxiliary_key", [True, False], ids=["last unversioned", "before auxiliary classes"])

@@ -11,7 +11,7 @@ from ..config import AlConfig, PredictConfig
 from ..errors import GeofoundryError
 from ..models.checkpoint import ensemble_nets
 from ..models.input_spec import InputSpec
-from ..predict.torch_model import resolve_device
+from ..models.device import resolve_device
 from .score import OnnxProber, TorchProber
 from .strategies import STRATEGIES
 
@@ -21,7 +21,7 @@ def checkpoint_prober(model_path: Path, spec: InputSpec, predict: PredictConfig,
     them; on ``al.device``."""
     members = [(Path(model_path), 1.0)] + [(Path(m.path), m.weight) for m in predict.ensemble]
     nets, outputs = ensemble_nets([path for path, _ in members], spec.bands, spec.classes)
-    return TorchProber(nets, outputs, resolve_device(cfg.device), [w for _, w in members], predict.tta, cfg.tta,
+    return TorchProber(nets, outputs, resolve_device(cfg.device, "al.device"), [w for _, w in members], predict.tta, cfg.tta,
                        cfg.mc_samples)
 
 

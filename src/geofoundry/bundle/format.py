@@ -22,7 +22,7 @@ from ..errors import GeofoundryError
 
 FORMAT_FILE = "bundle.json"
 FORMAT = "geofoundry-bundle"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 NEEDS_GEOFOUNDRY = "0.1.0"  # the first geofoundry release whose reader reads FORMAT_VERSION
 INPUT, OUTPUT = "raw", "probabilities"  # model.onnx's tensors
 
@@ -106,7 +106,21 @@ def _v2_to_v3(files: dict[str, bytes], root: Path) -> dict[str, bytes]:
     return {**files, "bundle.json": json.dumps(info, indent=2).encode() + b"\n"}
 
 
-UPGRADERS: dict[int, Callable[[dict[str, bytes], Path], dict[str, bytes]]] = {1: _v1_to_v2, 2: _v2_to_v3}
+def _v3_to_v4(files: dict[str, bytes], root: Path) -> dict[str, bytes]:
+    """Version 4 adds ``mlm.json``, the model as a STAC MLM item, made from the bundle's own contracts."""
+    import yaml
+
+    from .mlm import mlm_json
+
+    info = {**_json(files, "bundle.json", root), "format_version": 4, "needs_geofoundry": "0.1.0"}
+    predict = yaml.safe_load(files["predict.yaml"].decode("utf-8"))
+    made = mlm_json(_json(files, "stats.json", root), _json(files, "classes.json", root), predict,
+                    _json(files, "card.json", root))
+    return {**files, "bundle.json": json.dumps(info, indent=2).encode() + b"\n", "mlm.json": made.encode()}
+
+
+UPGRADERS: dict[int, Callable[[dict[str, bytes], Path], dict[str, bytes]]] = {1: _v1_to_v2, 2: _v2_to_v3,
+                                                                               3: _v3_to_v4}
 
 
 def upgrade(files: dict[str, bytes], version: int, root: Path) -> dict[str, bytes]:

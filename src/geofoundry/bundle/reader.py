@@ -19,13 +19,14 @@ from ..models.input_spec import InputSpec
 from ..models.outputs import auxiliary
 from .format import FORMAT_FILE, FORMAT_VERSION, format_version, refuse_newer, upgrade
 from .manifest import MANIFEST, PACKAGE, check_type, files_on_disk, read_manifest
+from .mlm import MLM
 
 log = logging.getLogger(__name__)
 
 MODEL, STATS, CLASSES, POSTPROCESS, PREDICT, CARD = (
     "model.onnx", "stats.json", "classes.json", "postprocess.yaml", "predict.yaml", "card.json")
 REQUIRED = (FORMAT_FILE, MODEL, STATS, CLASSES, POSTPROCESS, PREDICT, CARD, "MODEL_CARD.md", "Dockerfile",
-            "build_engine.sh")
+            "build_engine.sh", MLM)
 COMPILED = "compiled.json"  # the build record of the optional compiled package PACKAGE (model.pt2): both or neither
 COMPILED_KEYS = ("device", "torch", "precision", "bands", "tile", "max_batch")
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from ..choices import TTA
 
@@ -49,6 +50,13 @@ def check_class_path(path: str) -> str:
     return "/".join(parts)
 
 
-Device = Literal["auto", "cpu", "cuda"]  # auto: CUDA when available
+def check_device(value: str) -> str:
+    """``auto`` (CUDA when available), ``cpu``, ``cuda`` (the current CUDA device) or ``cuda:N`` (device N)."""
+    if not re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", value):
+        raise ValueError(f"{value!r}: one of auto, cpu, cuda, cuda:N (N: a CUDA device index)")
+    return value
+
+
+Device = Annotated[str, AfterValidator(check_device)]
 Codec = Literal["zstd", "deflate"]  # GDAL's names of the probability COGs' codecs
 TtaMode = Literal[tuple(TTA)]  # type: ignore[valid-type]  # predict.tta: a key of choices.TTA

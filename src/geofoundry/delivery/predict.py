@@ -94,25 +94,30 @@ def predict_bundle(bundle: Bundle, scenes: list[Path], out_dir: Path, bands: lis
     return {**result, "bundle_sha256": bundle.digest, "engines": model_fn.engines}
 
 
+def predict_one(bundle: Bundle, scene: str, out_path: Path, bands: list[str] | None, model_fn: TileModel) -> bool:
+    """One scene (a file or a GDAL path such as ``/vsicurl/…``) → the probability COG ``out_path``; False when no
+    pixel is valid."""
+    from ..predict.run import predict_scene
+
+    spec = bundle.spec
+    names = scene_bands(scene, spec.bands, bands)
+    with raster_errors(scene), rasterio.open(scene) as ds:
+        gsd = scene_gsd_m(ds)
+    log.info("%s: bands %s, gsd %.3f m → model grid %.3f m", scene, names, gsd, spec.gsd_m)
+    return predict_scene(scene, names, gsd, None, spec, model_fn, bundle.predict, out_path, bundle.outputs)
+
+
 def _predict(bundle: Bundle, scenes: list[Path], out_dir: Path, bands: list[str] | None, model_fn: TileModel,
              chain: PostprocessConfig) -> dict:
     from .. import postprocess
-    from ..predict.run import predict_scene
 
-    spec, cfg = bundle.spec, bundle.predict
+    spec = bundle.spec
     # a hidden temporary folder: a killed run's is removed by the next run into out_dir (io.debris)
     with temporary_folder(out_dir, "predict") as tmp:
         preds, vectors = tmp / "predictions", tmp / "vectors"
         preds.mkdir()
-        done = []
-        for scene in scenes:
-            names = scene_bands(scene, spec.bands, bands)
-            with raster_errors(scene), rasterio.open(scene) as ds:
-                gsd = scene_gsd_m(ds)
-            log.info("%s: bands %s, gsd %.3f m → model grid %.3f m", scene, names, gsd, spec.gsd_m)
-            if predict_scene(str(scene), names, gsd, None, spec, model_fn, cfg, preds / f"{scene.stem}.tif",
-                             bundle.outputs):
-                done.append(scene.stem)
+        done = [scene.stem for scene in scenes
+                if predict_one(bundle, str(scene), preds / f"{scene.stem}.tif", bands, model_fn)]
         summary = postprocess.run(chain, preds, vectors, spec.classes[1:]) if done else {"objects": 0}
         with deferred():  # every scene's pair of files, or none
             for stem in done:

@@ -12,6 +12,7 @@ import yaml
 
 from ..bundle.format import FORMAT_FILE, descriptor
 from ..bundle.manifest import PACKAGE, write_manifest
+from ..bundle.mlm import MLM, mlm_json
 from ..bundle.reader import CARD, CLASSES, COMPILED, MODEL, POSTPROCESS, PREDICT, STATS, open_bundle
 from ..config import PostprocessConfig, PredictConfig
 from ..io.atomic import atomic_path
@@ -44,6 +45,7 @@ def write_bundle(bundle_dir: Path, onnx_path: Path, spec: InputSpec, outputs: li
         "MODEL_CARD.md": render_markdown(card),
         "Dockerfile": dockerfile(card["runtime"], docker_base, card["code"]["git_revision"]),
         "build_engine.sh": build_engine_script(spec, predict.tile, predict.batch_size),
+        MLM: mlm_json(asdict(spec), classes_json(spec, outputs), predict_yaml, card),
     }
     if compiled is not None:
         texts[COMPILED] = json.dumps(compiled[1], indent=2) + "\n"

@@ -11,6 +11,7 @@ from .. import __version__
 from ..errors import GeofoundryError
 from ..io.signals import handle_signals
 from .al_cli import app as al_app
+from .archive_cli import archive_summary, is_archive
 from .dashboard_cli import dashboard_command
 from .reporting import console, missing_stack, report_error, reported
 from .rps_cli import rps_command
@@ -84,7 +85,8 @@ BUNDLE = typer.Option(None, "--bundle", "-b", help="a delivered bundle folder (e
 
 @app.command("predict")
 def predict_command(
-    scenes: list[Path] = typer.Argument(None, help="with --bundle: GeoTIFF scenes to predict"),
+    scenes: list[str] = typer.Argument(None, help="with --bundle: scenes: files, folders, .txt lists, globs, STAC "
+                                       "ItemCollections (.json), URLs or GDAL /vsi… paths"),
     bundle: Path | None = BUNDLE,
     out: Path = typer.Option(Path("predictions"), "--out", "-o", help="with --bundle: output folder"),
     bands: str | None = typer.Option(None, help="with --bundle: the scene's band names in order, e.g. red,green,blue"),
@@ -92,6 +94,11 @@ def predict_command(
     threads: int = typer.Option(0, help="with --bundle: onnxruntime CPU threads, 0 = all cores"),
     engine: str = typer.Option("auto", help="with --bundle: auto | compiled | onnx. auto runs model.pt2 on a GPU it "
                                "was compiled for when the bundle is pinned with --sha256, else model.onnx on the CPU"),
+    archive: bool = typer.Option(False, "--archive", help="with --bundle: an archive run (resumable, OUT/scenes/, "
+                                 "OUT/objects.gpkg, OUT/stac/, OUT/run.json) even for scene files; always for "
+                                 "folders, lists, globs, STAC, URLs, /vsi… paths and under torchrun"),
+    iou: float = typer.Option(0.5, "--dedup-iou", min=0.0, max=1.0, help="archive runs: objects of overlapping "
+                              "scenes at this IoU or more are one object (the higher score stays)"),
     params: Path = PARAMS, verbose: bool = VERBOSE,
 ):
     """Run the predict stage; or, with --bundle, predict scenes with a delivered bundle (no params.yaml; onnxruntime
@@ -114,7 +121,12 @@ def predict_command(
         if engine not in ENGINES:
             raise GeofoundryError(f"--engine {engine}: not one of {', '.join(ENGINES)}")
         names = [b for b in bands.split(",") if b.strip()] if bands else None
-        result = predict_bundle(found, scenes, out, names, threads, engine)
+        if archive or is_archive(scenes):
+            from ..archive.run import predict_archive
+            from ..archive.sources import find_scenes
+
+            return archive_summary(predict_archive(found, find_scenes(scenes), out, names, threads, engine, iou), out)
+        result = predict_bundle(found, [Path(s) for s in scenes], out, names, threads, engine)
     ran = result["engines"][0]
     parity = f", max |Δp| {ran['parity']['max_abs_diff']:.3g} against the ONNX model" if "parity" in ran else ""
     console.print(f"predicted {len(result['scenes'])} scene(s), {result['objects']} objects → {out} "

@@ -26,8 +26,9 @@ from ..io.geometry import reproject
 from ..io.raster import IN_MEMORY_DATASETS, ModelGrid, band_indexes, bounded_gdal_cache, open_model_grid
 from ..io.tiling import block_window, starts, tiles_reaching
 from ..models.input_spec import InputSpec
-from ..progress import task, track
+from ..progress import task
 from .arrays import TileModel
+from .ranks import Group, balance, join, launched, leave, pin
 from .sliding import PixelFlag, Region, Sliding, predict_region
 from .writer import ProbabilityWriter
 
@@ -181,13 +182,27 @@ def run(cfg: PredictConfig, selection_dir: Path, chips_dir: Path, model_path: Pa
     why, the compiled engine's first-batch parity). The test area is required; another split without blocks (or
     outside the geofence) is left empty, with a warning. ``cache``: where compiled packages are kept (default
     :func:`~geofoundry.models.compiled.default_cache`)."""
+    from .torch_model import build_model_fn  # torch only here: bundle prediction runs without it
+
+    group = launched()
+    pin(group)  # under torchrun: cuda (or auto) is this rank's cuda:LOCAL_RANK
+    spec = InputSpec.load(chips_dir / "stats.json")
+    model, outputs = build_model_fn(cfg, spec, model_path, cache)
+    joined = join(group, getattr(model.arrays, "cuda", False))
+    try:
+        return _run(cfg, selection_dir, splits, out_dir, metrics_path, spec, model, outputs, group)
+    finally:
+        leave(joined)
+
+
+def _run(cfg: PredictConfig, selection_dir: Path, splits: tuple[str, ...], out_dir: Path, metrics_path: Path | None,
+         spec: InputSpec, model: TileModel, outputs: list[str], group: Group) -> dict:
+    """:func:`run` on this rank (``group``): its share of the scenes, by valid pixels on the model grid; rank 0
+    prepares the folders and writes the metrics."""
     import geopandas as gpd  # stage-only imports: predict_scene (bundles, benchmarks) needs neither
 
     from ..io.areas import area_in
-    from .torch_model import build_model_fn  # torch only here: bundle prediction runs without it
 
-    spec = InputSpec.load(chips_dir / "stats.json")
-    model, outputs = build_model_fn(cfg, spec, model_path, cache)
     scenes = pd.read_parquet(selection_dir / "scenes.parquet")
     blocks = gpd.read_parquet(selection_dir / "blocks.parquet")
     try:
@@ -206,20 +221,31 @@ def run(cfg: PredictConfig, selection_dir: Path, chips_dir: Path, model_path: Pa
                 raise GeofoundryError(why)
             warnings.warn(f"{why}: no {split} maps", stacklevel=2)
         split_dir = out_dir / split
-        split_dir.mkdir(parents=True, exist_ok=True)
-        for stale in outputs_in(split_dir, ".tif"):
-            if stale.stem not in areas:
-                stale.unlink()
+        if group.main:
+            split_dir.mkdir(parents=True, exist_ok=True)
+            for stale in outputs_in(split_dir, ".tif"):
+                if stale.stem not in areas:
+                    stale.unlink()
         jobs += [(split, row, areas[row["scene_id"]]) for _, row in scenes[scenes["scene_id"].isin(areas)].iterrows()]
-    done: dict[str, list[str]] = {split: [] for split in splits}
-    for split, row, area in track(jobs, "predict", total=len(jobs)):
-        if predict_scene(row["image_path"], row["band_names"].split("|"), float(row["gsd_m"]), area, spec, model,
-                         cfg, out_dir / split / f"{row['scene_id']}.tif", outputs):
-            done[split].append(row["scene_id"])
-    for stale in outputs_in(out_dir, ".tif"):  # maps of the former flat layout, once the new ones are written
-        stale.unlink()
+    group.gather(None)  # every rank waits for rank 0's folders
+    pixels = [row["width"] * row["height"] * row.get("valid_frac", 1.0) * (row["gsd_m"] / spec.gsd_m) ** 2
+              for _, row, _ in jobs]
+    mine = balance(pixels, group.world)[group.rank]
+    written = set()
+    with task("predict", len(mine), enabled=group.main) as bar:
+        for split, row, area in (jobs[i] for i in mine):
+            if predict_scene(row["image_path"], row["band_names"].split("|"), float(row["gsd_m"]), area, spec,
+                             model, cfg, out_dir / split / f"{row['scene_id']}.tif", outputs):
+                written.add((split, row["scene_id"]))
+            bar.advance()
+    written = set().union(*group.gather(written))
+    done = {split: [row["scene_id"] for s, row, _ in jobs if s == split and (s, row["scene_id"]) in written]
+            for split in splits}
+    if group.main:
+        for stale in outputs_in(out_dir, ".tif"):  # maps of the former flat layout, once the new ones are written
+            stale.unlink()
     log.info("predicted %s", done)
     result = {"scenes": done, "engines": model.engines}
-    if metrics_path is not None:
+    if metrics_path is not None and group.main:
         write_json(metrics_path, result)
     return result

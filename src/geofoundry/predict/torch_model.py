@@ -15,6 +15,7 @@ from ..config import Device, PredictConfig
 from ..errors import GeofoundryError
 from ..models.checkpoint import ensemble_nets
 from ..models.deployed import DeployedModel
+from ..models.device import resolve_device
 from ..models.engines import stage_engine
 from ..models.input_spec import InputSpec
 from .arrays import TileModel
@@ -93,14 +94,10 @@ class TorchArrays:
         return lambda: (copied.synchronize(), hosts)[1]
 
 
-def resolve_device(device: Device) -> torch.device:
-    return torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
-
-
 def torch_model_fn(model: DeployedModel, device: Device, cuda_graphs: bool = True) -> TileModel:
     """The deployed torch model on its device (CUDA: bf16 autocast, channels_last, cuDNN autotuning and, with
     ``cuda_graphs``, the forward replayed from a CUDA graph per batch shape)."""
-    arrays = TorchArrays(resolve_device(device))
+    arrays = TorchArrays(resolve_device(device, "predict.device"))
     cuda = arrays.cuda
     model = model.to(arrays.device, memory_format=torch.channels_last if cuda else torch.preserve_format).eval()
     torch.backends.cudnn.benchmark = cuda

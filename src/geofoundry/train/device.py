@@ -9,6 +9,9 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from ..errors import GeofoundryError
+from ..models.device import resolve_device
+
 
 @dataclass(frozen=True)
 class Runtime:
@@ -41,16 +44,21 @@ def setup(device: str, threads: int) -> Runtime:
     """Pick the device; join the process group when launched by torchrun (WORLD_SIZE > 1)."""
     if threads:
         torch.set_num_threads(threads)
-    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     world, rank, local = (int(os.environ.get(k, "0")) for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK"))
     world = max(world, 1)
+    if world > 1 and ":" in device:
+        raise GeofoundryError(f"train.device: {device} names one device, but torchrun started {world} processes "
+                              "(each takes cuda:LOCAL_RANK); use cuda or auto")
+    if world > 1 and (device == "cuda" or (device == "auto" and torch.cuda.is_available())):
+        device = f"cuda:{local}"  # one device per rank
+    chosen = resolve_device(device, "train.device")
+    use_cuda = chosen.type == "cuda"
     if use_cuda:
-        torch.cuda.set_device(local)
         torch.backends.cudnn.benchmark = True  # fixed chip size: pick the fastest kernels once
         torch.set_float32_matmul_precision("high")
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
-    return Runtime(torch.device("cuda", local) if use_cuda else torch.device("cpu"), rank, world)
+    return Runtime(chosen, rank, world)
 
 
 def all_sum(rt: Runtime, *values: float) -> list[float]:
