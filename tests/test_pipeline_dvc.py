@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-import time
 
 import pytest
 import yaml
@@ -142,31 +141,3 @@ def test_exp_show_fits_a_terminal(project, monkeypatch):
     table = sh("dvc", "exp", "show", "--no-pager", "--only-changed", cwd=project).stdout
     assert max(map(len, table.splitlines())) <= 200
     assert "object.f1" in table and "pixel.iou" in table and "[iou06]" in table
-
-
-def test_training_sweep_through_the_dvc_queue(project):
-    """Training sweeps are DVC's own: a queued grid (two architectures) run by two workers at once, then compared
-    by `dvc exp show`. Queued experiments run in fresh copies of the commit, so the raw data must be
-    versioned (the project's data.dvc does that; here `dvc add`)."""
-    sh("dvc", "add", "-q", "data/raw", cwd=project)
-    sh("git", "add", "data/raw.dvc", "data/.gitignore", cwd=project)
-    sh("git", "commit", "-qm", "data/raw in DVC", cwd=project)
-    sh("dvc", "exp", "run", "--queue", "-S", "arch=choice(unet,fpn)", cwd=project)
-    try:
-        sh("dvc", "queue", "start", "-j", "2", cwd=project)
-        deadline = time.monotonic() + 1800
-        while True:
-            status = sh("dvc", "queue", "status", cwd=project).stdout
-            if not any(word in status for word in ("Queued", "Running")) or time.monotonic() > deadline:
-                break
-            time.sleep(10)
-    finally:
-        sh("dvc", "queue", "stop", "--kill", cwd=project, check=False)
-    assert status.count("Success") == 2, status
-    table = json.loads(sh("dvc", "exp", "show", "--json", cwd=project).stdout)
-    runs = [run for row in table for e in (row.get("experiments") or []) for run in e["revs"]]
-    values = [r["data"]["params"]["params.yaml"]["data"] for r in runs]
-    assert {"unet", "fpn"} <= {v["arch"] for v in values}
-    for r in runs:
-        metrics = r["data"]["metrics"]
-        assert "object" in metrics["metrics/evaluate.json"]["data"] and "best" in metrics["metrics/rps.json"]["data"]
