@@ -58,7 +58,7 @@ def test_every_kind_of_input(tmp_path, folder):
 @pytest.mark.parametrize("case, message", [
     ("missing", r"missing.tif: scene not found \(a file, folder, list file, glob"),
     ("twice", r"scenes named alike \(outputs are named after them\): kampala_ug_z19"),
-    ("glob", r"nothing\*.tif: no file matches this pattern"),
+    ("glob", r"nothing\*.tif: scene not found, and no file matches it as a pattern"),
     ("empty folder", r"empty: no scene \(.tif"),
     ("not stac", r"bad.json: not a STAC ItemCollection or Item"),
     ("no image", r"items.json: item 'a' has no image asset"),

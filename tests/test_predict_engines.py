@@ -14,6 +14,7 @@ import zipfile
 import pytest
 
 from geofoundry.bundle import open_bundle
+from geofoundry.bundle.format import FORMAT_VERSION
 from geofoundry.bundle.manifest import check_type
 from geofoundry.errors import GeofoundryError
 from geofoundry.models.engines import ENGINES, bundle_engine, machine, mismatch, stage_engine
@@ -115,4 +116,4 @@ def test_a_package_comes_with_its_record_and_fits_the_bundle(tmp_path):
     opened = open_bundle(bundle)
     assert opened.compiled == {**record, "tile": 256} and opened.files["model.pt2"] == package
     assert not opened.pinned and open_bundle(bundle, opened.digest).pinned
-    assert json.loads((bundle / "bundle.json").read_text())["format_version"] == 3
+    assert json.loads((bundle / "bundle.json").read_text())["format_version"] == FORMAT_VERSION

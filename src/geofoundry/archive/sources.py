@@ -107,7 +107,7 @@ def find_scenes(inputs: list[str]) -> list[Scene]:
         elif glob.has_magic(given):
             found = sorted(glob.glob(given, recursive=True))
             if not found:
-                raise GeofoundryError(f"{given}: no file matches this pattern")
+                raise GeofoundryError(f"{given}: scene not found, and no file matches it as a pattern")
             scenes += [_scene(p) for p in found]
         elif local.is_file():
             scenes.append(_scene(given))
