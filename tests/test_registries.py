@@ -11,12 +11,13 @@ from pydantic import ValidationError
 
 from geofoundry.choices import (ARCHS, BORDER, CLASS_WEIGHTED_LOSSES, CONTACT, POSTPROCESS_OPS, RPS_EXHAUSTIVE,
                                 RPS_SEARCHES, TARGETS, TTA)
-from geofoundry.config import OptimizerConfig, PredictConfig, RpsConfig, TrainConfig
+from geofoundry.config import OptimizerConfig, PredictConfig, PretrainConfig, RpsConfig, TrainConfig
 from geofoundry.errors import GeofoundryError
 from geofoundry.models.registry import PRESETS
 from geofoundry.pipeline.params import load_params
 from geofoundry.postprocess import OPS
 from geofoundry.predict.combine import with_tta
+from geofoundry.pretrain.methods import METHODS
 from geofoundry.rps.objectives import OBJECTIVES
 from geofoundry.rps.samplers import SAMPLERS
 from geofoundry.train.losses import LOSSES
@@ -43,7 +44,8 @@ def optimizer_names() -> set[str]:
     (optimizer_names(), OPTIMIZERS),
     (literal(RpsConfig, "search"), SAMPLERS),
     (literal(RpsConfig, "objective"), OBJECTIVES),
-], ids=["schedule", "target", "tta", "optimizer", "rps.search", "rps.objective"])
+    (literal(PretrainConfig, "method"), METHODS),
+], ids=["schedule", "target", "tta", "optimizer", "rps.search", "rps.objective", "pretrain.method"])
 def test_config_accepts_the_registered_names(accepted, registry):
     assert accepted == set(registry)
 
