@@ -20,6 +20,7 @@ from ..models.registry import build_model, get_preset
 from ..progress import task
 from ..train.device import Runtime, setup
 from ..train.optim import SCHEDULES
+from ..train.tracking import open_live
 from .ground import Ground, read_ground
 from .methods import METHODS
 from .views import two_views
@@ -104,16 +105,12 @@ def learn(encoder: torch.nn.Module, ground: Ground, cfg: PretrainConfig, rt: Run
 
 
 def open_curves(live_dir: Path | None):
-    """A dvclive ``Live`` writing into ``live_dir`` afresh; None without a folder or without dvclive."""
+    """A dvclive ``Live`` writing into ``live_dir`` afresh (the train stage's :func:`open_live`); None without a
+    folder or without dvclive."""
     if live_dir is None:
         return None
-    try:
-        from dvclive import Live  # lazily: the GPU benchmark runs without dvclive
-    except ImportError:
-        log.warning("dvclive is not installed: the pretraining loss is logged, not plotted")
-        return None
     shutil.rmtree(live_dir, ignore_errors=True)
-    return Live(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False)
+    return open_live(live_dir, 0)
 
 
 def _write(out_dir: Path, live_dir: Path | None, summary: dict, metrics: dict) -> None:
