@@ -8,7 +8,6 @@ from ...cpu_numerics import pin_cpu_kernels
 
 pin_cpu_kernels()  # before torch is imported: the same kernels, hence weights, on any AVX2 CPU
 
-from ... import train  # noqa: E402
 from ...config import Params  # noqa: E402
 from ..paths import Paths  # noqa: E402
 
@@ -16,6 +15,8 @@ NAME = "train"
 
 
 def run(p: Params, d: Paths):
+    from ... import train  # here: params.yaml is read and checked before torch loads (bad params fail in a second)
+
     if p.train.init_from is not None:
         d.in_stage_folder(p.train.init_from, d.init, "train.init_from", "train",
                           f"cp models/best.pt {d.init}/<name>.pt, then dvc add {d.init}/<name>.pt versions it")
