@@ -19,6 +19,7 @@ import yaml
 
 from ..conftest import SPACENET
 from ..project import ROOT, env, tiny_params
+from .processes import assert_ok
 
 PARAMS = ROOT / "params.yaml"
 RGB_SCENE = SPACENET / "images" / "rio_img01_3band.tif"  # 439 × 406, named bands, EPSG:4326: seconds to predict
@@ -150,6 +151,15 @@ def stage_project(root: Path, selection_dir: Path, chips_dir: Path, model: Path)
 @pytest.fixture
 def project(tmp_path, selection_dir, chips_dir, tiny_model) -> Path:
     return stage_project(tmp_path / "project", selection_dir, chips_dir, tiny_model)
+
+
+@pytest.fixture(scope="session")
+def predicted_project(tmp_path_factory, selection_dir, chips_dir, tiny_model) -> Path:
+    """A stage project (:func:`stage_project`) whose predict stage has run once: its maps and metrics are the
+    reference of the cases that predict again (copy them, never change them)."""
+    root = stage_project(tmp_path_factory.mktemp("predicted") / "project", selection_dir, chips_dir, tiny_model)
+    assert_ok(run_stage(root, "predict"))
+    return root
 
 
 def rewrite_manifest(bundle_dir: Path) -> None:
