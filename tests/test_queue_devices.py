@@ -1,6 +1,6 @@
 """The experiment queue with one device per worker, as docs/ARCHIVES.md shows it: each `dvc queue start` call adds
-a worker with its own CUDA_VISIBLE_DEVICES; two queued experiments on tiny params both finish and `dvc exp show`
-lists them."""
+a worker with its own CUDA_VISIBLE_DEVICES; two queued experiments on tiny params (up to evaluate: the stages after
+it add nothing the queue treats differently) both finish and `dvc exp show` lists them."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def test_two_workers_pinned_to_devices_finish_both_experiments(tmp_path, small_r
     sh("git", "add", "data/raw.dvc", "data/.gitignore", cwd=repo)
     sh("git", "commit", "-qm", "data/raw in DVC", cwd=repo)
     for lr in ("0.001", "0.002"):
-        sh("dvc", "exp", "run", "--queue", "-n", f"lr-{lr}", "-S", f"train.lr={lr}", cwd=repo)
+        sh("dvc", "exp", "run", "--queue", "-n", f"lr-{lr}", "-S", f"train.lr={lr}", "evaluate", cwd=repo)
     try:
         start_worker(repo, 1, "0")
         deadline = time.monotonic() + 120
@@ -42,7 +42,7 @@ def test_two_workers_pinned_to_devices_finish_both_experiments(tmp_path, small_r
             status = sh("dvc", "queue", "status", cwd=repo).stdout
             if not any(word in status for word in ("Queued", "Running")) or time.monotonic() > deadline:
                 break
-            time.sleep(10)
+            time.sleep(2)
     finally:
         sh("dvc", "queue", "stop", "--kill", cwd=repo, check=False)
     assert status.count("Success") == 2, status
@@ -51,4 +51,4 @@ def test_two_workers_pinned_to_devices_finish_both_experiments(tmp_path, small_r
     assert {r["name"] for r in runs} >= {"lr-0.001", "lr-0.002"}
     for r in runs:
         metrics = r["data"]["metrics"]
-        assert "object" in metrics["metrics/evaluate.json"]["data"] and "best" in metrics["metrics/rps.json"]["data"]
+        assert "object" in metrics["metrics/evaluate.json"]["data"]
