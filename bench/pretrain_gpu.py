@@ -71,9 +71,15 @@ STARTS = ("random", "pretrained", "finetune", "short")
 
 
 def prepare(work: Path, raw: Path, fold: str, params: dict) -> Path:
-    """The fold's folder: data/raw linked, select, preprocess and pretrain run, the encoder file in init/."""
+    """The fold's folder: data/raw linked, select, preprocess and pretrain run, the encoder file in init/.
+
+    A fold prepared earlier with the same params is reused as it is (its runs then share one pretrained encoder
+    across calls, e.g. seeds split over several invocations)."""
     setup_logging()
     root = work / fold
+    if (root / ENCODER).is_file() and (root / "params.yaml").read_text() == yaml.safe_dump(params, sort_keys=False):
+        print(f"{fold}: reusing {root} (prepared with the same params)", flush=True)
+        return root
     (root / "data").mkdir(parents=True, exist_ok=True)
     if not (root / "data/raw").exists():
         (root / "data/raw").symlink_to(raw.resolve())
