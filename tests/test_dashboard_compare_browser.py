@@ -69,12 +69,18 @@ def test_table_lists_both_experiments_with_their_metrics(browser):
     assert values == sorted(values, reverse=True) and len(values) >= 4
 
 
+def compare(page, revs: dict, a: str, b: str) -> None:
+    """Pick rows ``a`` and ``b`` of the table and show them side by side (each test picks its own: pytest-xdist
+    may run this module's tests in another order)."""
+    page.check(f'input[data-pick="a"][value="{revs[a]}"]')
+    page.check(f'input[data-pick="b"][value="{revs[b]}"]')
+    page.click("#compare")
+    page.wait_for_selector(f'#comparison[data-shown="{revs[a]},{revs[b]}"]')
+
+
 def test_side_by_side_shows_both_detection_layers_with_evaluate_counts(browser):
     page, revs = browser["page"], browser["revs"]
-    page.check(f'input[data-pick="a"][value="{revs["iou03"]}"]')
-    page.check(f'input[data-pick="b"][value="{revs["thr04"]}"]')
-    page.click("#compare")
-    page.wait_for_selector(f'#comparison[data-shown="{revs["iou03"]},{revs["thr04"]}"]')
+    compare(page, revs, "iou03", "thr04")
     for side, name in (("a", "iou03"), ("b", "thr04")):
         report = _report(browser, revs[name])
         counts = {o: int(page.locator(f'[data-count="{o}"][data-side="{side}"]').inner_text()) for o in OUTCOMES}
@@ -119,6 +125,7 @@ def test_side_by_side_shows_both_detection_layers_with_evaluate_counts(browser):
 
 def test_saved_report_opens_offline_with_no_request(browser, tmp_path):
     page, revs = browser["page"], browser["revs"]
+    compare(page, revs, "iou03", "thr04")
     with page.expect_download() as download:
         page.click("#save-report")
     path = tmp_path / download.value.suggested_filename
