@@ -7,7 +7,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 export HF_HUB_OFFLINE := 1
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup data repro test bench-cpu clean-venv
+.PHONY: setup data repro test test-fast bench-cpu clean-venv
 
 setup: $(VENV)/.installed  ## create .venv and install the pinned full stack (torch from requirements.lock, the s3 remote)
 
@@ -23,8 +23,13 @@ data: setup  ## fetch data/raw from the DVC remote
 repro: data  ## run the whole pipeline on the default data
 	dvc repro
 
-test: setup  ## run the test suite
-	python -m pytest
+TEST_WORKERS ?= 2  # pytest-xdist workers; each builds the session fixtures it needs (about 2 GB of memory each)
+
+test: setup  ## the whole test suite, in $(TEST_WORKERS) workers (each file's tests in one)
+	python -m pytest -n $(TEST_WORKERS)
+
+test-fast: setup  ## the fast tier: no end-to-end DVC runs, training runs or browsers
+	python -m pytest -n $(TEST_WORKERS) -m "not slow"
 
 clean-venv:
 	rm -rf $(VENV)

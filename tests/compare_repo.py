@@ -6,10 +6,13 @@ other matches) and ``thr04`` (a lower probability threshold: other detections)."
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 from pathlib import Path
 
 import yaml
+from filelock import FileLock
 
 from .project import env, make_project, sh
 
@@ -43,6 +46,22 @@ def build(dst: Path, raw: Path) -> dict:
         for exp in base.get("experiments") or []:
             revs[exp["name"]] = exp["revs"][0]["rev"]
     return {"repo": repo, "remote": remote, "revs": revs}
+
+
+def built_once(tmp_path_factory, raw: Path) -> dict:
+    """:func:`build`'s result, built once per test run: pytest-xdist workers wait for the first under a file lock in
+    their common temporary folder. Each worker gets its own copy of the repository (tests add tags and branches);
+    the remote is shared (tests only read it)."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    built, record = root / "compare-built", root / "compare-built.json"
+    with FileLock(str(root / "compare-built.lock")):
+        if not record.is_file():
+            revs = build(built, raw)["revs"]
+            record.write_text(json.dumps(revs))
+    repo = tmp_path_factory.mktemp("compare") / "repo"
+    shutil.copytree(built / "repo", repo, symlinks=True)
+    return {"repo": repo, "remote": built / "remote", "revs": json.loads(record.read_text())}
 
 
 def rev(repo: Path, name: str) -> str:

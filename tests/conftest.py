@@ -119,10 +119,11 @@ def bundle(exported) -> Path:
 
 @pytest.fixture(scope="session")
 def compare_repo(tmp_path_factory, small_raw) -> dict:
-    """A DVC repository with two tiny real experiments (tests/compare_repo.py; minutes: for slow tests only)."""
-    from .compare_repo import build
+    """A DVC repository with two tiny real experiments (tests/compare_repo.py; minutes: for slow tests only), built
+    once for all pytest-xdist workers; each has its own copy."""
+    from .compare_repo import built_once
 
-    return build(tmp_path_factory.mktemp("compare"), small_raw)
+    return built_once(tmp_path_factory, small_raw)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
