@@ -23,7 +23,8 @@ data: setup  ## fetch data/raw from the DVC remote
 repro: data  ## run the whole pipeline on the default data
 	dvc repro
 
-TEST_WORKERS ?= 2  # pytest-xdist workers; each builds the session fixtures it needs (about 2 GB of memory each)
+# pytest-xdist workers; each builds the session fixtures it needs (about 2 GB of memory each)
+TEST_WORKERS ?= 2
 
 test: setup  ## the whole test suite, in $(TEST_WORKERS) workers (each file's tests in one)
 	python -m pytest -n $(TEST_WORKERS)
