@@ -148,8 +148,8 @@ def main() -> None:
     folds = {fold: merged(params, {"select": {"split": {"holdout_site": None if fold == "default" else fold}}})
              for fold in args.folds}
     if "finetune" in args.starts and "random" not in args.starts:
-        missing = [f"{args.work}/{f}/runs/random-s{s}/models/best.pt" for f in folds for s in seeds
-                   if not (args.work / f / "runs" / f"random-s{s}" / "models/best.pt").is_file()]
+        checkpoints = [args.work / f / "runs" / f"random-s{s}" / "models/best.pt" for f in folds for s in seeds]
+        missing = [str(path) for path in checkpoints if not path.is_file()]
         if missing:
             raise SystemExit(f"--starts finetune needs random (or its earlier checkpoints): missing {missing}")
     rows = [row for path in args.add for row in json.loads(path.read_text())]
