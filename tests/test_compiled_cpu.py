@@ -31,7 +31,7 @@ from geofoundry.models.compat import make_exportable
 from geofoundry.models.compiled import PackageLoadError, cached_package, probe_package
 from geofoundry.models.deployed import DeployedModel
 from geofoundry.models.engines import machine
-from geofoundry.predict.compiled import checked, package_fn
+from geofoundry.predict.compiled import checked, loaded, package_fn
 from geofoundry.predict.run import predict_scene
 from geofoundry.predict.torch_model import engine_model_fn, torch_model_fn
 
@@ -192,3 +192,19 @@ def test_a_package_that_does_not_load_in_a_separate_process_is_set_aside(model, 
     with pytest.raises(GeofoundryError, match=r"predict.engine: compiled: model: could not compile or load it for cpu "
                                               r"\(PackageLoadError: loading .* in a separate process ended with"):
         engine_model_fn(copy.deepcopy(model), cfg, broken)
+
+
+def test_graph_runner_that_does_not_load_falls_back_to_the_synchronised_one(model, cache, tmp_path, caplog):
+    """Where CUDA graphs would capture the package, the runner without thread synchronisation is loaded; where that
+    one fails to load, the synchronised runner is tried (without graphs), and a package neither loads is refused."""
+    path, _ = cached_package(model, PREDICT.tile, PREDICT.batch_size, "cpu", cache)
+    with torch.inference_mode():
+        for graphs in (True, False):
+            run, graphed = loaded(path, graphs)
+            assert graphed is graphs and run(torch.rand(1, 3, 256, 256) * 255).shape == (1, 2, 256, 256)
+    bad = tmp_path / path.name
+    bad.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(PackageLoadError, match=r"ended with exit status 1"):
+        loaded(bad, True)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and "loading its synchronised runner instead, without CUDA graphs" in warned[0]

@@ -85,18 +85,19 @@ class PackageLoadError(RuntimeError):
     """A package that could not be loaded in a separate process (see :func:`probe_package`)."""
 
 
-_PROBE = "import sys, torch; torch._inductor.aoti_load_package(sys.argv[1], run_single_threaded=True)"
-_probed: set[str] = set()
+_PROBE = "import sys, torch; torch._inductor.aoti_load_package(sys.argv[1], run_single_threaded=sys.argv[2] == '1')"
+_probed: set[tuple[str, bool]] = set()
 
 
-def probe_package(path: Path) -> None:
-    """Load the package in a separate process first, once per package and process: some torch builds end the process
-    that loads a package with a segmentation fault, which no caller could catch; a child's end becomes a
+def probe_package(path: Path, single_threaded: bool = True) -> None:
+    """Load the package in a separate process first, once per package, loader and process: some torch builds end the
+    process that loads a package with a segmentation fault, which no caller could catch; a child's end becomes a
     :class:`PackageLoadError` that callers fall back from."""
-    key = str(Path(path).resolve())
+    key = (str(Path(path).resolve()), single_threaded)
     if key in _probed:
         return
-    proc = subprocess.run([sys.executable, "-c", _PROBE, str(path)], capture_output=True, text=True, timeout=900)
+    argv = [sys.executable, "-c", _PROBE, str(path), str(int(single_threaded))]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=900)
     if proc.returncode:
         rc = proc.returncode
         how = f"signal {-rc} ({signal.strsignal(-rc)})" if rc < 0 else f"exit status {rc}"
@@ -105,11 +106,12 @@ def probe_package(path: Path) -> None:
     _probed.add(key)
 
 
-def load_package(path: Path):
+def load_package(path: Path, single_threaded: bool = True):
     """The compiled model as a callable of contiguous float32 batches on its device (after :func:`probe_package`).
-    It never waits for the device (one caller at a time), so CUDA graphs can capture it."""
-    probe_package(path)
-    return torch._inductor.aoti_load_package(str(path), run_single_threaded=True)
+    ``single_threaded``: the runner without thread synchronisation (one caller at a time), which never waits for the
+    device, so CUDA graphs can capture it; otherwise torch's default, synchronised runner."""
+    probe_package(path, single_threaded)
+    return torch._inductor.aoti_load_package(str(path), run_single_threaded=single_threaded)
 
 
 def model_digest(model: nn.Module) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from ..errors import GeofoundryError
-from ..models.compiled import load_package
+from ..models.compiled import PackageLoadError, load_package
 from .cuda_graph import graphed
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ def package_fn(path: Path, cuda: bool, cuda_graphs: bool) -> Fn:
     """(B, C, t, t) raw float32 → (B, K, t, t) probabilities through the package at ``path`` (on the device it was
     compiled for; ``cuda``: with cuDNN autotuning, and with ``cuda_graphs`` replayed from a CUDA graph per batch
     shape)."""
-    run = load_package(path)
+    run, cuda_graphs = loaded(path, cuda_graphs)
     torch.backends.cudnn.benchmark = cuda
 
     def forward(batch: torch.Tensor) -> torch.Tensor:
@@ -34,6 +34,18 @@ def package_fn(path: Path, cuda: bool, cuda_graphs: bool) -> Fn:
         return replay(batch)
 
     return fn
+
+
+def loaded(path: Path, cuda_graphs: bool) -> tuple[Fn, bool]:
+    """The package's runner, and whether CUDA graphs may capture it: the runner without thread synchronisation where
+    they will; if that one cannot be loaded (:class:`PackageLoadError`), torch's synchronised runner, run without
+    graphs, with a warning."""
+    if cuda_graphs:
+        try:
+            return load_package(path, single_threaded=True), True
+        except PackageLoadError as e:
+            log.warning("%s; loading its synchronised runner instead, without CUDA graphs", e)
+    return load_package(path, single_threaded=False), False
 
 
 def checked(compiled: Fn, reference: Fn, fallback: Fn, atol: float, report: dict, *, strict: bool,
