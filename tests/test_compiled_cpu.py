@@ -154,6 +154,7 @@ def test_the_stage_s_compiled_engine_matches_eager(model, cache, dev_crop, tmp_p
     assert np.array_equal(ma, mb) and np.abs(a.astype(int) - b.astype(int)).max() <= 1
     report, = compiled.engines
     assert report["engine"] == "compiled" and report["requested"] == "compiled" and report["device"] == "cpu"
+    assert report["cuda_graphs"] is False
     assert report["parity"]["passed"] and report["parity"]["max_abs_diff"] < 1e-4 and 1 <= report["parity"]["tiles"] <= 4
     assert report["package"]["path"].startswith(str(cache)) and report["package"]["tile"] == 256
 
@@ -170,7 +171,7 @@ def test_a_first_batch_beyond_the_tolerance_stops_or_falls_back(model, cache, de
     path, _ = cached_package(model, PREDICT.tile, PREDICT.batch_size, "cpu", cache)
     eager = torch_model_fn(copy.deepcopy(model), "cpu")
     report: dict = {}
-    fn = checked(package_fn(path, False, False), model, eager.fn, 1e-12, report, strict=False,
+    fn = checked(package_fn(path, False, False, report), model, eager.fn, 1e-12, report, strict=False,
                  names=("float32 eager model", "eager"), setting="predict.compiled_atol")
     batch = torch.rand(3, 3, 256, 256) * 255
     with torch.inference_mode():

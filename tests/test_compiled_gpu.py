@@ -104,7 +104,7 @@ def test_a_bundle_runs_its_package_where_it_fits(gpu_bundle, scene, tmp_path):
     _, mask = predict_map(scene, fn, tmp_path / "b.tif")
     report, = fn.engines
     print(f"\nbundle: {report['engine']} engine, first batch max |Δp| {report['parity']['max_abs_diff']:.4f} "
-          "against the ONNX model (onnxruntime, CPU)")
+          f"against the ONNX model (onnxruntime, CPU), CUDA graphs: {report['cuda_graphs']}")
     assert report["engine"] == "compiled" and report["parity"]["passed"] and mask.any()
 
 

@@ -25,7 +25,7 @@ def compiled_model_fn(bundle: Bundle, onnx: Callable[[np.ndarray], np.ndarray], 
     with tempfile.TemporaryDirectory(prefix="geofoundry-compiled-") as tmp:
         path = Path(tmp) / PACKAGE
         path.write_bytes(bundle.files[PACKAGE])  # the verified bytes, not the file on disk
-        compiled = package_fn(path, arrays.cuda, arrays.cuda and cfg.cuda_graphs)
+        compiled = package_fn(path, arrays.cuda, arrays.cuda and cfg.cuda_graphs, report)
 
     def on_host(batch: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(onnx(batch.cpu().numpy())).to(batch.device)

@@ -17,11 +17,12 @@ log = logging.getLogger(__name__)
 Fn = Callable[[torch.Tensor], torch.Tensor]
 
 
-def package_fn(path: Path, cuda: bool, cuda_graphs: bool) -> Fn:
+def package_fn(path: Path, cuda: bool, cuda_graphs: bool, report: dict) -> Fn:
     """(B, C, t, t) raw float32 → (B, K, t, t) probabilities through the package at ``path`` (on the device it was
     compiled for; ``cuda``: with cuDNN autotuning, and with ``cuda_graphs`` replayed from a CUDA graph per batch
-    shape)."""
+    shape where its runner allows, which ``report["cuda_graphs"]`` records)."""
     run, cuda_graphs = loaded(path, cuda_graphs)
+    report["cuda_graphs"] = cuda_graphs
     torch.backends.cudnn.benchmark = cuda
 
     def forward(batch: torch.Tensor) -> torch.Tensor:

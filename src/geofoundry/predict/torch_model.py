@@ -135,7 +135,7 @@ def engine_model_fn(model: DeployedModel, cfg: PredictConfig, cache: Path | None
 
     try:
         path, record = cached_package(model, cfg.tile, cfg.batch_size, arrays.device.type, cache)
-        compiled = package_fn(path, arrays.cuda, arrays.cuda and cfg.cuda_graphs)
+        compiled = package_fn(path, arrays.cuda, arrays.cuda and cfg.cuda_graphs, report)
     except Exception as e:  # noqa: BLE001 - compiling and loading raise many types; each means no compiled engine
         message = f"{name}: could not compile or load it for {arrays.device.type} ({type(e).__name__}: {e})"
         if cfg.engine == "compiled":
