@@ -66,6 +66,18 @@ def wait_for(predicate: Callable[[], bool], proc: subprocess.Popen, timeout: flo
         time.sleep(0.005)
 
 
+def kill_while(predicate: Callable[[], bool], proc: subprocess.Popen) -> subprocess.CompletedProcess:
+    """SIGKILL ``proc`` at a moment ``predicate()`` holds (a temporary output exists). The command is stopped
+    (SIGSTOP) before the last look, so it cannot finish that output between the look and the kill; if it did so
+    before the stop, it goes on until the next such moment."""
+    while True:
+        wait_for(predicate, proc)
+        proc.send_signal(signal.SIGSTOP)
+        if predicate():
+            return interrupt(proc, signal.SIGKILL)
+        proc.send_signal(signal.SIGCONT)
+
+
 def writing(folder: Path) -> Callable[[], bool]:
     """True once a hidden temporary file or folder of an output exists in ``folder``."""
     return lambda: folder.is_dir() and any(p.name.startswith(".") and ".tmp" in p.name for p in folder.iterdir())

@@ -18,7 +18,8 @@ import pytest
 
 from ..project import env
 from .conftest import assert_error, run_cli, run_stage, snapshot
-from .processes import SIGNAL_STATUS, assert_ok, cli_args, hidden, interrupt, stage_args, start, wait_for, writing
+from .processes import (SIGNAL_STATUS, assert_ok, cli_args, hidden, interrupt, kill_while, stage_args, start,
+                        wait_for, writing)
 from .rasters import DEV_SCENE, SCENE, cut
 
 
@@ -118,8 +119,7 @@ def test_predict_stage_killed_leaves_nothing_a_stage_reads(predicted):
     predictions = predicted / "data" / "predictions"
     maps = sorted(p.name for p in (predictions / "test").iterdir())  # what postprocess reads
     proc = start(stage_args("predict"), predicted)
-    wait_for(writing(predictions / "val"), proc)  # the validation maps come first
-    interrupt(proc, signal.SIGKILL)
+    kill_while(lambda: writing(predictions / "val")() or writing(predictions / "test")(), proc)
     assert hidden(predictions), "the killed run left its temporary files"
     assert_ok(run_stage(predicted, "postprocess"))
     assert sorted(p.name for p in (predicted / "data" / "vectors").iterdir()) == sorted(
@@ -148,8 +148,7 @@ def test_predict_bundle_killed_leaves_a_folder_the_next_run_removes(bundle, tmp_
     out = tmp_path / "out"
     args = ("predict", "--bundle", bundle, DEV_SCENE, "--out", out)
     proc = start(cli_args(*args), tmp_path)
-    wait_for(writing(out), proc)
-    interrupt(proc, signal.SIGKILL)
+    kill_while(writing(out), proc)
     assert [p for p in hidden(out) if p.startswith(".predict.") and p.endswith(".tmp")]
     assert_ok(run_cli(*map(str, args), cwd=tmp_path))
     assert hidden(tmp_path) == [] and sorted(p.name for p in out.iterdir()) == [f"{SCENE}.gpkg", f"{SCENE}.tif"]
@@ -170,8 +169,7 @@ def test_preprocess_killed_leaves_a_folder_the_next_run_removes(project):
     data = project / "data"
     before = snapshot(data / "chips")
     proc = start(stage_args("preprocess"), project)
-    wait_for(writing(data), proc)
-    interrupt(proc, signal.SIGKILL)
+    kill_while(writing(data), proc)
     assert snapshot(data / "chips") == before
     assert [p for p in hidden(data) if p.startswith(".chips.")], "the killed run's folder is there"
     assert_ok(run_stage(project, "preprocess"))
