@@ -197,7 +197,7 @@ def test_a_package_that_does_not_load_in_a_separate_process_is_set_aside(model, 
 
 def test_graph_runner_that_does_not_load_falls_back_to_the_synchronised_one(model, cache, tmp_path, caplog):
     """Where CUDA graphs would capture the package, the runner without thread synchronisation is loaded; where that
-    one fails to load, the synchronised runner is tried (without graphs), and a package neither loads is refused."""
+    one fails to load, the synchronised runner is tried (without graphs), and a package that neither loads is refused."""
     path, _ = cached_package(model, PREDICT.tile, PREDICT.batch_size, "cpu", cache)
     with torch.inference_mode():
         for graphs in (True, False):
