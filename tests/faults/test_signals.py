@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import geopandas as gpd
 import pytest
@@ -50,6 +51,36 @@ def test_a_signal_during_a_commit_waits_for_it(tmp_path):
     proc = subprocess.run([sys.executable, "-c", COMMIT], cwd=tmp_path, env=env(), capture_output=True, text=True)
     assert_error(proc, "demo", interrupted(signal.SIGTERM), 143)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["committed"]
+
+
+POOLS = """
+import time
+from geofoundry.io.signals import ThreadPool, handle_signals
+from geofoundry.pipeline.reporting import reported
+
+handle_signals()
+with reported("demo"):
+    print("ready", flush=True)
+    while True:  # every pool starts its worker threads anew
+        with ThreadPool(max_workers=4) as pool:
+            for _ in range(4):
+                pool.submit(time.sleep, 0)
+"""
+
+
+def test_a_signal_while_worker_threads_start_leaves_no_traceback(tmp_path):
+    """A signal that lands while a pool starts a worker thread waits until the thread is registered: Python's
+    ``Thread.start`` interrupted by an exception leaves a thread that dies printing a traceback (about one run in
+    twenty with a plain ``ThreadPoolExecutor``, so the case is run forty times, at staggered moments)."""
+    for attempt in range(40):
+        proc = subprocess.Popen([sys.executable, "-c", POOLS], cwd=tmp_path, env=env(), text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert proc.stdout.readline() == "ready\n"
+        time.sleep(0.02 + (attempt % 7) * 0.013)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate()
+        assert_error(subprocess.CompletedProcess(proc.args, proc.returncode, out, err), "demo",
+                     interrupted(signal.SIGTERM), 143)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,8 @@ released, nothing half-written renamed into place) and it exits with status 128 
 
 The first signal raises :class:`Interrupted` in the main thread, where Python runs signal handlers; a second one
 of the same kind acts as if no handler were set (a second Ctrl-C ends the process at once). Renames that commit an
-output run inside :func:`deferred`, so a signal waits for them to finish.
+output run inside :func:`deferred`, so a signal waits for them to finish, and so do thread starts (Python's
+``Thread.start`` interrupted by an exception leaves the new thread half-registered, and it dies with a traceback).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import signal
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from ..errors import GeofoundryError
 
@@ -62,3 +64,12 @@ def deferred() -> Iterator[None]:
             if not _state["depth"] and _state["pending"]:
                 signum, _state["pending"] = _state["pending"], None
                 raise Interrupted(signum)
+
+
+class ThreadPool(ThreadPoolExecutor):
+    """A :class:`~concurrent.futures.ThreadPoolExecutor` whose ``submit`` (which starts a worker thread while the
+    pool has fewer than ``max_workers``) holds a signal back until it returns."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        with deferred():
+            return super().submit(fn, *args, **kwargs)

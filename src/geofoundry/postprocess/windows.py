@@ -14,7 +14,6 @@ import functools
 import logging
 import math
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import geopandas as gpd
@@ -25,6 +24,7 @@ import shapely
 from rasterio.windows import Window
 
 from ..io.mask_blocks import mask_blocks
+from ..io.signals import ThreadPool
 from .registry import Chain
 from .state import SceneState
 from .vectorize import pixel_polygon, shrunk
@@ -72,7 +72,7 @@ def run_windowed(ds: rasterio.DatasetReader, read, chain: Chain, core: int, halo
             state = raster_part(read(handle, read_win))
         return replace(state, valid=empty, objects=state.objects[in_core(state.objects, core_win, ds.transform)])
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="postprocess") as pool:
+    with ThreadPool(max_workers=workers, thread_name_prefix="postprocess") as pool:
         states = list(pool.map(piece, busy))
     objects = gpd.GeoDataFrame(pd.concat([st.objects for st in states], ignore_index=True), crs=states[0].crs)
     outline = functools.partial(valid_outline, ds.name, core) if vector_part.needs_scene_area else None

@@ -17,13 +17,13 @@ import enum
 import queue
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple
 
 import numpy as np
 
+from ..io.signals import ThreadPool
 from ..io.tiling import starts
 from .arrays import Array, TileModel
 from .blend import StripBlender, cut
@@ -197,7 +197,7 @@ def predict_region(region: Region, model: TileModel, sliding: Sliding) -> Iterat
         return tops
 
     with contextlib.ExitStack() as stack, \
-            ThreadPoolExecutor(max_workers=STRIPS_AHEAD, thread_name_prefix="strip") as strips:
+            ThreadPool(max_workers=STRIPS_AHEAD, thread_name_prefix="strip") as strips:
         reader = StripReader(region, sliding, arrays, rows, heights, span, stack)
         # strips known to hold no valid pixel are not read, so the strips to read after them are read ahead
         skip = region.known_invalid

@@ -15,14 +15,13 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import rasterio
 
 from ..config import Codec
 from ..io.atomic import atomic_path
-from ..io.signals import deferred
+from ..io.signals import ThreadPool, deferred
 from ..io.tiff import read_ifds
 from .cog_layout import write_cog
 from .pyramid import overview_factors
@@ -64,12 +63,12 @@ class ProbabilityWriter:
         self._final = self._atomic.__enter__()
         bands, levels = len(self.descriptions), [1, *self.factors]
         self._templates = (self._final.with_suffix(".template.tif"), self._final.with_suffix(".mask.tif"))
-        self._pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="compress")
+        self._pool = ThreadPool(max_workers=THREADS, thread_name_prefix="compress")
         encode, encode_mask = encoder(self.compress, LEVEL), encoder("deflate", LEVEL)
         self._tiles = [LevelTiles(self._final.with_suffix(f".tiles{f}"), bands, -(-self.width // f),
                                   -(-self.height // f), COG_BLOCK, encode, encode_mask, self._pool) for f in levels]
         self._templates_made = None  # see _start_templates
-        self._lanes = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"write-{n}") for n in ("full", "levels")]
+        self._lanes = [ThreadPool(max_workers=1, thread_name_prefix=f"write-{n}") for n in ("full", "levels")]
         self._pending: deque = deque()
         return self
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Hashable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import lru_cache, partial
 from pathlib import Path
@@ -30,6 +29,7 @@ from scipy import ndimage as ndi
 
 from ..config import PostprocessConfig
 from ..errors import GeofoundryError
+from ..io.signals import ThreadPool
 from ..postprocess.registry import Chain
 from ..postprocess.run import read_window
 from ..postprocess.state import SceneState
@@ -116,7 +116,7 @@ class ChainRunner:
     def __init__(self, memo: Memo, class_names: list[str], workers: int):
         self.memo = memo
         self.class_names = class_names
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rps")
+        self._pool = ThreadPool(max_workers=workers, thread_name_prefix="rps")
         self._outlines: dict[Path, Callable[[int], object]] = {}
 
     def close(self) -> None:
