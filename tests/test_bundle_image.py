@@ -45,7 +45,7 @@ def test_dockerfile_pins_the_inference_extra_and_all_it_needs(bundle):
                         ["pip", "install", "--no-deps", SOURCE]]
     names = {n.lower().replace("_", "-") for n in pins}
     assert {r.name.lower() for r in inference_requirements()} <= names
-    assert {"zstandard", "tqdm", "onnxruntime", "pyarrow"} <= names and "torch" not in names
+    assert {"zstandard", "onnxruntime", "pyarrow"} <= names and "torch" not in names
 
 
 def test_clean_venv_from_the_dockerfile_runs_the_bundle(bundle, small_raw, tmp_path):

@@ -18,12 +18,12 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from ..config import EvaluateConfig
 from ..errors import GeofoundryError
 from ..io.atomic import write_json
 from ..io.debris import outputs_in
+from ..progress import track
 from .breakdown import breakdowns, by_touching, context_records, outcomes, truth_contacts
 from .objects import average_precision
 from .overlay import overlay_blocks, render
@@ -157,7 +157,7 @@ def run(
     for stale in outputs_in(overlays, ".png"):
         stale.unlink()
     results, placed, contacts = [], [], []
-    for pred_path, vector_path in tqdm(list(zip(pred_paths, vector_paths)), desc="evaluate", unit="scene"):
+    for pred_path, vector_path in track(list(zip(pred_paths, vector_paths)), "evaluate: scenes"):
         row = scenes.loc[pred_path.stem]
         result, grid = evaluate_scene(row, pred_path, vector_path, names[1:], paths[1:], cfg)
         placed.append(outcomes(result.outlines, grid.crs, float(row["gsd_m"])))
