@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections import deque
 from pathlib import Path
 
@@ -61,16 +62,27 @@ class ProbabilityWriter:
     def __enter__(self) -> ProbabilityWriter:
         self._atomic = atomic_path(self.path)
         self._final = self._atomic.__enter__()
-        bands, levels = len(self.descriptions), [1, *self.factors]
-        self._templates = (self._final.with_suffix(".template.tif"), self._final.with_suffix(".mask.tif"))
-        self._pool = ThreadPool(max_workers=THREADS, thread_name_prefix="compress")
-        encode, encode_mask = encoder(self.compress, LEVEL), encoder("deflate", LEVEL)
-        self._tiles = [LevelTiles(self._final.with_suffix(f".tiles{f}"), bands, -(-self.width // f),
-                                  -(-self.height // f), COG_BLOCK, encode, encode_mask, self._pool) for f in levels]
-        self._templates_made = None  # see _start_templates
-        self._lanes = [ThreadPool(max_workers=1, thread_name_prefix=f"write-{n}") for n in ("full", "levels")]
-        self._pending: deque = deque()
+        try:
+            with deferred():  # a signal waits until __exit__ knows every temporary file made here
+                self._open()
+        except BaseException:
+            self.__exit__(*sys.exc_info())  # removes the tile files opened so far
+            raise
         return self
+
+    def _open(self) -> None:
+        """The threads, then each level's tile file (``_tiles`` grows as they open: ``__exit__`` removes those)."""
+        self._templates = (self._final.with_suffix(".template.tif"), self._final.with_suffix(".mask.tif"))
+        self._templates_made = None  # see _start_templates
+        self._pending: deque = deque()
+        self._pool = ThreadPool(max_workers=THREADS, thread_name_prefix="compress")
+        self._lanes = [ThreadPool(max_workers=1, thread_name_prefix=f"write-{n}") for n in ("full", "levels")]
+        self._tiles: list[LevelTiles] = []
+        encode, encode_mask = encoder(self.compress, LEVEL), encoder("deflate", LEVEL)
+        for f in [1, *self.factors]:
+            self._tiles.append(LevelTiles(self._final.with_suffix(f".tiles{f}"), len(self.descriptions),
+                                          -(-self.width // f), -(-self.height // f), COG_BLOCK, encode, encode_mask,
+                                          self._pool))
 
     def _start_templates(self) -> None:
         """Have the templates made on the pool, once. They are needed only at the end, so not before the first write:
