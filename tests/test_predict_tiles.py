@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import rasterio
@@ -9,6 +12,8 @@ import rasterio
 from geofoundry.io.tiff import read_ifds
 from geofoundry.predict.sliding import Rows, Strip
 from geofoundry.predict.writer import ProbabilityWriter
+
+from .project import env
 
 
 @pytest.mark.parametrize("compress", ["zstd", "deflate"])
@@ -41,3 +46,35 @@ def test_three_bands_of_an_odd_size_read_back_exactly(dev_root, compress, tmp_pa
     image, mask = read_ifds(out)
     empty = [not valid[r:r + 512, c:c + 512].any() for r in range(0, 1300, 512) for c in range(0, 1100, 512)]
     assert (image.counts == 0).tolist() == (mask.counts == 0).tolist() == empty and 0 < sum(empty) < len(empty)
+
+
+OUT_OF_FILES = """
+import os, resource, sys
+from pathlib import Path
+from affine import Affine
+from geofoundry.predict.writer import ProbabilityWriter
+
+out = Path(sys.argv[1]) / "map.tif"
+writer = ProbabilityWriter(out, "EPSG:32737", Affine(0.3, 0, 0, 0, -0.3, 0), 4096, 4096, ["a", "b"])
+assert len(writer.factors) == 3  # four levels, one tile file each
+top = max(map(int, os.listdir("/proc/self/fd")))
+fd = os.open(os.devnull, os.O_RDONLY)
+while fd < top:  # fill every free descriptor below the highest one
+    fd = os.open(os.devnull, os.O_RDONLY)
+resource.setrlimit(resource.RLIMIT_NOFILE, (fd + 3, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+try:
+    with writer:
+        raise AssertionError("the writer opened with room for two files")
+except OSError as e:
+    print(e.strerror)
+"""
+
+
+def test_a_writer_that_cannot_open_all_its_files_removes_those_it_opened(tmp_path):
+    """With room for two more open files, the writer's third level file fails to open: the error comes out, and
+    the two level files it did open (hidden temporary files beside the map) are removed."""
+    proc = subprocess.run([sys.executable, "-c", OUT_OF_FILES, str(tmp_path)], capture_output=True, text=True,
+                          env=env())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "Too many open files"
+    assert list(tmp_path.iterdir()) == []
