@@ -28,8 +28,8 @@ import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 
 from geofoundry.export.onnx_export import INPUT, export_onnx  # noqa: E402
-from geofoundry.models.compiled import compile_package, load_package  # noqa: E402
 from geofoundry.models.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
+from geofoundry.models.compiled import compile_package, load_package  # noqa: E402
 from geofoundry.models.deployed import DeployedModel  # noqa: E402
 from geofoundry.models.registry import build_model  # noqa: E402
 
